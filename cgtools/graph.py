@@ -1,0 +1,202 @@
+"""The graph model: leaves (inputs, params, constants) and nodes, and its networkx form."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from cgtools import values as tensor_values
+
+LEAF_KINDS = ("input", "param", "constant")
+FORMAT_VERSION = "1.0"
+
+
+@dataclass
+class Leaf:
+    """A tensor nobody computes: an input (fed at run time), a param (trainable) or a constant."""
+
+    name: str
+    kind: str
+    value: np.ndarray | None = None
+    dtype: str | None = None
+    shape: tuple[int, ...] | None = None
+    doc: str = ""
+
+
+@dataclass
+class Node:
+    """One op applied to named tensors. `name` defaults to the first output's name."""
+
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict = field(default_factory=dict)
+    name: str = ""
+    doc: str = ""
+
+    def __post_init__(self):
+        self.name = self.name or self.outputs[0]
+
+
+class Graph:
+    """A computation graph. Treat it as immutable: it caches its compiled plan."""
+
+    def __init__(self, leaves: list[Leaf], nodes: list[Node], outputs: list[str], *, loss: str | None = None,
+                 name: str = "", doc: str = "", opset: int | None = None, path: str | None = None):
+        self.leaves = {leaf.name: leaf for leaf in leaves}
+        self.nodes, self.outputs, self.loss = nodes, list(outputs), loss
+        self.name, self.doc, self.opset, self.path = name, doc, opset, path
+        self._plan = None
+
+    def __repr__(self):
+        return f"<Graph {self.name or '(unnamed)'}: {len(self.leaves)} leaves, {len(self.nodes)} nodes>"
+
+    def leaves_of(self, kind: str) -> list[Leaf]:
+        return [leaf for leaf in self.leaves.values() if leaf.kind == kind]
+
+    @property
+    def producers(self) -> dict[str, Node]:
+        """Tensor name -> the node that makes it."""
+        return {out: node for node in self.nodes for out in node.outputs}
+
+    # ---- running -------------------------------------------------------------------------------
+    def run(self, inputs: dict | None = None, backward: bool = True, seed=None):
+        """Forward (and backward) pass; `inputs` overrides leaf values by name. Returns a Run."""
+        from cgtools.interpreter import run
+
+        return run(self, inputs, backward=backward, seed=seed)
+
+    def validate(self) -> None:
+        """Every check `load` makes, plus shapes: a forward pass wherever every leaf's shape is known."""
+        from cgtools.schema import check_shapes
+
+        check_shapes(self)
+
+    # ---- networkx ------------------------------------------------------------------------------
+    def to_networkx(self, run=None) -> nx.MultiDiGraph:
+        """A node per leaf and per op, an edge per tensor use keyed by the consumer's input slot.
+
+        Leaves are keyed by tensor name, ops by node name. With a `run`, edges carry the tensor's `value`
+        and `grad`, leaves their own, and op nodes `values`/`grads` of their outputs.
+        """
+        G = nx.MultiDiGraph(name=self.name, doc=self.doc, outputs=list(self.outputs), loss=self.loss,
+                            opset=self.opset)
+        for leaf in self.leaves.values():
+            G.add_node(leaf.name, kind=leaf.kind, value=leaf.value, dtype=leaf.dtype, shape=leaf.shape,
+                       doc=leaf.doc)
+        producer = {}
+        for order, node in enumerate(self.nodes):
+            G.add_node(node.name, kind="op", op=node.op, outputs=list(node.outputs), attrs=dict(node.attrs),
+                       doc=node.doc, order=order, n_inputs=len(node.inputs))
+            producer.update((out, node.name) for out in node.outputs)
+        for node in self.nodes:
+            for slot, tensor in enumerate(node.inputs):
+                if tensor:
+                    G.add_edge(producer.get(tensor, tensor), node.name, key=slot, tensor=tensor)
+        if run is not None:
+            annotate(G, run)
+        return G
+
+    @classmethod
+    def from_networkx(cls, G: nx.MultiDiGraph) -> Graph:
+        """The graph a MultiDiGraph of `to_networkx`'s shape describes (node inputs come from its edges)."""
+        from cgtools.schema import check
+
+        leaves, nodes = [], []
+        for key, data in G.nodes(data=True):
+            if data.get("kind") in LEAF_KINDS:
+                leaves.append(Leaf(key, data["kind"], data.get("value"), data.get("dtype"), data.get("shape"),
+                                   data.get("doc", "")))
+        ops = sorted((data.get("order", 0), key) for key, data in G.nodes(data=True) if data.get("kind") == "op")
+        for _, key in ops:
+            data = G.nodes[key]
+            inputs = [""] * data.get("n_inputs", 0)
+            for _, _, slot, edge in G.in_edges(key, keys=True, data=True):
+                inputs.extend([""] * (slot + 1 - len(inputs)))
+                inputs[slot] = edge["tensor"]
+            nodes.append(Node(data["op"], inputs, list(data["outputs"]), dict(data.get("attrs", {})), key,
+                              data.get("doc", "")))
+        g = G.graph
+        graph = cls(leaves, nodes, g.get("outputs", []), loss=g.get("loss"), name=g.get("name", ""),
+                    doc=g.get("doc", ""), opset=g.get("opset"))
+        check(graph)
+        return graph
+
+    # ---- saving --------------------------------------------------------------------------------
+    def to_dict(self, sidecar: dict | None = None, sidecar_file: str = "") -> dict:
+        """The graph in the JSON format; large arrays go into `sidecar` when one is given."""
+
+        def tensor(leaf):
+            entry = {"name": leaf.name}
+            if leaf.value is not None:
+                entry["value"] = tensor_values.encode(leaf.value, name=leaf.name, sidecar=sidecar,
+                                                      sidecar_file=sidecar_file)
+            elif leaf.dtype:
+                entry["dtype"] = leaf.dtype
+            if leaf.value is None and leaf.shape is not None:
+                entry["shape"] = list(leaf.shape)
+            if leaf.doc:
+                entry["doc"] = leaf.doc
+            return entry
+
+        def node(n):
+            entry = {"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs)}
+            if n.attrs:
+                entry["attrs"] = dict(n.attrs)
+            if n.name != n.outputs[0]:
+                entry["name"] = n.name
+            if n.doc:
+                entry["doc"] = n.doc
+            return entry
+
+        doc = {"cgtools": FORMAT_VERSION}
+        doc.update((k, v) for k, v in (("name", self.name), ("doc", self.doc), ("opset", self.opset)) if v)
+        for kind, plural in zip(LEAF_KINDS, ("inputs", "params", "constants")):
+            entries = [tensor(leaf) for leaf in self.leaves_of(kind)]
+            if entries:
+                doc[plural] = entries
+        doc["nodes"] = [node(n) for n in self.nodes]
+        doc["outputs"] = list(self.outputs)
+        if self.loss:
+            doc["loss"] = self.loss
+        return doc
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the graph as JSON (arrays over 1,000 elements into `<name>.npz` beside it), atomically."""
+        path = Path(path)
+        sidecar: dict = {}
+        text = json.dumps(self.to_dict(sidecar, path.stem + ".npz"), indent=2) + "\n"
+        if sidecar:
+            write_atomic(path.with_suffix(".npz"), lambda f: np.savez(f, **sidecar))
+        write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call `write(file)` on a temporary file beside `path`, then move it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def annotate(G: nx.MultiDiGraph, run) -> None:
+    """Put a run's values and gradients on the networkx graph's leaves, op nodes and edges."""
+    values, grads = run.values, run.grads
+    for key, data in G.nodes(data=True):
+        if data["kind"] == "op":
+            data["values"] = {t: values.get(t) for t in data["outputs"]}
+            data["grads"] = {t: grads.get(t) for t in data["outputs"]}
+        else:
+            data["value"], data["grad"] = values.get(key), grads.get(key)
+    for _, _, data in G.edges(data=True):
+        data["value"], data["grad"] = values.get(data["tensor"]), grads.get(data["tensor"])

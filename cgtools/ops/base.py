@@ -1,0 +1,154 @@
+"""The op API: one class per op, `forward(ctx, *inputs, **attrs)` beside `backward(ctx, *grads)`.
+
+An op's signature is its contract: positional parameters after `ctx` are its inputs (a default of None
+makes one optional, `*inputs` makes them variadic); keyword-only parameters are its attributes, typed by
+their annotations, defaulted by their defaults. The registry reads that once, so graphs are checked
+against it and the interpreter never changes when an op is added.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+from cgtools.errors import CgError, did_you_mean
+
+
+class Context(list):
+    """What forward keeps for backward: a list, as in the lecture (`ctx.append(y)`, `ctx[-1]`).
+
+    `needs_grad[i]` tells backward whether input i wants a gradient, so costly unused ones can be skipped.
+    """
+
+    __slots__ = ("needs_grad",)
+
+    def save(self, *arrays):
+        self.extend(arrays)
+
+    @property
+    def saved(self) -> tuple:
+        return tuple(self)
+
+
+class Operation:
+    """Base class of every op. Subclasses define static `forward` and `backward`."""
+
+    op_type: str = ""
+    spec: OpSpec
+
+    @staticmethod
+    def forward(ctx, *inputs, **attrs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise CgError("this op has no gradient")
+
+
+ATTR_KINDS = {int: "int", float: "float", str: "str", list[int]: "ints", list[float]: "floats",
+              list[str]: "strings"}
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """What an op's forward signature says: its inputs, its attributes and their defaults."""
+
+    inputs: tuple[str, ...]
+    required: int
+    variadic: bool
+    attrs: dict[str, tuple[str, object]] = field(default_factory=dict)  # name -> (kind, default)
+
+    @property
+    def arity(self) -> str:
+        if self.variadic:
+            return f"at least {max(self.required, 1)}"
+        if self.required == len(self.inputs):
+            return str(self.required)
+        return f"{self.required} to {len(self.inputs)}"
+
+
+REQUIRED = object()  # default of an attribute the graph must give
+REGISTRY: dict[str, type[Operation]] = {}
+
+
+def _spec_of(forward) -> OpSpec:
+    params = list(inspect.signature(forward, eval_str=True).parameters.values())[1:]  # drop ctx
+    inputs, required, variadic, attrs = [], 0, False, {}
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            variadic = True
+            inputs.append(p.name)
+        elif p.kind is p.KEYWORD_ONLY:
+            kind = ATTR_KINDS.get(p.annotation)
+            if kind is None:
+                raise TypeError(f"attribute {p.name!r} needs an annotation among int, float, str, list[...]")
+            attrs[p.name] = (kind, REQUIRED if p.default is p.empty else p.default)
+        elif p.kind is not p.VAR_KEYWORD:
+            inputs.append(p.name)
+            required += p.default is p.empty
+    return OpSpec(tuple(inputs), required, variadic, attrs)
+
+
+def register_op(op_type: str):
+    """Class decorator: make `cls` the op run for nodes whose "op" is `op_type`."""
+
+    def register(cls):
+        cls.op_type = op_type
+        cls.spec = _spec_of(cls.forward)
+        REGISTRY[op_type] = cls
+        return cls
+
+    return register
+
+
+def get_op(op_type: str) -> type[Operation]:
+    try:
+        return REGISTRY[op_type]
+    except KeyError:
+        raise CgError(f"unknown op {op_type!r}{did_you_mean(op_type, REGISTRY)}; "
+                      "`cgtools ops` lists the ops") from None
+
+
+def summary(cls: type[Operation]) -> str:
+    """The first line of the op's docstring."""
+    return (inspect.getdoc(cls) or "").partition("\n")[0]
+
+
+def _attr_ok(kind: str, value) -> bool:
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return number(value)
+    if kind == "str":
+        return isinstance(value, str)
+    if not isinstance(value, list):
+        return False
+    item = {"ints": lambda v: _attr_ok("int", v), "floats": number, "strings": lambda v: isinstance(v, str)}
+    return all(item[kind](v) for v in value)
+
+
+KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "ints": "a list of integers",
+              "floats": "a list of numbers", "strings": "a list of strings"}
+
+
+def check_attrs(cls: type[Operation], attrs: dict) -> dict:
+    """The attributes a node gives, checked against the op's spec (numbers made float where floats are due).
+
+    Raises CgError naming the attribute (as `attrs.NAME`) when one is unknown, missing or mistyped.
+    """
+    spec = cls.spec
+    for name, value in attrs.items():
+        if name not in spec.attrs:
+            known = ", ".join(spec.attrs) or "none"
+            raise CgError(f"{cls.op_type} has no attribute {name!r}{did_you_mean(name, spec.attrs)} "
+                          f"(its attributes: {known})", where=f"attrs.{name}")
+        kind = spec.attrs[name][0]
+        if not _attr_ok(kind, value):
+            raise CgError(f"expected {KIND_WORDS[kind]}, found {value!r}", where=f"attrs.{name}")
+    for name, (kind, default) in spec.attrs.items():
+        if default is REQUIRED and name not in attrs:
+            raise CgError(f"{cls.op_type} needs attribute {name!r} ({KIND_WORDS[kind]})", where="attrs")
+    return {name: float(v) if spec.attrs[name][0] == "float" else v for name, v in attrs.items()}

@@ -1,0 +1,247 @@
+"""Elementwise arithmetic and maths, with numpy broadcasting (the engine unbroadcasts gradients)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cgtools.ops.base import Operation, register_op
+
+
+@register_op("Add")
+class Add(Operation):
+    """a + b"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+@register_op("Sub")
+class Sub(Operation):
+    """a - b"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, -grad
+
+
+@register_op("Mul")
+class Mul(Operation):
+    """a * b"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx
+        return grad * b, grad * a
+
+
+@register_op("Div")
+class Div(Operation):
+    """a / b"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        y = a / b
+        ctx.save(b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        b, y = ctx
+        ga = grad / b
+        return ga, -ga * y
+
+
+@register_op("Neg")
+class Neg(Operation):
+    """-x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (-grad,)
+
+
+@register_op("Pow")
+class Pow(Operation):
+    """x ** exponent"""
+
+    @staticmethod
+    def forward(ctx, x, exponent):
+        y = np.power(x, exponent).astype(x.dtype, copy=False)
+        ctx.save(x, exponent, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, p, y = ctx
+        gx = gp = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.needs_grad[0]:  # p x^(p-1), taken as 0 where p = 0 (as PyTorch does)
+                gx = np.where(p == 0, 0, grad * p * np.power(x, p - 1)).astype(x.dtype, copy=False)
+            if ctx.needs_grad[1]:  # x^p ln x, taken as 0 where x = 0 and p >= 0 (as PyTorch does)
+                gp = np.where((x == 0) & (p >= 0), 0, grad * y * np.log(x)).astype(y.dtype, copy=False)
+        return gx, gp
+
+
+@register_op("Sqrt")
+class Sqrt(Operation):
+    """√x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.sqrt(x)
+        ctx.append(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad / (2 * ctx[0]),)
+
+
+@register_op("Exp")
+class Exp(Operation):
+    """e^x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.append(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * ctx[0],)
+
+
+@register_op("Log")
+class Log(Operation):
+    """natural logarithm ln x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.append(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad / ctx[0],)
+
+
+@register_op("Abs")
+class Abs(Operation):
+    """|x|"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.append(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * np.sign(ctx[0]),)
+
+
+@register_op("Identity")
+class Identity(Operation):
+    """x, unchanged"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad,)
+
+
+@register_op("Where")
+class Where(Operation):
+    """x where condition holds, else y"""
+
+    @staticmethod
+    def forward(ctx, condition, x, y):
+        ctx.append(condition)
+        return np.where(condition, x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cond = ctx[0]
+        zero = np.zeros((), grad.dtype)
+        return None, np.where(cond, grad, zero), np.where(cond, zero, grad)
+
+
+class _Extremum(Operation):
+    """Shared by Max and Min: the gradient goes to the inputs that hold the extremum, split evenly on ties."""
+
+    pick = staticmethod(np.maximum)
+
+    @classmethod
+    def forward(cls, ctx, *inputs):
+        y = inputs[0]
+        for x in inputs[1:]:
+            y = cls.pick(y, x)
+        ctx.save(y, *inputs)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, *inputs = ctx
+        hits = [x == y for x in inputs]
+        ties = sum(h.astype(grad.dtype) for h in hits)
+        return [grad * h / ties for h in hits]
+
+
+@register_op("Max")
+class Max(_Extremum):
+    """elementwise maximum of the inputs"""
+
+    pick = staticmethod(np.maximum)
+
+
+@register_op("Min")
+class Min(_Extremum):
+    """elementwise minimum of the inputs"""
+
+    pick = staticmethod(np.minimum)
+
+
+@register_op("Clip")
+class Clip(Operation):
+    """x limited to [min, max] (either bound optional)"""
+
+    @staticmethod
+    def forward(ctx, x, min=None, max=None):
+        ctx.save(x, min, max)
+        y = x
+        if min is not None:
+            y = np.maximum(y, min)
+        if max is not None:
+            y = np.minimum(y, max)
+        return y.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, lo, hi = ctx
+        inside = np.ones(x.shape, bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        return grad * inside, None, None

@@ -1,0 +1,104 @@
+"""Activations and normalisers of neural networks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cgtools.ops.base import Operation, register_op
+
+
+@register_op("Relu")
+class Relu(Operation):
+    """ReLU(x) = max(0, x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.maximum(x, 0)
+        ctx.append(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * (ctx[-1] > 0),)
+
+
+@register_op("LeakyRelu")
+class LeakyRelu(Operation):
+    """x where x > 0, else alpha·x"""
+
+    @staticmethod
+    def forward(ctx, x, *, alpha: float = 0.01):
+        positive = x > 0
+        ctx.save(positive, alpha)
+        return np.where(positive, x, x * alpha)
+
+    @staticmethod
+    def backward(ctx, grad):
+        positive, alpha = ctx
+        return (np.where(positive, grad, grad * alpha),)
+
+
+@register_op("Sigmoid")
+class Sigmoid(Operation):
+    """σ(x) = 1 / (1 + e^-x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = 0.5 * np.tanh(0.5 * x) + 0.5  # stable for large |x|, unlike 1 / (1 + exp(-x))
+        ctx.append(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx[0]
+        return (grad * y * (1 - y),)
+
+
+@register_op("Tanh")
+class Tanh(Operation):
+    """hyperbolic tangent"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.tanh(x)
+        ctx.append(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx[0]
+        return (grad * (1 - y * y),)
+
+
+@register_op("Softmax")
+class Softmax(Operation):
+    """e^x / Σ e^x along axis"""
+
+    @staticmethod
+    def forward(ctx, x, *, axis: int = -1):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        y = e / e.sum(axis=axis, keepdims=True)
+        ctx.save(y, axis)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, axis = ctx
+        return (y * (grad - (grad * y).sum(axis=axis, keepdims=True)),)
+
+
+@register_op("LogSoftmax")
+class LogSoftmax(Operation):
+    """log softmax(x) along axis"""
+
+    @staticmethod
+    def forward(ctx, x, *, axis: int = -1):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.save(y, axis)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, axis = ctx
+        return (grad - np.exp(y) * grad.sum(axis=axis, keepdims=True),)

@@ -1,0 +1,119 @@
+"""Ops that move elements around without changing them: their gradients move them back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cgtools.errors import CgError
+from cgtools.ops.base import Operation, register_op
+
+
+class _Rearrange(Operation):
+    """Shared backward of the ops that only change the shape: reshape the gradient back."""
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad.reshape(ctx[0]),) + (None,) * (len(ctx.needs_grad) - 1)
+
+
+def given_axes(axes_tensor, axes):
+    """Axes from the optional input (newer opsets) or else from the attribute (older ones)."""
+    return [int(a) for a in np.ravel(axes_tensor)] if axes_tensor is not None else list(axes)
+
+
+@register_op("Reshape")
+class Reshape(_Rearrange):
+    """data with a new shape (0 copies the input's dimension, -1 is inferred)"""
+
+    @staticmethod
+    def forward(ctx, data, shape, *, allowzero: int = 0):
+        dims = [int(d) for d in np.ravel(shape)]
+        if not allowzero:
+            dims = [data.shape[i] if d == 0 else d for i, d in enumerate(dims)]
+        ctx.append(data.shape)
+        return data.reshape(dims)
+
+
+@register_op("Flatten")
+class Flatten(_Rearrange):
+    """data as a matrix: the axes before `axis` make the rows, the rest the columns"""
+
+    @staticmethod
+    def forward(ctx, data, *, axis: int = 1):
+        ctx.append(data.shape)
+        axis %= data.ndim + 1
+        return data.reshape(int(np.prod(data.shape[:axis])), -1 if data.size else int(np.prod(data.shape[axis:])))
+
+
+@register_op("Squeeze")
+class Squeeze(_Rearrange):
+    """data without the given axes of length 1 (all of them when none are given)"""
+
+    @staticmethod
+    def forward(ctx, data, axes_tensor=None, *, axes: list[int] = ()):
+        ctx.append(data.shape)
+        dims = given_axes(axes_tensor, axes)
+        return np.squeeze(data, axis=tuple(dims) if dims else None)
+
+
+@register_op("Unsqueeze")
+class Unsqueeze(_Rearrange):
+    """data with new axes of length 1 inserted at the given positions"""
+
+    @staticmethod
+    def forward(ctx, data, axes_tensor=None, *, axes: list[int] = ()):
+        dims = given_axes(axes_tensor, axes)
+        if not dims:
+            raise CgError("Unsqueeze needs axes, as its second input or as the attribute 'axes'")
+        ctx.append(data.shape)
+        return np.expand_dims(data, tuple(dims))
+
+
+@register_op("Transpose")
+class Transpose(Operation):
+    """data with its axes permuted (reversed when no perm is given)"""
+
+    @staticmethod
+    def forward(ctx, data, *, perm: list[int] = ()):
+        order = tuple(perm) if perm else tuple(reversed(range(data.ndim)))
+        ctx.append(order)
+        return np.transpose(data, order)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (np.transpose(grad, np.argsort(ctx[0])),)
+
+
+@register_op("Concat")
+class Concat(Operation):
+    """the inputs joined along an axis"""
+
+    @staticmethod
+    def forward(ctx, *inputs, axis: int):
+        ctx.save(axis, [x.shape[axis] for x in inputs])
+        return np.concatenate(inputs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        axis, sizes = ctx
+        return np.split(grad, np.cumsum(sizes)[:-1], axis=axis)
+
+
+@register_op("Gather")
+class Gather(Operation):
+    """slices of data picked by integer indices along an axis (an embedding lookup on axis 0)"""
+
+    @staticmethod
+    def forward(ctx, data, indices, *, axis: int = 0):
+        axis %= data.ndim
+        indices = np.asarray(indices, np.int64)
+        ctx.save(data.shape, indices, axis)
+        return np.take(data, indices, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, indices, axis = ctx
+        gdata = np.zeros(shape, grad.dtype)
+        # scatter-add: an index picked twice receives both gradients
+        np.add.at(gdata, (slice(None),) * axis + (indices,), grad)
+        return gdata, None

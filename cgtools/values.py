@@ -1,0 +1,94 @@
+"""Tensor values as the format writes them: numbers, nested lists, {dtype, shape, data}, {file, key}."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cgtools.errors import CgError, did_you_mean
+
+DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
+INLINE_LIMIT = 1000  # arrays with more elements are saved into an .npz beside the graph
+
+
+def decode(value, *, dtype: str | None = None, shape=None, folder: Path | None = None,
+           npz_cache: dict | None = None) -> np.ndarray:
+    """The array a JSON value describes; `dtype` and `shape` are what the tensor entry declares."""
+    if isinstance(value, dict) and "file" in value:
+        array = _from_npz(value["file"], value["key"], folder or Path.cwd(), npz_cache)
+    elif isinstance(value, dict):
+        array = _from_nested(value["data"], value.get("dtype") or dtype)
+        if "shape" in value:
+            if array.size != int(np.prod(value["shape"])):
+                raise CgError(f"expected {int(np.prod(value['shape']))} elements for shape "
+                              f"{list(value['shape'])}, found {array.size}", where="data")
+            array = array.reshape(value["shape"])
+    else:
+        array = _from_nested(value, dtype)
+    if dtype is not None and array.dtype != np.dtype(dtype):
+        array = _cast(array, dtype)
+    if shape is not None and tuple(shape) != array.shape:
+        raise CgError(f"expected shape {list(shape)} as declared, found {list(array.shape)}")
+    return array
+
+
+def _from_nested(data, dtype):
+    try:
+        array = np.array(data)
+    except ValueError:
+        raise CgError("expected a number or a rectangular nested list, found a ragged list") from None
+    if dtype is None and array.dtype.kind in "iu":
+        array = array.astype(np.float64)  # plain numbers are real-valued unless a dtype says otherwise
+    return array if dtype is None else _cast(array, dtype)
+
+
+def _cast(array, dtype):
+    cast = array.astype(dtype)
+    if np.dtype(dtype).kind in "iub" and array.dtype.kind == "f" and not np.array_equal(cast, array):
+        raise CgError(f"expected {dtype} values, found non-integers such as {array[cast != array].flat[0]!r}")
+    return cast
+
+
+def _from_npz(file: str, key: str, folder: Path, cache: dict | None):
+    path = (folder / file).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise CgError(f"expected a file inside the graph's folder {str(folder)!r}, found {file!r}",
+                      where="file")
+    if cache is not None and path in cache:
+        arrays = cache[path]
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except FileNotFoundError:
+            raise CgError(f"no such file {file!r} in {str(folder)!r}", where="file") from None
+        except (ValueError, OSError) as e:  # not an npz, or an object array needing pickle
+            raise CgError(f"cannot read {file!r} as an .npz of plain arrays: {e}", where="file") from None
+        if cache is not None:
+            cache[path] = arrays
+    if key not in arrays:
+        raise CgError(f"{file!r} has no array {key!r}{did_you_mean(key, arrays)}", where="key")
+    return arrays[key]
+
+
+def parse_cli_value(text: str):
+    """A value given on the command line (`--set x=[1, 2]`): JSON, or the words true/false."""
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise CgError(f"expected a number or a JSON list, found {text!r}") from None
+
+
+def encode(array: np.ndarray, *, name: str, sidecar: dict | None = None, sidecar_file: str = ""):
+    """The JSON value of an array: plain for float64, {dtype, shape, data} otherwise, and a reference
+    into `sidecar` (saved as `sidecar_file`) when it is large."""
+    array = np.asarray(array)
+    if sidecar is not None and array.size > INLINE_LIMIT:
+        sidecar[name] = array
+        return {"file": sidecar_file, "key": name}
+    if array.dtype == np.float64:
+        return array.tolist()
+    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": array.ravel().tolist()}
