@@ -12,6 +12,7 @@ import networkx as nx
 import numpy as np
 
 from cgtools import values as tensor_values
+from cgtools.errors import CgError
 
 LEAF_KINDS = ("input", "param", "constant")
 FORMAT_VERSION = "1.0"
@@ -52,7 +53,7 @@ class Graph:
         self.leaves = {leaf.name: leaf for leaf in leaves}
         self.nodes, self.outputs, self.loss = nodes, list(outputs), loss
         self.name, self.doc, self.opset, self.path = name, doc, opset, path
-        self._plan = None
+        self._plan = self._order = None
 
     def __repr__(self):
         return f"<Graph {self.name or '(unnamed)'}: {len(self.leaves)} leaves, {len(self.nodes)} nodes>"
@@ -65,18 +66,41 @@ class Graph:
         """Tensor name -> the node that makes it."""
         return {out: node for node in self.nodes for out in node.outputs}
 
+    def topological_order(self) -> list[int]:
+        """Node indices, each after the nodes it reads from (file order among independent ones).
+
+        Raises CgError naming the cycle if there is one."""
+        if self._order is None:
+            G = self.to_networkx()
+            position = {node.name: i for i, node in enumerate(self.nodes)}
+            try:
+                order = nx.lexicographical_topological_sort(G, key=lambda k: position.get(k, -1))
+                self._order = [position[k] for k in order if k in position]
+            except nx.NetworkXUnfeasible:
+                cycle = [G.edges[u, v, k]["tensor"] for u, v, k, *_ in nx.find_cycle(G)]
+                loop = " → ".join(cycle + cycle[:1])
+                raise CgError(f"the graph has a cycle: {loop} (each tensor is computed from the one before it)",
+                              where="nodes") from None
+        return self._order
+
     # ---- running -------------------------------------------------------------------------------
     def run(self, inputs: dict | None = None, backward: bool = True, seed=None):
         """Forward (and backward) pass; `inputs` overrides leaf values by name. Returns a Run."""
         from cgtools.interpreter import run
 
-        return run(self, inputs, backward=backward, seed=seed)
+        try:
+            return run(self, inputs, backward=backward, seed=seed)
+        except CgError as e:
+            raise e.located(file=self.path) from None
 
     def validate(self) -> None:
         """Every check `load` makes, plus shapes: a forward pass wherever every leaf's shape is known."""
         from cgtools.schema import check_shapes
 
-        check_shapes(self)
+        try:
+            check_shapes(self)
+        except CgError as e:
+            raise e.located(file=self.path) from None
 
     # ---- networkx ------------------------------------------------------------------------------
     def to_networkx(self, run=None) -> nx.MultiDiGraph:

@@ -3,44 +3,89 @@
 Tensors live in a list indexed by slot; slot 0 is always None and stands for an omitted optional input.
 Backward walks the plan in reverse, reduces broadcast gradients to their input's shape and adds up the
 gradients a tensor receives from each of its consumers (the multivariable chain rule).
+The loops are the hot path of every run: steps are plain tuples and the per-op work is kept minimal.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from operator import itemgetter
+from typing import NamedTuple
 
-import networkx as nx
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean
 from cgtools.ops import Context, get_op
 from cgtools.schema import node_place
+from cgtools.values import decode as decode_value
 
 
-@dataclass(frozen=True)
-class Step:
-    forward: object
+class Step(NamedTuple):
+    forward: object  # the op's forward with the node's attributes bound
     backward: object
     ins: tuple[int, ...]
     outs: tuple[int, ...]
-    attrs: dict
-    place: str
+    place: str  # "nodes[3] (Mul 'c')", for messages
+    gather: object  # slot list -> the input (one input) or the tuple of inputs
+    unary: bool
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plan:
     slots: dict[str, int]
     names: list
     steps: list[Step]
+    leaf_slots: list[int]
+    constant_slots: set[int]
+    flows: dict = field(default_factory=dict)  # leaf dtypes -> Flow
+
+
+class Flow(NamedTuple):
+    """Which tensors get a gradient, and which steps pass one back: fixed by the leaves' dtypes."""
+
+    requires: list[bool]  # per slot
+    backward_steps: list[tuple]  # (step index, backward, ins, outs, needs_grad per input, place), in reverse
+
+
+class SlotView(Mapping):
+    """A read-only name -> array mapping over the interpreter's slot list, built without copying.
+
+    With `zeros_like`, slots marked in `present` but never reached read as zeros of that value's shape."""
+
+    def __init__(self, plan: Plan, arrays: list, present=None, zeros_like=None):
+        self._plan, self._arrays, self._zeros_like = plan, arrays, zeros_like
+        self._present = present if present is not None else [a is not None for a in arrays]
+
+    def __getitem__(self, name):
+        slot = self._plan.slots.get(name, 0)
+        if not slot or not self._present[slot]:
+            raise KeyError(name)
+        array = self._arrays[slot]
+        if array is None:
+            array = self._arrays[slot] = np.zeros_like(self._zeros_like[slot])
+        return array
+
+    def __iter__(self):
+        names = self._plan.names
+        return (names[i] for i, here in enumerate(self._present) if i and here)
+
+    def __len__(self):
+        return sum(self._present[1:])
+
+    def __repr__(self):
+        return repr(dict(self))
 
 
 @dataclass
 class Run:
-    """What a run computed: `values` and `grads` map tensor names to arrays (no entry: no gradient)."""
+    """What a run computed: `values` and `grads` map tensor names to arrays. A tensor has a gradient when it
+    is a float input, param or intermediate (zero where the loss does not depend on it)."""
 
     graph: object
-    values: dict[str, np.ndarray]
-    grads: dict[str, np.ndarray]
+    values: Mapping[str, np.ndarray]
+    grads: Mapping[str, np.ndarray]
     loss: str | None
 
     def to_networkx(self):
@@ -48,21 +93,22 @@ class Run:
 
 
 def compile_plan(graph) -> Plan:
-    """Topological order from networkx (file order among independent nodes), flattened into slot indices."""
+    """The graph's topological order, flattened into slot indices."""
     names = [None, *graph.leaves, *(out for node in graph.nodes for out in node.outputs)]
     slots = {name: i for i, name in enumerate(names) if name is not None}
     slots[""] = 0
-    G = graph.to_networkx()
-    position = {node.name: i for i, node in enumerate(graph.nodes)}
-    order = [position[key] for key in nx.lexicographical_topological_sort(G, key=lambda k: position.get(k, -1))
-             if key in position]
     steps = []
-    for i in order:
+    for i in graph.topological_order():
         node = graph.nodes[i]
         op = get_op(node.op)
-        steps.append(Step(op.forward, op.backward, tuple(slots[t] for t in node.inputs),
-                          tuple(slots[t] for t in node.outputs), node.attrs, node_place(i, node)))
-    return Plan(slots, names, steps)
+        forward = partial(op.forward, **node.attrs) if node.attrs else op.forward
+        ins = tuple(slots[t] for t in node.inputs)
+        gather = itemgetter(*ins) if ins else (lambda _: ())
+        steps.append(Step(forward, op.backward, ins, tuple(slots[t] for t in node.outputs), node_place(i, node),
+                          gather, len(ins) == 1))
+    leaf_slots = [slots[name] for name in graph.leaves]
+    constants = {slots[leaf.name] for leaf in graph.leaves_of("constant")}
+    return Plan(slots, names, steps, leaf_slots, constants)
 
 
 def plan_of(graph) -> Plan:
@@ -83,26 +129,16 @@ def loss_name(graph) -> str:
 def run(graph, inputs=None, *, backward=True, seed=None) -> Run:
     plan = plan_of(graph)
     vals = feed(graph, plan, inputs or {})
-    requires = [False] * len(vals)  # does this tensor get a gradient? Constants and integers do not.
-    for name, leaf in graph.leaves.items():
-        slot = plan.slots[name]
-        requires[slot] = leaf.kind != "constant" and vals[slot].dtype.kind == "f"
-    ctxs = forward(plan, vals, requires)
+    ctxs = forward(plan.steps, vals)
+    values = SlotView(plan, vals)
+    if not backward:
+        return Run(graph, values, {}, None)
+    loss = loss_name(graph)
+    flow = flow_of(plan, vals)
     grads = [None] * len(vals)
-    loss = None
-    if backward:
-        loss = loss_name(graph)
-        seed_gradient(vals, grads, plan.slots[loss], loss, seed)
-        backpropagate(plan, ctxs, vals, grads)
-    names = plan.names
-    values = {names[i]: v for i, v in enumerate(vals) if i}
-    out_grads = {}
-    if backward:
-        for i, need in enumerate(requires):
-            if need:
-                g = grads[i]
-                out_grads[names[i]] = np.zeros_like(vals[i]) if g is None else g
-    return Run(graph, values, out_grads, loss)
+    grads[plan.slots[loss]] = seed_gradient(vals[plan.slots[loss]], loss, seed)
+    backpropagate(flow.backward_steps, ctxs, vals, grads)
+    return Run(graph, values, SlotView(plan, grads, flow.requires, vals), loss)
 
 
 def feed(graph, plan, inputs: dict) -> list:
@@ -116,80 +152,97 @@ def feed(graph, plan, inputs: dict) -> list:
         if value is None:
             raise CgError(f"input {name!r} has no value; give one (cgtools run --set {name}=…, "
                           f"or Graph.run(inputs={{{name!r}: …}}))")
-        if not isinstance(value, np.ndarray):
-            value = np.asarray(value, dtype=leaf.dtype or (None if isinstance(value, np.generic) else np.float64))
+        if not isinstance(value, np.ndarray) or name in inputs:
+            try:  # given values are checked like the graph's own
+                value = decode_value(value, dtype=leaf.dtype, shape=leaf.shape)
+            except CgError as e:
+                raise CgError(f"{leaf.kind} {name!r}: {e.detail}") from None
         vals[plan.slots[name]] = value
     return vals
 
 
-def forward(plan: Plan, vals: list, requires: list) -> list:
+def forward(steps: list[Step], vals: list) -> list:
+    """Fill `vals` step by step; returns each step's context for backward."""
     ctxs = []
-    for step in plan.steps:
+    keep = ctxs.append
+    for fwd, _, ins, outs, place, gather, unary in steps:
         ctx = Context()
-        ctx.needs_grad = needs = tuple([requires[i] for i in step.ins])
-        args = [vals[i] for i in step.ins]
         try:
-            out = step.forward(ctx, *args, **step.attrs)
+            out = fwd(ctx, gather(vals)) if unary else fwd(ctx, *gather(vals))
         except CgError as e:
-            raise e.located(where=step.place) from None
+            raise e.located(where=place) from None
         except Exception as e:  # numpy's own complaint, put in the graph's terms
-            shapes = ", ".join("∅" if a is None else f"{a.dtype}{list(a.shape)}" for a in args)
-            raise CgError(f"forward failed on inputs {shapes}: {e}", where=step.place) from None
-        outs = out if type(out) is tuple else (out,)
-        grad_flows = any(needs)
-        for i, value in zip(step.outs, outs):
-            if type(value) is not np.ndarray:
-                value = np.asarray(value)
-            vals[i] = value
-            requires[i] = grad_flows and value.dtype.kind == "f"
-        ctxs.append(ctx)
+            shapes = ", ".join("∅" if vals[i] is None else f"{vals[i].dtype}{list(vals[i].shape)}" for i in ins)
+            raise CgError(f"forward failed on inputs {shapes}: {e}", where=place) from None
+        if type(out) is np.ndarray:
+            vals[outs[0]] = out
+        else:
+            for i, value in zip(outs, out if type(out) is tuple else (out,)):
+                vals[i] = np.asarray(value)
+        keep(ctx)
     return ctxs
 
 
-def seed_gradient(vals, grads, slot, loss, seed):
-    value = vals[slot]
+def flow_of(plan: Plan, vals: list) -> Flow:
+    """Gradients flow into float inputs and params and into float tensors computed from them. That depends
+    only on dtypes, so it is worked out once per combination of leaf dtypes and kept on the plan."""
+    key = tuple([vals[i].dtype for i in plan.leaf_slots])
+    flow = plan.flows.get(key)
+    if flow is None:
+        requires = [False] * len(vals)
+        for i in plan.leaf_slots:
+            requires[i] = i not in plan.constant_slots and vals[i].dtype.kind == "f"
+        steps = []
+        for k, step in enumerate(plan.steps):
+            needs = tuple(requires[i] for i in step.ins)
+            if True in needs:
+                steps.append((k, step.backward, step.ins, step.outs, needs, step.place))
+                for i in step.outs:
+                    requires[i] = vals[i] is not None and vals[i].dtype.kind == "f"
+        flow = plan.flows[key] = Flow(requires, steps[::-1])
+    return flow
+
+
+def seed_gradient(value, loss, seed):
     if seed is None:
         if value.size != 1:
             raise CgError(f"the loss {loss!r} has shape {list(value.shape)}, not a scalar; sum it into one "
                           "or give a seed gradient of that shape")
-        grads[slot] = np.ones_like(value)
-    else:
-        try:
-            grads[slot] = np.broadcast_to(np.asarray(seed, value.dtype), value.shape)
-        except ValueError:
-            raise CgError(f"seed gradient of shape {list(np.shape(seed))} does not fit the loss {loss!r} "
-                          f"of shape {list(value.shape)}") from None
+        return np.ones_like(value)
+    try:
+        return np.broadcast_to(np.asarray(seed, value.dtype), value.shape)
+    except ValueError:
+        raise CgError(f"seed gradient of shape {list(np.shape(seed))} does not fit the loss {loss!r} "
+                      f"of shape {list(value.shape)}") from None
 
 
-def backpropagate(plan: Plan, ctxs: list, vals: list, grads: list) -> None:
-    for step, ctx in zip(reversed(plan.steps), reversed(ctxs)):
-        needs = ctx.needs_grad
-        if not any(needs):
-            continue
-        outs = step.outs
+def backpropagate(backward_steps: list[tuple], ctxs: list, vals: list, grads: list) -> None:
+    for k, bwd, ins, outs, needs, place in backward_steps:
+        ctx = ctxs[k]
+        ctx.needs_grad = needs
         if len(outs) == 1:
             g = grads[outs[0]]
             if g is None:
                 continue
-            in_grads = step.backward(ctx, g)
+            in_grads = bwd(ctx, g)
         else:
             gs = [grads[i] for i in outs]
             if all(g is None for g in gs):
                 continue
-            in_grads = step.backward(ctx, *gs)
+            in_grads = bwd(ctx, *gs)
         if type(in_grads) is np.ndarray:
             in_grads = (in_grads,)
-        if len(in_grads) < len(needs):
-            raise CgError(f"backward returned {len(in_grads)} gradients for {len(needs)} inputs", where=step.place)
-        for i, g, need in zip(step.ins, in_grads, needs):
+        elif len(in_grads) < len(needs):
+            raise CgError(f"backward returned {len(in_grads)} gradients for {len(needs)} inputs", where=place)
+        for i, g, need in zip(ins, in_grads, needs):
             if not need or g is None:
                 continue
             x = vals[i]
             if type(g) is not np.ndarray:
                 g = np.asarray(g)
             if g.shape != x.shape:
-                g = unbroadcast(g, x.shape, step.place)
-            if g.dtype != x.dtype:
+                g = unbroadcast(g, x.shape, place)
+            if g.dtype is not x.dtype and g.dtype != x.dtype:
                 g = g.astype(x.dtype)
             prev = grads[i]
             grads[i] = g if prev is None else prev + g

@@ -7,14 +7,13 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 
+from cgtools import values as tensor_values
 from cgtools.errors import CgError, did_you_mean
 from cgtools.graph import Graph, Leaf, Node
 from cgtools.ops import get_op
 from cgtools.ops.base import check_attrs
-from cgtools import values as tensor_values
 
 
 @cache
@@ -57,8 +56,10 @@ def from_dict(doc, *, file: str | None = None) -> Graph:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(json_schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    # The most relevant error, without descending into anyOf branches: _schema_message picks the branch.
+    error = max(validator.iter_errors(doc), key=jsonschema.exceptions.relevance, default=None)
     if error is not None:
+        error = _fitting_branch(error)
         raise CgError(_schema_message(error), file=file, where=json_path(error.absolute_path))
     folder = Path(file).parent if file else Path.cwd()
     try:
@@ -69,18 +70,44 @@ def from_dict(doc, *, file: str | None = None) -> Graph:
     return graph
 
 
+def _fitting_branch(error):
+    """For an object failing every branch of an anyOf, the error within the branch it was meant for: the one
+    whose required fields it has and whose type it is."""
+    if error.validator not in ("anyOf", "oneOf") or not isinstance(error.instance, dict):
+        return error
+    branches: dict = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    for errors in branches.values():
+        if all(e.relative_path or e.validator not in ("required", "type", "anyOf", "oneOf") for e in errors):
+            return _fitting_branch(errors[0])
+    return error
+
+
 def _schema_message(error) -> str:
-    if error.validator == "additionalProperties":
+    """A jsonschema error in the terms of the format: what was expected, what was found."""
+    found = json.dumps(error.instance, ensure_ascii=False)
+    found = found if len(found) <= 60 else found[:57] + "…"
+    described = error.schema.get("description", "")
+    kind, wanted = error.validator, error.validator_value
+    if kind == "additionalProperties":
         allowed = error.schema.get("properties", {})
         extra = [k for k in error.instance if k not in allowed]
         return (f"unexpected field {extra[0]!r}{did_you_mean(extra[0], allowed)}; "
                 f"expected one of: {', '.join(allowed)}")
-    if error.validator == "required":
-        return f"expected {error.message}"
-    if error.validator in ("anyOf", "oneOf"):
-        return f"expected {error.schema.get('description', 'a valid value').rstrip('.')}, found {error.instance!r}"
-    return f"expected {error.schema.get('description', 'valid').rstrip('.')}: {error.message}" \
-        if error.validator == "pattern" else error.message
+    if kind == "required":
+        return f"missing required field {next(k for k in wanted if k not in error.instance)!r}"
+    if kind in ("anyOf", "oneOf", "pattern") and described:
+        return f"expected {described[0].lower()}{described[1:].rstrip('.')}, found {found}"
+    if kind == "type":
+        return f"expected {' or '.join(wanted) if isinstance(wanted, list) else wanted}, found {found}"
+    if kind == "enum":
+        return f"expected one of {', '.join(map(json.dumps, wanted))}, found {found}"
+    if kind == "minLength":
+        return "expected a non-empty string, found \"\""
+    if kind == "minItems":
+        return f"expected at least {wanted} item{'s' * (wanted != 1)}, found {found}"
+    return error.message
 
 
 def _build(doc: dict, folder: Path, file: str | None) -> Graph:
@@ -125,7 +152,8 @@ def check(graph: Graph) -> None:
                               where=f"nodes[{i}].outputs[{j}]")
             made_by[out] = f"nodes[{i}]"
         if node.name in node_names or node.name in graph.leaves:
-            other = f"nodes[{node_names[node.name]}]" if node.name in node_names else f"a {graph.leaves[node.name].kind}"
+            other = (f"nodes[{node_names[node.name]}]" if node.name in node_names
+                     else f"the {graph.leaves[node.name].kind} {node.name!r}")
             raise CgError(f"node name {node.name!r} is already taken by {other}; give the node its own \"name\"",
                           where=f"nodes[{i}].name")
         node_names[node.name] = i
@@ -148,7 +176,7 @@ def check(graph: Graph) -> None:
             raise CgError(f"unknown tensor {out!r}{did_you_mean(out, made_by)}", where=f"outputs[{j}]")
     if graph.loss is not None and graph.loss not in made_by:
         raise CgError(f"unknown tensor {graph.loss!r}{did_you_mean(graph.loss, made_by)}", where="loss")
-    _check_acyclic(graph)
+    graph.topological_order()  # raises on a cycle, naming it
 
 
 def _check_arity(op, node: Node, index: int) -> None:
@@ -159,18 +187,6 @@ def _check_arity(op, node: Node, index: int) -> None:
         found = f"{given}" + (f" (input {missing[0]!r} left empty)" if missing else "")
         raise CgError(f"{node.op} takes {spec.arity} inputs ({names}), found {found}",
                       where=f"{node_place(index, node)}.inputs")
-
-
-def _check_acyclic(graph: Graph) -> None:
-    G = graph.to_networkx()
-    try:
-        cycle = nx.find_cycle(G)
-    except nx.NetworkXNoCycle:
-        return
-    tensors = [G.edges[u, v, k]["tensor"] for u, v, k, *_ in cycle]
-    loop = " → ".join(tensors + tensors[:1])
-    raise CgError(f"the graph has a cycle: {loop} (each tensor is computed from the one before it)",
-                  where="nodes")
 
 
 def check_shapes(graph: Graph) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ def decode(value, *, dtype: str | None = None, shape=None, folder: Path | None =
     if isinstance(value, dict) and "file" in value:
         array = _from_npz(value["file"], value["key"], folder or Path.cwd(), npz_cache)
     elif isinstance(value, dict):
+        if "data" not in value:
+            raise CgError(f"expected a number, a nested list or {{dtype, shape, data}}, found {str(value)[:40]}")
         array = _from_nested(value["data"], value.get("dtype") or dtype)
         if "shape" in value:
             if array.size != int(np.prod(value["shape"])):
@@ -34,19 +37,24 @@ def decode(value, *, dtype: str | None = None, shape=None, folder: Path | None =
 
 
 def _from_nested(data, dtype):
-    try:
-        array = np.array(data)
-    except ValueError:
-        raise CgError("expected a number or a rectangular nested list, found a ragged list") from None
-    if dtype is None and array.dtype.kind in "iu":
-        array = array.astype(np.float64)  # plain numbers are real-valued unless a dtype says otherwise
+    if isinstance(data, (np.ndarray, np.generic)):  # given from Python: its dtype stands unless one is declared
+        array = np.asarray(data)
+    else:
+        try:
+            array = np.array(data)
+        except ValueError:
+            raise CgError("expected a number or a rectangular nested list, found a ragged list") from None
+        if dtype is None and array.dtype.kind in "iu":
+            array = array.astype(np.float64)  # plain numbers are real-valued unless a dtype says otherwise
+    if array.dtype.kind not in "biuf":
+        raise CgError(f"expected numbers, found {str(data)[:40]!r}")
     return array if dtype is None else _cast(array, dtype)
 
 
 def _cast(array, dtype):
     cast = array.astype(dtype)
     if np.dtype(dtype).kind in "iub" and array.dtype.kind == "f" and not np.array_equal(cast, array):
-        raise CgError(f"expected {dtype} values, found non-integers such as {array[cast != array].flat[0]!r}")
+        raise CgError(f"expected {dtype} values, found non-integers such as {array[cast != array].flat[0].item()!r}")
     return cast
 
 
@@ -58,13 +66,18 @@ def _from_npz(file: str, key: str, folder: Path, cache: dict | None):
     if cache is not None and path in cache:
         arrays = cache[path]
     else:
+        if not path.is_file():
+            raise CgError(f"no such file {file!r} in {str(folder)!r}", where="file")
+        if not zipfile.is_zipfile(path):
+            raise CgError(f"expected an .npz (zip) archive of arrays, found another kind of file: {file!r}",
+                          where="file")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except FileNotFoundError:
-            raise CgError(f"no such file {file!r} in {str(folder)!r}", where="file") from None
-        except (ValueError, OSError) as e:  # not an npz, or an object array needing pickle
-            raise CgError(f"cannot read {file!r} as an .npz of plain arrays: {e}", where="file") from None
+        except ValueError:  # numpy refuses object arrays without pickle, and we never allow pickle
+            raise CgError(f"{file!r} holds object arrays; expected plain numeric arrays", where="file") from None
+        except (OSError, zipfile.BadZipFile) as e:
+            raise CgError(f"cannot read {file!r}: {e}", where="file") from None
         if cache is not None:
             cache[path] = arrays
     if key not in arrays:
@@ -77,9 +90,12 @@ def parse_cli_value(text: str):
     import json
 
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
-        raise CgError(f"expected a number or a JSON list, found {text!r}") from None
+        value = None
+    if not isinstance(value, (int, float, bool, list)):
+        raise CgError(f"expected a number or a JSON list, found {text!r}")
+    return value
 
 
 def encode(array: np.ndarray, *, name: str, sidecar: dict | None = None, sidecar_file: str = ""):

@@ -244,4 +244,11 @@ class Clip(Operation):
             inside &= x >= lo
         if hi is not None:
             inside &= x <= hi
-        return grad * inside, None, None
+        # A bound given as a float input (not a constant) gets the gradient of the elements it clipped, as
+        # torch.clamp gives it; when min >= max, max decides y, so (as in torch) min gets none.
+        glo = ghi = None
+        if lo is not None and ctx.needs_grad[1]:
+            glo = grad * ((x < lo) if hi is None else (x < lo) & (lo < hi))
+        if hi is not None and ctx.needs_grad[2]:
+            ghi = grad * ((x > hi) if lo is None else (x > hi) | (hi < lo))
+        return grad * inside, glo, ghi

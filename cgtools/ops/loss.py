@@ -34,7 +34,9 @@ class SoftmaxCrossEntropyLoss(Operation):
         labels = np.asarray(labels, np.int64)
         kept = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
         safe = np.where(kept, labels, 0)
-        w = (np.ones(labels.shape, scores.dtype) if weights is None else weights[safe]) * kept
+        # weights in the scores' dtype: a float64 weights constant must not turn a float32 loss into float64
+        w = np.ones(labels.shape, scores.dtype) if weights is None else weights[safe].astype(scores.dtype)
+        w = w * kept
         picked = np.take_along_axis(log_prob, safe[:, None], axis=1)[:, 0]
         denominator = w.sum()
         ctx.save(log_prob, safe, w, reduction, denominator)
@@ -44,7 +46,7 @@ class SoftmaxCrossEntropyLoss(Operation):
     def backward(ctx, grad, grad_log_prob=None):
         log_prob, safe, w, reduction, denominator = ctx
         prob = np.exp(log_prob)
-        if reduction == "mean":
+        if reduction == "mean" and grad is not None:  # None when only log_prob is used downstream
             grad = grad / denominator
         onehot = np.zeros_like(log_prob)
         np.put_along_axis(onehot, safe[:, None], 1, axis=1)

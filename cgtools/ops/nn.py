@@ -44,14 +44,16 @@ class Sigmoid(Operation):
 
     @staticmethod
     def forward(ctx, x):
-        y = 0.5 * np.tanh(0.5 * x) + 0.5  # stable for large |x|, unlike 1 / (1 + exp(-x))
+        y = np.tanh(x * 0.5)  # (tanh(x/2) + 1) / 2: no overflow for large |x|, unlike 1 / (1 + exp(-x))
+        y *= 0.5
+        y += 0.5
         ctx.append(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         y = ctx[0]
-        return (grad * y * (1 - y),)
+        return (grad * (y - y * y),)
 
 
 @register_op("Tanh")
@@ -67,7 +69,7 @@ class Tanh(Operation):
     @staticmethod
     def backward(ctx, grad):
         y = ctx[0]
-        return (grad * (1 - y * y),)
+        return (grad - grad * y * y,)
 
 
 @register_op("Softmax")

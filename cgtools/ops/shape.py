@@ -41,8 +41,10 @@ class Flatten(_Rearrange):
     @staticmethod
     def forward(ctx, data, *, axis: int = 1):
         ctx.append(data.shape)
-        axis %= data.ndim + 1
-        return data.reshape(int(np.prod(data.shape[:axis])), -1 if data.size else int(np.prod(data.shape[axis:])))
+        if axis < 0:  # ONNX allows [-r, r]; -1 counts from the end (a plain `% (r + 1)` would map it to r)
+            axis += data.ndim
+        rows = int(np.prod(data.shape[:axis]))
+        return data.reshape(rows, -1 if data.size else int(np.prod(data.shape[axis:])))
 
 
 @register_op("Squeeze")

@@ -1,0 +1,56 @@
+"""The lecture's own examples, with its hand-computed numbers as the oracle."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+
+import cgtools
+
+
+def test_affine_square_through_the_cli(cli):
+    result = cli("run", EXAMPLES / "affine_square.json", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["values"]["c"] == 3 and out["values"]["d"] == 5 and out["values"]["e"] == 25
+    grads = out["grads"]
+    assert (grads["e"], grads["d"], grads["c"], grads["a"], grads["b"], grads["x"]) == (1, 10, 10, 10, 10, 30)
+    assert "two" not in grads  # constants get no gradient
+
+
+def test_square_times_3x_adds_gradients_over_both_paths():
+    run = cgtools.load(EXAMPLES / "square_times_3x.json").run()
+    assert run.values["L"] == 24
+    assert run.grads["x"] == 36  # 2x·3x + x²·3 = 24 + 12
+    assert run.grads["f"] == 6 and run.grads["g"] == 4
+
+
+def test_secret_number_and_perceptron():
+    run = cgtools.load(EXAMPLES / "secret_number.json").run()
+    assert run.values["L"] == 9 and run.grads["θ"] == -6 and run.grads["y"] == 6
+    run = cgtools.load(EXAMPLES / "perceptron.json").run()
+    z = 0.5 * 1 - 0.25 * 2 + 0.1
+    s = 1 / (1 + np.exp(-z))
+    assert run.values["ŷ"] == pytest.approx(s)
+    np.testing.assert_allclose(run.grads["w"], s * (1 - s) * np.array([1.0, 2.0]))
+    assert run.grads["b"] == pytest.approx(s * (1 - s))
+
+
+def test_run_table_shows_values_and_gradients(cli):
+    result = cli("run", EXAMPLES / "affine_square.json")
+    assert result.returncode == 0
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
+    assert rows["e"][-2:] == ["25", "1"] and rows["x"][-2:] == ["1", "30"]
+    assert rows["two"][-1] == "2"  # a constant: value, no gradient column
+
+
+def test_set_overrides_a_value(cli):
+    result = cli("run", EXAMPLES / "affine_square.json", "--set", "x=2", "--json")
+    out = json.loads(result.stdout)
+    assert out["values"]["e"] == 64 and out["grads"]["a"] == 2 * 8 * 2
+
+
+def test_no_backward_prints_no_gradients(cli):
+    out = json.loads(cli("run", EXAMPLES / "affine_square.json", "--no-backward", "--json").stdout)
+    assert out["values"]["e"] == 25 and out["grads"] == {}
