@@ -123,7 +123,8 @@ def loss_name(graph) -> str:
     if len(graph.outputs) == 1:
         return graph.outputs[0]
     raise CgError(f"backward needs one scalar to start from, but the graph has {len(graph.outputs)} outputs "
-                  f"({', '.join(graph.outputs)}) and no \"loss\"; name one with \"loss\" or run forward only")
+                  f"({', '.join(graph.outputs)}) and no \"loss\"; name one with \"loss\" or run forward only "
+                  "(--no-backward)")
 
 
 def run(graph, inputs=None, *, backward=True, seed=None) -> Run:
@@ -207,7 +208,8 @@ def seed_gradient(value, loss, seed):
     if seed is None:
         if value.size != 1:
             raise CgError(f"the loss {loss!r} has shape {list(value.shape)}, not a scalar; sum it into one "
-                          "or give a seed gradient of that shape")
+                          "(ReduceSum), give a seed gradient of that shape (Graph.run(seed=…)) or run forward only "
+                          "(--no-backward)")
         return np.ones_like(value)
     try:
         return np.broadcast_to(np.asarray(seed, value.dtype), value.shape)

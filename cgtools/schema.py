@@ -46,10 +46,21 @@ def load(source) -> Graph:
     except (OSError, UnicodeDecodeError) as e:
         raise CgError(f"cannot read: {e}", file=str(path)) from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_unique_keys)
+    except CgError as e:
+        raise e.located(file=str(path)) from None
     except json.JSONDecodeError as e:
         raise CgError(f"line {e.lineno} column {e.colno}: invalid JSON: {e.msg}", file=str(path)) from None
     return from_dict(doc, file=str(path))
+
+
+def _unique_keys(pairs):
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise CgError(f"the field {key!r} appears twice in one object; JSON would silently keep the last")
+        seen.add(key)
+    return dict(pairs)
 
 
 def from_dict(doc, *, file: str | None = None) -> Graph:

@@ -52,9 +52,11 @@ def _from_nested(data, dtype):
 
 
 def _cast(array, dtype):
-    cast = array.astype(dtype)
-    if np.dtype(dtype).kind in "iub" and array.dtype.kind == "f" and not np.array_equal(cast, array):
-        raise CgError(f"expected {dtype} values, found non-integers such as {array[cast != array].flat[0].item()!r}")
+    with np.errstate(invalid="ignore", over="ignore"):  # values that do not fit are reported below
+        cast = array.astype(dtype)
+    if cast.dtype.kind in "iub" and not np.array_equal(cast.astype(array.dtype), array):
+        bad = array[cast.astype(array.dtype) != array].flat[0].item()
+        raise CgError(f"expected {dtype} values, found {bad!r}, which {dtype} cannot hold")
     return cast
 
 

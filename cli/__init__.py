@@ -26,10 +26,14 @@ def parse_sets(pairs) -> dict:
     return values
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             invoke_without_command=True)
 @click.version_option(package_name="cgtools")
-def cli():
+@click.pass_context
+def cli(ctx):
     """Computation graphs: run them forward and backward, and draw them with values and gradients."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 @cli.command()

@@ -5,9 +5,9 @@ import json
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import EXAMPLES
 
 import cgtools
+from conftest import EXAMPLES
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 

@@ -277,9 +277,9 @@ GRAPH_CASES = [
     pytest.param({"inputs[0].value": [1.0, 2.0], "inputs[0].shape": [3]},
                  ["inputs[0].value: ", "expected shape [3] as declared, found [2]"], id="declared-shape"),
     pytest.param({"inputs[0].value": [1.5], "inputs[0].dtype": "int32"},
-                 ["inputs[0].value: ", "expected int32 values", "such as 1.5"], id="int-dtype-non-integer"),
+                 ["inputs[0].value: ", "expected int32 values", "found 1.5"], id="int-dtype-non-integer"),
     pytest.param({"inputs[0].value": {"dtype": "int64", "data": [2, 2.5]}},
-                 ["inputs[0].value: ", "expected int64 values", "such as 2.5"], id="int-data-non-integer"),
+                 ["inputs[0].value: ", "expected int64 values", "found 2.5"], id="int-data-non-integer"),
     pytest.param(npz("nope.npz"), ["params[0].value.file: ", "no such file 'nope.npz'"],
                  id="npz-missing-file"),
     pytest.param(npz("weights.npz", "alpah"), ["params[0].value.key: ", "has no array 'alpah'",
@@ -527,3 +527,27 @@ def test_cli_runs_a_valid_graph():
     result = script("run", EXAMPLE, "--set", "x=2", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["values"]["e"] == 64.0
+
+
+@pytest.mark.parametrize("entry, expected", [
+    pytest.param({"name": "x", "dtype": "bool", "value": [0, 2]}, ["bool values", "2"], id="bool-given-2"),
+    pytest.param({"name": "x", "dtype": "int32", "value": 1e10}, ["int32 values", "cannot hold"], id="int32-overflow"),
+])
+def test_integer_and_bool_values_must_fit(entry, expected):
+    doc = {"cgtools": "1.0", "inputs": [entry], "nodes": [{"op": "Identity", "inputs": ["x"], "outputs": ["y"]}],
+           "outputs": ["y"]}
+    message = error_of(cgtools.load, doc)
+    for part in expected:
+        assert part in message
+
+
+def test_duplicate_json_keys_are_refused(tmp_path):
+    path = tmp_path / "dup.json"
+    path.write_text('{"cgtools": "1.0", "nodes": [], "outputs": ["x"], "outputs": ["y"]}')
+    message = error_of(cgtools.load, path)
+    assert message.startswith(f"{path}: ") and "'outputs' appears twice" in message
+
+
+def test_bare_command_prints_help():
+    result = script()
+    assert result.returncode == 0 and "Usage:" in result.stdout and "run" in result.stdout

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
 
 import cgtools
+from conftest import EXAMPLES
 
 
 def test_affine_square_through_the_cli(cli):

@@ -1,0 +1,49 @@
+"""The wheel ships the JSON Schema and the CLI as cgtools.cli; `cgtools --help` stays light."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+from conftest import ROOT, cgtools_command
+
+
+def test_wheel_contains_the_schema_and_the_cli(tmp_path):
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("cgtools-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "cgtools/schemas/cgraph.schema.json" in names
+    assert "cgtools/cli/__init__.py" in names
+    assert not any(name.startswith("cli/") for name in names)  # no top-level `cli` package
+    schema = json.loads(zipfile.ZipFile(wheel).read("cgtools/schemas/cgraph.schema.json"))
+    assert schema["$schema"].endswith("2020-12/schema")
+
+
+def test_schema_command_prints_the_shipped_schema(cli):
+    result = cli("schema")
+    assert json.loads(result.stdout) == json.loads((ROOT / "schemas" / "cgraph.schema.json").read_text())
+
+
+def test_help_does_not_import_heavy_modules():
+    code = ("import sys; from cgtools.cli import cli; import click.testing as t; "
+            "t.CliRunner().invoke(cli, ['--help']); "
+            "heavy = ('numpy', 'networkx', 'pyvis', 'onnx', 'torch', 'jsonschema'); "
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_ops_command_lists_every_op_with_a_description(cli):
+    from cgtools.ops import REGISTRY
+
+    out = cli("ops").stdout
+    for op_type, cls in REGISTRY.items():
+        if not cls.__module__.startswith("cgtools.ops"):
+            continue  # registered by a test in this process
+        assert f"\n{op_type} " in "\n" + out
+    assert "Pow" in out and "x ** exponent" in out
+
+
+def test_console_script_exists():
+    assert cgtools_command()
