@@ -48,7 +48,7 @@ def _from_nested(data, dtype):
             array = array.astype(np.float64)  # plain numbers are real-valued unless a dtype says otherwise
     if array.dtype.kind not in "biuf":
         raise CgError(f"expected numbers, found {str(data)[:40]!r}")
-    return array if dtype is None else _cast(array, dtype)
+    return array if dtype is None or array.dtype == dtype else _cast(array, dtype)
 
 
 def _cast(array, dtype):

@@ -6,6 +6,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.ops.base import Operation, register_op
+from cgtools.ops.nn import log_softmax
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -29,30 +30,37 @@ class SoftmaxCrossEntropyLoss(Operation):
     @staticmethod
     def forward(ctx, scores, labels, weights=None, *, reduction: str = "mean", ignore_index: int = None):
         check_reduction(reduction)
-        shifted = scores - scores.max(axis=1, keepdims=True)
-        log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_prob = log_softmax(scores, axis=1)
         labels = np.asarray(labels, np.int64)
-        kept = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
-        safe = np.where(kept, labels, 0)
-        # weights in the scores' dtype: a float64 weights constant must not turn a float32 loss into float64
-        w = np.ones(labels.shape, scores.dtype) if weights is None else weights[safe].astype(scores.dtype)
-        w = w * kept
-        picked = np.take_along_axis(log_prob, safe[:, None], axis=1)[:, 0]
-        denominator = w.sum()
-        ctx.save(log_prob, safe, w, reduction, denominator)
-        return reduce_loss(-picked * w, reduction, denominator), log_prob
+        kept = None if ignore_index is None else labels != ignore_index
+        if kept is not None:
+            labels = np.where(kept, labels, 0)  # any valid class; its weight is zeroed below
+        # per-element weight: the label's class weight, 0 where the label is ignored, None when all are 1
+        w = None if weights is None else weights[labels].astype(scores.dtype)
+        if kept is not None:
+            w = kept.astype(scores.dtype) if w is None else w * kept
+        grid = np.indices(labels.shape, sparse=True)
+        at_label = (grid[0], labels, *grid[1:])  # indexes log_prob[n, labels[n, …], …]
+        nll = -log_prob[at_label]
+        if w is not None:
+            nll *= w
+        denominator = nll.size if w is None else w.sum()
+        ctx.save(log_prob, at_label, w, reduction, denominator)
+        return reduce_loss(nll, reduction, denominator), log_prob
 
     @staticmethod
     def backward(ctx, grad, grad_log_prob=None):
-        log_prob, safe, w, reduction, denominator = ctx
+        log_prob, at_label, w, reduction, denominator = ctx
         prob = np.exp(log_prob)
-        if reduction == "mean" and grad is not None:  # None when only log_prob is used downstream
-            grad = grad / denominator
-        onehot = np.zeros_like(log_prob)
-        np.put_along_axis(onehot, safe[:, None], 1, axis=1)
         gscores = np.zeros_like(log_prob)
-        if grad is not None:
-            gscores += (prob - onehot) * np.expand_dims(grad * w, 1)
+        if grad is not None:  # None when only log_prob is used downstream
+            if reduction == "mean":
+                grad = grad / denominator
+            if w is not None:
+                grad = grad * w
+            gscores = prob.copy()  # d(−log softmax[label])/d scores = softmax − onehot(label)
+            gscores[at_label] -= 1
+            gscores *= np.expand_dims(grad, 1) if np.ndim(grad) else grad
         if grad_log_prob is not None:
             gscores += grad_log_prob - prob * grad_log_prob.sum(axis=1, keepdims=True)
         return gscores, None, None

@@ -7,6 +7,11 @@ import numpy as np
 from cgtools.ops.base import Operation, register_op
 
 
+def log_softmax(x, axis):
+    shifted = x - x.max(axis=axis, keepdims=True)  # keeps exp from overflowing
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 @register_op("Relu")
 class Relu(Operation):
     """ReLU(x) = max(0, x)"""
@@ -95,8 +100,7 @@ class LogSoftmax(Operation):
 
     @staticmethod
     def forward(ctx, x, *, axis: int = -1):
-        shifted = x - x.max(axis=axis, keepdims=True)
-        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        y = log_softmax(x, axis)
         ctx.save(y, axis)
         return y
 
