@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup graphviz demo test bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_interpreter.py
+
+docs: $(STAMP)
+	$(BIN)/cgtools schema --markdown > docs/format.md
 
 lint: setup
 	$(BIN)/ruff check cgtools cli tests bench

@@ -22,6 +22,41 @@ def json_schema() -> dict:
     return json.loads(resources.files("cgtools.schemas").joinpath("cgraph.schema.json").read_text())
 
 
+def schema_markdown() -> str:
+    """The format's reference, generated from the JSON Schema so the two cannot drift apart."""
+    schema = json_schema()
+    defs = schema["$defs"]
+
+    def kind(prop) -> str:
+        if "$ref" in prop:
+            return f"[{prop['$ref'].rsplit('/', 1)[-1]}](#{prop['$ref'].rsplit('/', 1)[-1]})"
+        if prop.get("type") == "array" and "items" in prop:
+            return f"list of {kind(prop['items'])}"
+        if "enum" in prop:
+            return " \\| ".join(f"`{json.dumps(v)}`" for v in prop["enum"])
+        return prop.get("type", "value")
+
+    def table(obj) -> list[str]:
+        required = set(obj.get("required", []))
+        rows = ["| field | type | required | meaning |", "|---|---|---|---|"]
+        for name, prop in obj.get("properties", {}).items():
+            meaning = prop.get("description", "")
+            rows.append(f"| `{name}` | {kind(prop)} | {'yes' if name in required else ''} | {meaning} |")
+        return rows
+
+    lines = [f"# {schema['title']}", "", "Generated from `schemas/cgraph.schema.json` by `cgtools schema "
+             "--markdown`; do not edit by hand.", "", schema["description"], "", "## graph", "", *table(schema)]
+    for name in ("tensor", "node", "value", "nested", "attr", "name", "shape", "dtype"):
+        lines += ["", f"## {name}", ""]
+        if defs[name].get("description"):
+            lines += [defs[name]["description"], ""]
+        if "properties" in defs[name]:
+            lines += table(defs[name])
+        elif "enum" in defs[name]:
+            lines += ["One of " + kind(defs[name]) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def json_path(parts) -> str:
     """('nodes', 2, 'inputs', 1) -> 'nodes[2].inputs[1]'."""
     text = ""

@@ -88,13 +88,14 @@ def validate(graph):
 
 
 @cli.command()
-def schema():
+@click.option("--markdown", is_flag=True, help="Print the format's reference as Markdown instead.")
+def schema(markdown):
     """Print the JSON Schema of the graph format."""
     import json
 
-    from cgtools.schema import json_schema
+    from cgtools.schema import json_schema, schema_markdown
 
-    click.echo(json.dumps(json_schema(), indent=2))
+    click.echo(schema_markdown() if markdown else json.dumps(json_schema(), indent=2), nl=not markdown)
 
 
 @cli.command()

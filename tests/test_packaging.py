@@ -47,3 +47,9 @@ def test_ops_command_lists_every_op_with_a_description(cli):
 
 def test_console_script_exists():
     assert cgtools_command()
+
+
+def test_format_reference_is_generated_from_the_schema():
+    from cgtools.schema import schema_markdown
+
+    assert (ROOT / "docs" / "format.md").read_text() == schema_markdown(), "run `make docs`"
