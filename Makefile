@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup graphviz demo test bench lint docs clean
+.PHONY: setup graphviz demo pictures test bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,18 @@ graphviz:
 	    echo "Graphviz is missing: install it with 'sudo apt-get install graphviz' or 'brew install graphviz'" >&2; exit 1; \
 	  fi; }
 
+# The lecture's example: its table, its diagram as SVG, and its build-up as PDF frames (one multi-page PDF too).
 demo: setup
 	$(BIN)/cgtools run examples/affine_square.json
+	mkdir -p demo
+	$(BIN)/cgtools render examples/affine_square.json -o demo/affine_square.svg
+	$(BIN)/cgtools render examples/affine_square.json -f pdf --frames demo/frames
+
+# The pictures the README shows.
+pictures: setup
+	$(BIN)/cgtools render examples/affine_square.json -o docs/affine_square.png
+	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o docs/mlp_xent.png
+	$(BIN)/cgtools render examples/affine_square.json -f png --frames docs/frames
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -39,4 +49,4 @@ lint: setup
 	$(BIN)/ruff check cgtools cli tests bench
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info demo

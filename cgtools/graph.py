@@ -58,6 +58,12 @@ class Graph:
     def __repr__(self):
         return f"<Graph {self.name or '(unnamed)'}: {len(self.leaves)} leaves, {len(self.nodes)} nodes>"
 
+    def _repr_svg_(self):
+        """Jupyter shows a graph as its diagram (run it to see values and gradients)."""
+        from cgtools.interpreter import svg_or_none
+
+        return svg_or_none(self, None)
+
     def leaves_of(self, kind: str) -> list[Leaf]:
         return [leaf for leaf in self.leaves.values() if leaf.kind == kind]
 
@@ -201,12 +207,22 @@ class Graph:
         write_atomic(path, lambda f: f.write(text.encode()))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
+
+
 def write_atomic(path: Path, write) -> None:
     """Call `write(file)` on a temporary file beside `path`, then move it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes it private; the result is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -93,6 +93,19 @@ class Run:
     def to_networkx(self):
         return self.graph.to_networkx(self)
 
+    def _repr_svg_(self):
+        """Jupyter shows a run as its diagram, values and gradients on the edges."""
+        return svg_or_none(self.graph, self)
+
+
+def svg_or_none(graph, run) -> str | None:
+    from cgtools.export import draw
+
+    try:
+        return draw(graph, run, fmt="svg").decode()
+    except CgError:  # no Graphviz: let Jupyter fall back to the plain repr
+        return None
+
 
 def compile_plan(graph) -> Plan:
     """The graph's topological order, flattened into slot indices."""

@@ -78,6 +78,94 @@ def run_table(result, precision: int) -> str:
 
 @cli.command()
 @click.argument("graph", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", metavar="OUT", help="Output file; '-' writes DOT or SVG to stdout. "
+              "Default: beside GRAPH, with the format's suffix.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "html"], case_sensitive=False),
+              help="Output format; default: from OUT's suffix, else svg.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Give an input (or param) a value. Repeatable.")
+@click.option("--no-backward", is_flag=True, help="Draw forward values only.")
+@click.option("--theme", type=click.Choice(["slide", "paper", "dark"]), default="slide", show_default=True,
+              help="slide: large, high contrast; paper: print, greyscale-safe; dark.")
+@click.option("--rankdir", type=click.Choice(["LR", "TB", "BT", "RL"], case_sensitive=False), default="LR",
+              show_default=True, help="Direction the graph flows in.")
+@click.option("--precision", type=click.IntRange(1, 17), default=4, show_default=True, help="Significant digits.")
+@click.option("--show", default="values,grads,names", show_default=True, metavar="ITEMS",
+              help="Comma-separated: values, grads, shapes, names, constants (draw constants as nodes "
+                   "instead of folding them into the op).")
+@click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
+              "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
+def render(graph, output, fmt, sets, no_backward, theme, rankdir, precision, show, frames_dir):
+    """Draw GRAPH with the value and the gradient on every edge."""
+    from pathlib import Path
+
+    import cgtools
+    from cgtools.export import choose_format, draw, output_path
+    from cgtools.export.dot import View
+    from cgtools.graph import write_atomic
+
+    view = View(theme, rankdir.upper(), precision, frozenset(s.strip() for s in show.split(",") if s.strip()))
+    fmt = choose_format(fmt, output)
+    target = output_path(graph, output, fmt) if output or not frames_dir else None
+    g = cgtools.load(graph)
+    run = run_for_drawing(g, parse_sets(sets), not no_backward)
+    if frames_dir:
+        write_frames(g, run, view, fmt, Path(frames_dir), Path(graph).stem)
+    if target is None and output == "-":
+        click.echo(draw(g, run, view, fmt), nl=False)
+    elif target is not None:
+        data = draw(g, run, view, fmt)
+        write_atomic(target, lambda f: f.write(data))
+        click.echo(str(target))
+
+
+def run_for_drawing(graph, sets: dict, backward: bool):
+    """The run to draw; a graph whose inputs have no values is drawn without numbers, with a note."""
+    from cgtools.errors import CgError
+
+    missing = [name for name, leaf in graph.leaves.items() if leaf.value is None and name not in sets]
+    if missing:
+        click.echo(f"note: no value for {', '.join(missing)}; drawing the graph without values "
+                   f"(give them with --set NAME=VALUE)", err=True)
+        return None
+    try:
+        return graph.run(sets, backward=backward)
+    except CgError as e:
+        if backward and "backward needs one scalar" in e.detail:
+            click.echo(f"note: {e.detail.split(';')[0]}; drawing forward values only", err=True)
+            return graph.run(sets, backward=False)
+        raise
+
+
+PROGRESS_FROM = 12  # frames; shorter sequences draw in a blink
+
+
+def write_frames(graph, run, view, fmt: str, folder, stem: str) -> None:
+    from cgtools.errors import CgError
+    from cgtools.export.frames import Frames, merge_pdfs
+    from cgtools.graph import write_atomic
+
+    if fmt == "html":
+        raise CgError("frames are drawn as svg, png, pdf or dot; the HTML page steps through them itself")
+    if not folder.parent.resolve().is_dir():
+        raise CgError(f"no such folder {str(folder.parent)!r} to make {folder.name!r} in")
+    folder.mkdir(exist_ok=True)
+    frames = Frames(graph, run, view, fmt)
+    width = len(str(len(frames) - 1))
+    pages = []
+    quiet = len(frames) <= PROGRESS_FROM
+    with click.progressbar(frames, length=len(frames), label="drawing frames", file=sys.stderr, show_pos=True,
+                           hidden=quiet) as bar:
+        for i, data in enumerate(bar):
+            write_atomic(folder / f"{stem}-{i:0{width}d}.{fmt}", lambda f, d=data: f.write(d))
+            pages.append(data)
+    if fmt == "pdf":
+        merged = merge_pdfs(pages)
+        write_atomic(folder / f"{stem}-frames.pdf", lambda f: f.write(merged))
+    click.echo(f"{folder}: {len(frames)} frames" + (f" and {stem}-frames.pdf" if fmt == "pdf" else ""))
+
+
+@cli.command()
+@click.argument("graph", type=click.Path(dir_okay=False))
 def validate(graph):
     """Check GRAPH: schema, names, ops, attributes, arity, cycles and (where known) shapes."""
     import cgtools

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 
 INLINE_ELEMENTS = 6  # tensors up to this size are written out in full
@@ -48,3 +50,44 @@ def _nested(items, precision):
     if isinstance(items, list):
         return "[" + ", ".join(_nested(i, precision) for i in items) + "]"
     return format_number(items, precision)
+
+
+# ---- diagram labels: Graphviz HTML-like labels, every user string escaped -------------------------------
+SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def esc(text) -> str:
+    """A user string made literal inside a Graphviz HTML-like label (and so inside SVG)."""
+    return html.escape(str(text), quote=True).replace("\r", "").replace("\n", "<BR/>")
+
+
+def font(text: str, *, color: str | None = None, size: int | None = None, style: str = "") -> str:
+    """`text` (already escaped) in a colour, size and style ("B", "I" or "" for plain)."""
+    attrs = "".join(f' {k}="{v}"' for k, v in (("COLOR", color), ("POINT-SIZE", size)) if v)
+    if style:
+        text = f"<{style}>{text}</{style}>"
+    return f"<FONT{attrs}>{text}</FONT>" if attrs else text
+
+
+def html_label(*lines: str) -> str:
+    return "<" + "<BR/>".join(lines) + ">"
+
+
+def op_symbol(cls, inputs: list[str], folded: dict[str, str]) -> str:
+    """The op as drawn: its symbol, with folded constants written in place of their inputs.
+
+    Pow by a small whole number is (·)², infix ops read "3 × ·", others "clip(·, 0, 6)"."""
+    if not any(name in folded for name in inputs):
+        return cls.symbol
+    operands = ["·" if name not in folded else folded[name] for name in inputs if name]
+    exponent = folded.get(inputs[1]) if cls.op_type == "Pow" and len(inputs) == 2 else None
+    if exponent is not None and inputs[0] not in folded and exponent.lstrip("-").isdigit() and len(exponent) <= 3:
+        return "(·)" + exponent.translate(SUPERSCRIPT)
+    if cls.infix and len(operands) == 2:
+        return f"{operands[0]} {cls.symbol} {operands[1]}"
+    return f"{cls.symbol}({', '.join(operands)})"
+
+
+def has_non_finite(value) -> bool:
+    a = np.asarray(value) if value is not None else None
+    return a is not None and a.dtype.kind in "fc" and not np.isfinite(a).all()

@@ -35,6 +35,8 @@ class Operation:
 
     op_type: str = ""
     spec: OpSpec
+    symbol: str = ""  # how diagrams draw it ("×", "σ"); the op type when not set
+    infix: bool = False  # drawn between its two operands: "3 × ·"
 
     @staticmethod
     def forward(ctx, *inputs, **attrs):
@@ -95,6 +97,8 @@ def register_op(op_type: str):
     def register(cls):
         cls.op_type = op_type
         cls.spec = _spec_of(cls.forward)
+        if "symbol" not in vars(cls):
+            cls.symbol = op_type
         REGISTRY[op_type] = cls
         return cls
 

@@ -11,6 +11,9 @@ from cgtools.ops.base import Operation, register_op
 class Add(Operation):
     """a + b"""
 
+    symbol = "+"
+    infix = True
+
     @staticmethod
     def forward(ctx, a, b):
         return a + b
@@ -24,6 +27,9 @@ class Add(Operation):
 class Sub(Operation):
     """a - b"""
 
+    symbol = "−"
+    infix = True
+
     @staticmethod
     def forward(ctx, a, b):
         return a - b
@@ -36,6 +42,9 @@ class Sub(Operation):
 @register_op("Mul")
 class Mul(Operation):
     """a * b"""
+
+    symbol = "×"
+    infix = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -51,6 +60,9 @@ class Mul(Operation):
 @register_op("Div")
 class Div(Operation):
     """a / b"""
+
+    symbol = "÷"
+    infix = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -69,6 +81,8 @@ class Div(Operation):
 class Neg(Operation):
     """-x"""
 
+    symbol = "−(·)"
+
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -81,6 +95,8 @@ class Neg(Operation):
 @register_op("Pow")
 class Pow(Operation):
     """x ** exponent"""
+
+    symbol = "pow"
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -104,6 +120,8 @@ class Pow(Operation):
 class Sqrt(Operation):
     """√x"""
 
+    symbol = "√"
+
     @staticmethod
     def forward(ctx, x):
         y = np.sqrt(x)
@@ -118,6 +136,8 @@ class Sqrt(Operation):
 @register_op("Exp")
 class Exp(Operation):
     """e^x"""
+
+    symbol = "exp"
 
     @staticmethod
     def forward(ctx, x):
@@ -134,6 +154,8 @@ class Exp(Operation):
 class Log(Operation):
     """natural logarithm ln x"""
 
+    symbol = "log"
+
     @staticmethod
     def forward(ctx, x):
         ctx.append(x)
@@ -147,6 +169,8 @@ class Log(Operation):
 @register_op("Abs")
 class Abs(Operation):
     """|x|"""
+
+    symbol = "|·|"
 
     @staticmethod
     def forward(ctx, x):
@@ -162,6 +186,8 @@ class Abs(Operation):
 class Identity(Operation):
     """x, unchanged"""
 
+    symbol = "id"
+
     @staticmethod
     def forward(ctx, x):
         return x
@@ -174,6 +200,8 @@ class Identity(Operation):
 @register_op("Where")
 class Where(Operation):
     """x where condition holds, else y"""
+
+    symbol = "where"
 
     @staticmethod
     def forward(ctx, condition, x, y):
@@ -212,6 +240,8 @@ class _Extremum(Operation):
 class Max(_Extremum):
     """elementwise maximum of the inputs"""
 
+    symbol = "max"
+
     pick = staticmethod(np.maximum)
 
 
@@ -219,12 +249,16 @@ class Max(_Extremum):
 class Min(_Extremum):
     """elementwise minimum of the inputs"""
 
+    symbol = "min"
+
     pick = staticmethod(np.minimum)
 
 
 @register_op("Clip")
 class Clip(Operation):
     """x limited to [min, max] (either bound optional)"""
+
+    symbol = "clip"
 
     @staticmethod
     def forward(ctx, x, min=None, max=None):

@@ -11,6 +11,9 @@ from cgtools.ops.base import Operation, register_op
 class MatMul(Operation):
     """a @ b (numpy matmul: batched, 1-D operands promoted)"""
 
+    symbol = "@"
+    infix = True
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save(a, b)
@@ -38,6 +41,8 @@ class MatMul(Operation):
 @register_op("Gemm")
 class Gemm(Operation):
     """alpha·A'B' + beta·C, where A' and B' are A and B, transposed if asked"""
+
+    symbol = "Gemm"
 
     @staticmethod
     def forward(ctx, A, B, C=None, *, alpha: float = 1.0, beta: float = 1.0, transA: int = 0,

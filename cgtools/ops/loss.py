@@ -27,6 +27,8 @@ def reduce_loss(per_element, reduction, denominator):
 class SoftmaxCrossEntropyLoss(Operation):
     """−log softmax(scores)[label], weighted, over a batch (scores N×C×…, labels N×… integers)"""
 
+    symbol = "cross-entropy"
+
     @staticmethod
     def forward(ctx, scores, labels, weights=None, *, reduction: str = "mean", ignore_index: int = None):
         check_reduction(reduction)
@@ -69,6 +71,8 @@ class SoftmaxCrossEntropyLoss(Operation):
 @register_op("MSELoss")
 class MSELoss(Operation):
     """mean of (input − target)² (or its sum, or per element)"""
+
+    symbol = "MSE"
 
     @staticmethod
     def forward(ctx, input, target, *, reduction: str = "mean"):

@@ -16,6 +16,8 @@ def log_softmax(x, axis):
 class Relu(Operation):
     """ReLU(x) = max(0, x)"""
 
+    symbol = "ReLU"
+
     @staticmethod
     def forward(ctx, x):
         y = np.maximum(x, 0)
@@ -30,6 +32,8 @@ class Relu(Operation):
 @register_op("LeakyRelu")
 class LeakyRelu(Operation):
     """x where x > 0, else alpha·x"""
+
+    symbol = "LeakyReLU"
 
     @staticmethod
     def forward(ctx, x, *, alpha: float = 0.01):
@@ -46,6 +50,8 @@ class LeakyRelu(Operation):
 @register_op("Sigmoid")
 class Sigmoid(Operation):
     """σ(x) = 1 / (1 + e^-x)"""
+
+    symbol = "σ"
 
     @staticmethod
     def forward(ctx, x):
@@ -65,6 +71,8 @@ class Sigmoid(Operation):
 class Tanh(Operation):
     """hyperbolic tangent"""
 
+    symbol = "tanh"
+
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -80,6 +88,8 @@ class Tanh(Operation):
 @register_op("Softmax")
 class Softmax(Operation):
     """e^x / Σ e^x along axis"""
+
+    symbol = "softmax"
 
     @staticmethod
     def forward(ctx, x, *, axis: int = -1):
@@ -97,6 +107,8 @@ class Softmax(Operation):
 @register_op("LogSoftmax")
 class LogSoftmax(Operation):
     """log softmax(x) along axis"""
+
+    symbol = "log softmax"
 
     @staticmethod
     def forward(ctx, x, *, axis: int = -1):

@@ -55,12 +55,16 @@ class _Reduce(Operation):
 class ReduceSum(_Reduce):
     """Σ over axes"""
 
+    symbol = "Σ"
+
     numpy_reduce = staticmethod(np.sum)
 
 
 @register_op("ReduceMean")
 class ReduceMean(_Reduce):
     """mean over axes"""
+
+    symbol = "mean"
 
     numpy_reduce = staticmethod(np.mean)
 
@@ -73,6 +77,8 @@ class ReduceMean(_Reduce):
 @register_op("ReduceMax")
 class ReduceMax(_Reduce):
     """max over axes (the gradient is split evenly among tied maxima)"""
+
+    symbol = "max"
 
     numpy_reduce = staticmethod(np.max)
 

@@ -25,6 +25,8 @@ def given_axes(axes_tensor, axes):
 class Reshape(_Rearrange):
     """data with a new shape (0 copies the input's dimension, -1 is inferred)"""
 
+    symbol = "reshape"
+
     @staticmethod
     def forward(ctx, data, shape, *, allowzero: int = 0):
         dims = [int(d) for d in np.ravel(shape)]
@@ -37,6 +39,8 @@ class Reshape(_Rearrange):
 @register_op("Flatten")
 class Flatten(_Rearrange):
     """data as a matrix: the axes before `axis` make the rows, the rest the columns"""
+
+    symbol = "flatten"
 
     @staticmethod
     def forward(ctx, data, *, axis: int = 1):
@@ -51,6 +55,8 @@ class Flatten(_Rearrange):
 class Squeeze(_Rearrange):
     """data without the given axes of length 1 (all of them when none are given)"""
 
+    symbol = "squeeze"
+
     @staticmethod
     def forward(ctx, data, axes_tensor=None, *, axes: list[int] = ()):
         ctx.append(data.shape)
@@ -61,6 +67,8 @@ class Squeeze(_Rearrange):
 @register_op("Unsqueeze")
 class Unsqueeze(_Rearrange):
     """data with new axes of length 1 inserted at the given positions"""
+
+    symbol = "unsqueeze"
 
     @staticmethod
     def forward(ctx, data, axes_tensor=None, *, axes: list[int] = ()):
@@ -74,6 +82,8 @@ class Unsqueeze(_Rearrange):
 @register_op("Transpose")
 class Transpose(Operation):
     """data with its axes permuted (reversed when no perm is given)"""
+
+    symbol = "(·)ᵀ"
 
     @staticmethod
     def forward(ctx, data, *, perm: list[int] = ()):
@@ -90,6 +100,8 @@ class Transpose(Operation):
 class Concat(Operation):
     """the inputs joined along an axis"""
 
+    symbol = "concat"
+
     @staticmethod
     def forward(ctx, *inputs, axis: int):
         ctx.save(axis, [x.shape[axis] for x in inputs])
@@ -104,6 +116,8 @@ class Concat(Operation):
 @register_op("Gather")
 class Gather(Operation):
     """slices of data picked by integer indices along an axis (an embedding lookup on axis 0)"""
+
+    symbol = "gather"
 
     @staticmethod
     def forward(ctx, data, indices, *, axis: int = 0):
