@@ -26,6 +26,10 @@ def parse_sets(pairs) -> dict:
     return values
 
 
+SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+                          help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              invoke_without_command=True)
 @click.version_option(package_name="cgtools")
@@ -38,8 +42,7 @@ def cli(ctx):
 
 @cli.command()
 @click.argument("graph", type=click.Path(dir_okay=False))
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
-              help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
+@SET_OPTION
 @click.option("--no-backward", is_flag=True, help="Run the forward pass only.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"values": {...}, "grads": {...}} as JSON.')
 @click.option("--precision", default=4, show_default=True, help="Significant digits in the table.")
@@ -82,7 +85,7 @@ def run_table(result, precision: int) -> str:
               "Default: beside GRAPH, with the format's suffix.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "html"], case_sensitive=False),
               help="Output format; default: from OUT's suffix, else svg.")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Give an input (or param) a value. Repeatable.")
+@SET_OPTION
 @click.option("--no-backward", is_flag=True, help="Draw forward values only.")
 @click.option("--theme", type=click.Choice(["slide", "paper", "dark"]), default="slide", show_default=True,
               help="slide: large, high contrast; paper: print, greyscale-safe; dark.")
