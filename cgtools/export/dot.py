@@ -78,10 +78,11 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
         title = [font(esc(graph.name), style="B")] if graph.name else []
         title += [font(esc(graph.doc), color=t["muted"], size=t["small"])] if graph.doc else []
         D.graph["graph"]["label"] = html_label(*title)
+    # defaults shared by every node and edge keep each one's attributes (and the DOT) short
     D.graph["node"] = {"fontname": t["font"], "fontsize": t["fontsize"], "fontcolor": t["text"], "color": t["line"],
-                       "penwidth": t["penwidth"], "style": "filled", "margin": "0.12,0.06"}
-    D.graph["edge"] = {"fontname": t["font"], "fontsize": t["small"] + 2, "color": t["line"],
-                       "penwidth": t["penwidth"], "arrowsize": 0.8}
+                       "penwidth": t["penwidth"], "shape": "box", "style": "filled,rounded", "margin": "0.12,0.06"}
+    D.graph["edge"] = {"fontname": t["font"], "fontsize": t["small"] + 2, "fontcolor": t["value"],
+                       "color": t["line"], "penwidth": t["penwidth"], "arrowsize": 0.8}
 
     ids: dict[str, str] = {}
     for i, (name, leaf) in enumerate(graph.leaves.items()):
@@ -92,9 +93,8 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
             if "shapes" in show and leaf.shape is not None else []
         D.add_node(ids[name], label=html_label(font(esc(name), style="B" if leaf.kind == "param" else ""),
                                                *shape_line),
-                   shape="box", fillcolor=t["fill"][leaf.kind],
-                   style="filled,rounded" + (",dashed" if leaf.kind == "constant" else ""),
-                   tooltip=tooltip(f"{leaf.kind} {name}", leaf.doc))
+                   fillcolor=t["fill"][leaf.kind], tooltip=tooltip(f"{leaf.kind} {name}", leaf.doc),
+                   **({"style": "filled,rounded,dashed"} if leaf.kind == "constant" else {}))
     for i, node in enumerate(graph.nodes):
         ids[node.name] = f"N{i}"
         cls = get_op(node.op)
@@ -102,16 +102,19 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
         if "names" in show:
             lines.append(font(esc(", ".join(node.outputs)), color=t["muted"], size=t["small"]))
         attrs = ", ".join(f"{k}={v}" for k, v in node.attrs.items())
-        D.add_node(ids[node.name], label=html_label(*lines), shape="ellipse" if len(lines[0]) < 60 else "box",
+        D.add_node(ids[node.name], label=html_label(*lines), shape="ellipse", style="filled",
                    fillcolor=t["fill"]["op"], tooltip=tooltip(f"{node.op} {node.name}", attrs, node.doc))
     if reveal.active is not None and reveal.active in ids:
         D.nodes[ids[reveal.active]].update(color=t["accent"], penwidth=t["penwidth"] * 2.5)
 
+    labelled: dict = {}  # a tensor read by several nodes is labelled once
     for u, v, data in G.edges(data=True):
         if u in folded:
             continue
-        D.add_edge(ids[u], ids[v], **edge_attrs(data["tensor"], data.get("value"), data.get("grad"), loss, view,
-                                                reveal))
+        tensor = data["tensor"]
+        if tensor not in labelled:
+            labelled[tensor] = edge_attrs(tensor, data.get("value"), data.get("grad"), loss, view, reveal)
+        D.add_edge(ids[u], ids[v], **labelled[tensor])
     producers = graph.producers
     loss_name = graph.loss or (graph.outputs[0] if len(graph.outputs) == 1 else None)
     for i, out in enumerate(graph.outputs):
@@ -119,7 +122,7 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
         lines = [font(esc(out), style="B")]
         if out == loss_name:
             lines.append(font("loss", color=t["muted"], size=t["small"]))
-        D.add_node(oid, label=html_label(*lines), shape="box", style="filled,rounded", fillcolor=t["fill"]["output"],
+        D.add_node(oid, label=html_label(*lines), fillcolor=t["fill"]["output"],
                    peripheries=2 if out == loss_name else 1, tooltip=tooltip(f"output {out}"))
         if reveal.active == out:
             D.nodes[oid].update(color=t["accent"], penwidth=t["penwidth"] * 2.5)
@@ -143,19 +146,19 @@ def edge_attrs(tensor: str, value, grad, loss: str | None, view: View, reveal: R
     if value_shown:
         text = esc(format_tensor(value, view.precision))
         head = f"{head} = {text}" if head else text
-    lines = [font(head or "&#160;", color=t["alert"] if value_shown and has_non_finite(value) else t["value"])]
+    bad_value = value_shown and has_non_finite(value)
+    lines = [font(head or "&#160;", color=t["alert"] if bad_value else None)]
+    bad_grad = False
     if "grads" in show and grad is not None and loss is not None:
         if grad_shown:
+            bad_grad = has_non_finite(grad)
             text = esc(f"∂{loss}/∂{tensor} = {format_tensor(grad, view.precision)}")
-            alert = has_non_finite(grad)
-            lines.append(font(text, color=t["alert"] if alert else t["grad"], style=t["grad_font"]))
+            lines.append(font(text, color=t["alert"] if bad_grad else t["grad"], style=t["grad_font"]))
         else:
             lines.append("&#160;")
-    attrs = {"label": html_label(*lines), "tooltip": tooltip(
-        tensor, *(f"{word}: {format_tensor(a, view.precision, inline=24)}" for word, a in
-                  (("value", value if value_shown else None), ("gradient", grad if grad_shown else None))
-                  if a is not None))}
-    if (value_shown and has_non_finite(value)) or (grad_shown and has_non_finite(grad)):
+    described = f"{value.dtype} {format_shape(value.shape)}" if value is not None else ""
+    attrs = {"label": html_label(*lines), "tooltip": tooltip(f"{tensor}: {described}" if described else tensor)}
+    if bad_value or bad_grad:
         attrs["color"] = t["alert"]
     return attrs
 

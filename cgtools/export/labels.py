@@ -10,12 +10,14 @@ INLINE_ELEMENTS = 6  # tensors up to this size are written out in full
 
 
 def format_number(v, precision: int = 4) -> str:
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v)).lower()
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    text = f"{float(v):.{precision}g}"
-    return "-0" if text == "-0" else text
+    if type(v) is not float:  # tolist() gives floats; anything else is rarer
+        if isinstance(v, (bool, np.bool_)):
+            return str(bool(v)).lower()
+        if isinstance(v, (int, np.integer)):
+            return str(int(v))
+        v = float(v)
+    text = f"{v:.{precision}g}"
+    return "0" if text == "-0" else text
 
 
 def format_shape(shape) -> str:
