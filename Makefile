@@ -41,6 +41,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_interpreter.py
+	$(BIN)/python bench/bench_render.py
 
 docs: $(STAMP)
 	$(BIN)/cgtools schema --markdown > docs/format.md
