@@ -62,7 +62,10 @@ class Reveal:
 
 
 def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal()) -> nx.MultiDiGraph:
-    """The networkx graph whose node, edge and graph attributes are the DOT attributes of the diagram."""
+    """The networkx graph whose node, edge and graph attributes are the DOT attributes of the diagram.
+
+    Each node and edge also keeps its label as plain lines (`_lines`: text and role) for other exporters;
+    attributes starting with "_" never reach the DOT."""
     t = theme(view.theme)
     show = view.show
     G = graph.to_networkx(run)
@@ -74,38 +77,39 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
     D.graph["graph"] = {"rankdir": view.rankdir, "bgcolor": t["background"], "fontname": t["font"],
                         "fontcolor": t["text"], "fontsize": t["fontsize"], "nodesep": t["nodesep"],
                         "ranksep": t["ranksep"], "labelloc": "t", "pad": 0.2}
-    if graph.name or graph.doc:
-        title = [font(esc(graph.name), style="B")] if graph.name else []
-        title += [font(esc(graph.doc), color=t["muted"], size=t["small"])] if graph.doc else []
-        D.graph["graph"]["label"] = html_label(*title)
+    title = [(text, role) for text, role in ((graph.name, "bold"), (graph.doc, "muted")) if text]
+    if title:
+        D.graph["graph"]["label"] = dot_label(title, t)
     # defaults shared by every node and edge keep each one's attributes (and the DOT) short
     D.graph["node"] = {"fontname": t["font"], "fontsize": t["fontsize"], "fontcolor": t["text"], "color": t["line"],
                        "penwidth": t["penwidth"], "shape": "box", "style": "filled,rounded", "margin": "0.12,0.06"}
     D.graph["edge"] = {"fontname": t["font"], "fontsize": t["small"] + 2, "fontcolor": t["value"],
                        "color": t["line"], "penwidth": t["penwidth"], "arrowsize": 0.8}
 
+    def add_node(key, model, kind, lines, **attrs):
+        D.add_node(key, label=dot_label(lines, t), **attrs, _lines=lines, _model=model, _kind=kind)
+        if reveal.active == model:
+            D.nodes[key].update(color=t["accent"], penwidth=t["penwidth"] * 2.5)
+
     ids: dict[str, str] = {}
     for i, (name, leaf) in enumerate(graph.leaves.items()):
         if name in folded:
             continue
         ids[name] = f"L{i}"
-        shape_line = [font(esc(format_shape(leaf.shape)), color=t["muted"], size=t["small"])] \
-            if "shapes" in show and leaf.shape is not None else []
-        D.add_node(ids[name], label=html_label(font(esc(name), style="B" if leaf.kind == "param" else ""),
-                                               *shape_line),
-                   fillcolor=t["fill"][leaf.kind], tooltip=tooltip(f"{leaf.kind} {name}", leaf.doc),
-                   **({"style": "filled,rounded,dashed"} if leaf.kind == "constant" else {}))
+        lines = [(name, "bold" if leaf.kind == "param" else "plain")]
+        if "shapes" in show and leaf.shape is not None:
+            lines.append((format_shape(leaf.shape), "muted"))
+        add_node(ids[name], name, leaf.kind, lines, fillcolor=t["fill"][leaf.kind],
+                 tooltip=tooltip(f"{leaf.kind} {name}", leaf.doc),
+                 **({"style": "filled,rounded,dashed"} if leaf.kind == "constant" else {}))
     for i, node in enumerate(graph.nodes):
         ids[node.name] = f"N{i}"
-        cls = get_op(node.op)
-        lines = [font(esc(op_symbol(cls, node.inputs, folded)), size=t["symbol_size"])]
+        lines = [(op_symbol(get_op(node.op), node.inputs, folded), "symbol")]
         if "names" in show:
-            lines.append(font(esc(", ".join(node.outputs)), color=t["muted"], size=t["small"]))
+            lines.append((", ".join(node.outputs), "muted"))
         attrs = ", ".join(f"{k}={v}" for k, v in node.attrs.items())
-        D.add_node(ids[node.name], label=html_label(*lines), shape="ellipse", style="filled",
-                   fillcolor=t["fill"]["op"], tooltip=tooltip(f"{node.op} {node.name}", attrs, node.doc))
-    if reveal.active is not None and reveal.active in ids:
-        D.nodes[ids[reveal.active]].update(color=t["accent"], penwidth=t["penwidth"] * 2.5)
+        add_node(ids[node.name], node.name, "op", lines, shape="ellipse", style="filled", fillcolor=t["fill"]["op"],
+                 tooltip=tooltip(f"{node.op} {node.name}", attrs, node.doc))
 
     labelled: dict = {}  # a tensor read by several nodes is labelled once
     for u, v, data in G.edges(data=True):
@@ -118,47 +122,68 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
     producers = graph.producers
     loss_name = graph.loss or (graph.outputs[0] if len(graph.outputs) == 1 else None)
     for i, out in enumerate(graph.outputs):
-        oid = f"O{i}"
-        lines = [font(esc(out), style="B")]
-        if out == loss_name:
-            lines.append(font("loss", color=t["muted"], size=t["small"]))
-        D.add_node(oid, label=html_label(*lines), fillcolor=t["fill"]["output"],
-                   peripheries=2 if out == loss_name else 1, tooltip=tooltip(f"output {out}"))
-        if reveal.active == out:
-            D.nodes[oid].update(color=t["accent"], penwidth=t["penwidth"] * 2.5)
+        lines = [(out, "bold")] + ([("loss", "muted")] if out == loss_name else [])
+        add_node(f"O{i}", out, "output", lines, fillcolor=t["fill"]["output"],
+                 peripheries=2 if out == loss_name else 1, tooltip=tooltip(f"output {out}"))
         value = run.values.get(out) if run is not None else None
         grad = run.grads.get(out) if run is not None else None
         if out == loss and not reveal.seeded:
             grad = None
-        D.add_edge(ids[producers[out].name], oid, **edge_attrs(out, value, grad, loss, view, reveal))
+        D.add_edge(ids[producers[out].name], f"O{i}", **edge_attrs(out, value, grad, loss, view, reveal))
     return D
 
 
-def edge_attrs(tensor: str, value, grad, loss: str | None, view: View, reveal: Reveal) -> dict:
-    """Label and tooltip of the edge carrying `tensor`: its value in the forward colour, its gradient as
-    ∂loss/∂tensor in the backward colour. A line not yet revealed keeps its place, blank, so frames align."""
-    t, show = theme(view.theme), view.show
+def dot_label(lines: list[tuple[str, str]], t: dict) -> str:
+    """Plain label lines as a Graphviz HTML-like label, every user string escaped, styled by role."""
+    return html_label(*(styled(esc(text), role, t) for text, role in lines))
+
+
+def styled(text: str, role: str, t: dict) -> str:
+    if role in ("plain", "value"):  # the edges' default font colour is the value colour
+        return text
+    if role == "blank":
+        return "&#160;"  # keeps the line's place in a frame that does not show it yet
+    if role == "bold":
+        return font(text, style="B")
+    if role == "symbol":
+        return font(text, size=t["symbol_size"])
+    if role == "muted":
+        return font(text, color=t["muted"], size=t["small"])
+    if role == "grad":
+        return font(text, color=t["grad"], style=t["grad_font"])
+    return font(text, color=t["alert"])
+
+
+def edge_lines(tensor: str, value, grad, loss: str | None, view: View, reveal: Reveal) -> list[tuple[str, str]]:
+    """The lines on the edge carrying `tensor`: its value (`c = 3`) and its gradient (`∂e/∂c = 10`). A line not
+    yet revealed keeps its place, blank, so frames align."""
+    show = view.show
     value_shown = value is not None and "values" in show and (reveal.values is None or tensor in reveal.values)
     grad_shown = grad is not None and "grads" in show and (reveal.grads is None or tensor in reveal.grads)
-    head = esc(tensor) if "names" in show else ""
+    head = tensor if "names" in show else ""
     if "shapes" in show and value is not None:
-        head = f"{head} {esc(format_shape(value.shape))}".strip()
+        head = f"{head} {format_shape(value.shape)}".strip()
     if value_shown:
-        text = esc(format_tensor(value, view.precision))
+        text = format_tensor(value, view.precision)
         head = f"{head} = {text}" if head else text
-    bad_value = value_shown and has_non_finite(value)
-    lines = [font(head or "&#160;", color=t["alert"] if bad_value else None)]
-    bad_grad = False
+    lines = [(head, "alert" if value_shown and has_non_finite(value) else "value") if head else ("", "blank")]
     if "grads" in show and grad is not None and loss is not None:
         if grad_shown:
-            bad_grad = has_non_finite(grad)
-            text = esc(f"∂{loss}/∂{tensor} = {format_tensor(grad, view.precision)}")
-            lines.append(font(text, color=t["alert"] if bad_grad else t["grad"], style=t["grad_font"]))
+            text = f"∂{loss}/∂{tensor} = {format_tensor(grad, view.precision)}"
+            lines.append((text, "alert" if has_non_finite(grad) else "grad"))
         else:
-            lines.append("&#160;")
+            lines.append(("", "blank"))
+    return lines
+
+
+def edge_attrs(tensor: str, value, grad, loss: str | None, view: View, reveal: Reveal) -> dict:
+    """The DOT attributes of the edge carrying `tensor` (drawn in the alert colour when it holds a NaN)."""
+    t = theme(view.theme)
+    lines = edge_lines(tensor, value, grad, loss, view, reveal)
     described = f"{value.dtype} {format_shape(value.shape)}" if value is not None else ""
-    attrs = {"label": html_label(*lines), "tooltip": tooltip(f"{tensor}: {described}" if described else tensor)}
-    if bad_value or bad_grad:
+    attrs = {"label": dot_label(lines, t), "tooltip": tooltip(f"{tensor}: {described}" if described else tensor),
+             "_lines": lines, "_tensor": tensor}
+    if any(role == "alert" for _, role in lines):
         attrs["color"] = t["alert"]
     return attrs
 
@@ -174,10 +199,19 @@ def to_dot(graph, run=None, view: View = View(), reveal: Reveal = Reveal()) -> s
 
 
 def dot_text(D: nx.MultiDiGraph) -> str:
-    P = nx.nx_pydot.to_pydot(D)
-    P.set_name("cgtools")
-    for edge in P.get_edges():  # networkx's multigraph key means nothing to Graphviz
-        edge.get_attributes().pop("key", None)
+    """DOT through pydot: the display graph's attributes map one to one (the "_" ones stay behind)."""
+    import pydot
+
+    def public(data):
+        return {k: v for k, v in data.items() if not k.startswith("_")}
+
+    P = pydot.Dot("cgtools", graph_type="digraph", **D.graph.get("graph", {}))
+    P.set_node_defaults(**D.graph.get("node", {}))
+    P.set_edge_defaults(**D.graph.get("edge", {}))
+    for key, data in D.nodes(data=True):
+        P.add_node(pydot.Node(key, **public(data)))
+    for u, v, data in D.edges(data=True):
+        P.add_edge(pydot.Edge(u, v, **public(data)))
     return P.to_string()
 
 

@@ -49,9 +49,9 @@ def format_tensor(value, precision: int = 4, inline: int = INLINE_ELEMENTS) -> s
 
 
 def _nested(items, precision):
-    if isinstance(items, list):
-        return "[" + ", ".join(_nested(i, precision) for i in items) + "]"
-    return format_number(items, precision)
+    if items and not isinstance(items[0], list):  # the innermost level, most of the work
+        return "[" + ", ".join([format_number(v, precision) for v in items]) + "]"
+    return "[" + ", ".join([_nested(i, precision) for i in items]) + "]"
 
 
 # ---- diagram labels: Graphviz HTML-like labels, every user string escaped -------------------------------
