@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup graphviz demo pictures test bench lint docs clean
+.PHONY: setup graphviz chromium demo pictures test bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,21 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) graphviz
 
-# Graphviz's `dot` draws the diagrams; install it when we can, otherwise say what to install.
+# $(call need,CHECK,PACKAGE,HINT): when CHECK fails, apt-get install PACKAGE if we are root, else say how.
+need = @$(1) >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing $(2)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	else \
+	  echo "$(2) is missing: install it with 'sudo apt-get install $(2)'$(3)" >&2; exit 1; \
+	fi; }
+
+# Graphviz's `dot` draws the diagrams; Chromium runs the interactive page in the tests.
 graphviz:
-	@command -v dot >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
-	  else \
-	    echo "Graphviz is missing: install it with 'sudo apt-get install graphviz' or 'brew install graphviz'" >&2; exit 1; \
-	  fi; }
+	$(call need,command -v dot,graphviz, or 'brew install graphviz')
+
+chromium:
+	$(call need,test -x /usr/bin/chromium,chromium)
 
 # The lecture's example: its table, its diagram as SVG, and its build-up as PDF frames (one multi-page PDF too).
 demo: setup
@@ -36,7 +43,7 @@ pictures: setup
 	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o docs/mlp_xent.png
 	$(BIN)/cgtools render examples/affine_square.json -f png --frames docs/frames
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -40,3 +40,52 @@ def update_golden(request):
 def graphviz():
     """Graphviz's `dot`. Missing is a failure, not a skip: `make test` installs it."""
     assert shutil.which("dot"), "Graphviz's `dot` is missing: run `make test` (installs it) or apt-get install graphviz"
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright. Missing is a failure, not a skip: `make test` installs it."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make test` (installs it) or apt-get install chromium"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class OpenedPage:
+    """A page opened from a file, with every request and console message it made recorded."""
+
+    def __init__(self, browser, path):
+        self.requests, self.console, self.errors = [], [], []
+        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.url = Path(path).resolve().as_uri()
+        self.page.goto(self.url)
+
+    def external_requests(self):
+        return [url for url in self.requests if url != self.url]
+
+    def console_errors(self):
+        return [text for kind, text in self.console if kind in ("error", "warning")] + self.errors
+
+
+@pytest.fixture
+def open_page(browser):
+    pages = []
+
+    def open_(path):
+        pages.append(OpenedPage(browser, path))
+        return pages[-1]
+
+    yield open_
+    for opened in pages:
+        opened.page.close()

@@ -14,12 +14,13 @@ def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
     """The diagram of `graph` (with a run's values and gradients) as bytes in `fmt`."""
     from cgtools.export.dot import View, render, to_dot
 
-    text = to_dot(graph, run, view or View())
-    if fmt == "dot":
-        return text.encode()
+    view = view or View()
     if fmt == "html":
-        raise CgError("HTML output is not available yet; use -f svg, png, pdf or dot")
-    return render(text, fmt)
+        from cgtools.export.html import to_html
+
+        return to_html(graph, run, view).encode()
+    text = to_dot(graph, run, view)
+    return text.encode() if fmt == "dot" else render(text, fmt)
 
 
 def choose_format(fmt: str | None, out: str | None) -> str:

@@ -1,0 +1,178 @@
+"""The interactive page in a real browser: offline, counts, hover, step-through, search, injection."""
+
+import cgtools
+from cgtools.export import draw
+from cgtools.export.dot import View, display_graph
+from conftest import EXAMPLES
+
+DRAWN = "window.cgtools && window.cgtools.drawn"
+
+
+def write_page(graph, run, tmp_path, name="graph.html", view=View()):
+    path = tmp_path / name
+    path.write_bytes(draw(graph, run, view, fmt="html"))
+    return path
+
+
+def edge_point(page, edge_id):
+    """The screen position of an edge's midpoint."""
+    return page.evaluate("""(id) => {
+        const net = window.cgtools.network, e = window.cgtools.edges.get(id);
+        const a = net.getPosition(e.from), b = net.getPosition(e.to);
+        const p = net.canvasToDOM({x: (a.x + b.x) / 2, y: (a.y + b.y) / 2});
+        const box = document.getElementById('canvas').getBoundingClientRect();
+        return {x: box.left + p.x, y: box.top + p.y};
+    }""", edge_id)
+
+
+def edge_labels(page):
+    return page.evaluate("window.cgtools.edges.get().map(e => e.label)")
+
+
+def test_page_is_offline_and_draws_every_node_and_edge(tmp_path, open_page, graphviz):
+    graph = cgtools.load(EXAMPLES / "mlp_xent.json")
+    run = graph.run()
+    opened = open_page(write_page(graph, run, tmp_path))
+    opened.page.wait_for_function(DRAWN, timeout=20_000)
+    D = display_graph(graph, run)
+    counts = opened.page.evaluate("[window.cgtools.nodes.length, window.cgtools.edges.length]")
+    assert counts == [D.number_of_nodes(), D.number_of_edges()]
+    assert opened.page.evaluate("window.cgtools.network.body.nodeIndices.length") == D.number_of_nodes()
+    assert opened.external_requests() == []
+    assert opened.console_errors() == []
+
+
+def test_hovering_an_edge_shows_its_value_and_gradient(tmp_path, open_page, graphviz):
+    graph = cgtools.load(EXAMPLES / "affine_square.json")
+    opened = open_page(write_page(graph, graph.run(), tmp_path))
+    page = opened.page
+    page.wait_for_function(DRAWN)
+    edge = page.evaluate("window.cgtools.edges.get().find(e => e.label.startsWith('d = 5')).id")
+    point = edge_point(page, edge)
+    page.mouse.move(point["x"] - 30, point["y"] - 60)
+    page.mouse.move(point["x"], point["y"], steps=4)
+    page.wait_for_selector("#tip", state="visible", timeout=5_000)
+    tip = page.inner_text("#tip")
+    assert "d" in tip and "value: 5" in tip and "∂e/∂d: 10" in tip and "float64 scalar" in tip
+    assert opened.console_errors() == []
+
+
+def test_step_through_replays_forward_then_backward(tmp_path, open_page, graphviz):
+    graph = cgtools.load(EXAMPLES / "affine_square.json")
+    page = open_page(write_page(graph, graph.run(), tmp_path)).page
+    page.wait_for_function(DRAWN)
+    full = edge_labels(page)
+    page.click("#first")
+    bare = edge_labels(page)
+    assert not any("=" in label for label in bare)  # the bare graph: no numbers
+    assert "step 1/8" in page.inner_text("#caption")
+    page.keyboard.press("ArrowRight")  # forward: Mul computes c
+    first = edge_labels(page)
+    assert any(label.startswith("c = 3") for label in first) and not any("d = 5" in label for label in first)
+    assert not any("∂" in label for label in first)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # through the forward pass, then the seed ∂e/∂e = 1
+    seeded = edge_labels(page)
+    assert any("∂e/∂e = 1" in label for label in seeded) and not any("∂e/∂d" in label for label in seeded)
+    active = page.evaluate("window.cgtools.state.active")
+    assert active is not None
+    page.keyboard.press("ArrowRight")  # backward through Pow: ∂e/∂d appears
+    assert any("∂e/∂d = 10" in label for label in edge_labels(page))
+    assert not any("∂e/∂x" in label for label in edge_labels(page))
+    page.keyboard.press("ArrowLeft")
+    assert edge_labels(page) == seeded
+    page.click("#all")
+    assert edge_labels(page) == full
+
+
+def test_search_focuses_the_named_node(tmp_path, open_page, graphviz):
+    graph = cgtools.load(EXAMPLES / "mlp_xent.json")
+    page = open_page(write_page(graph, graph.run(), tmp_path)).page
+    page.wait_for_function(DRAWN)
+    page.fill("#search", "logits")
+    page.press("#search", "Enter")
+    found = page.evaluate("window.cgtools.found")
+    assert page.evaluate("window.cgtools.network.getSelectedNodes()") == [found]
+    assert page.evaluate("window.cgtools.data.info[window.cgtools.found].name") == "logits"
+    centre = page.evaluate("""() => { const n = window.cgtools.network, p = n.getPosition(window.cgtools.found);
+        const v = n.getViewPosition(); return Math.hypot(p.x - v.x, p.y - v.y); }""")
+    assert centre < 1  # the view is centred on it
+    assert page.is_visible("#panel") and "Add" in page.inner_text("#panel")
+    page.fill("#search", "no-such-tensor")
+    page.press("#search", "Enter")
+    assert page.inner_text("#searchmiss") == "no such node"
+
+
+def test_clicking_a_node_shows_op_attributes_inputs_outputs(tmp_path, open_page, graphviz):
+    graph = cgtools.load(EXAMPLES / "mlp_xent.json")
+    page = open_page(write_page(graph, graph.run(), tmp_path)).page
+    page.wait_for_function(DRAWN)
+    node = page.evaluate("Object.keys(window.cgtools.data.info).find(k => window.cgtools.data.info[k].name === 'L')")
+    point = page.evaluate("""(id) => { const n = window.cgtools.network, p = n.canvasToDOM(n.getPosition(id));
+        const box = document.getElementById('canvas').getBoundingClientRect();
+        return {x: box.left + p.x, y: box.top + p.y}; }""", node)
+    page.mouse.click(point["x"], point["y"])
+    panel = page.inner_text("#panel")
+    assert "SoftmaxCrossEntropyLoss" in panel and "logits, labels" in panel and "outputs" in panel
+
+
+def test_gradient_magnitude_colouring(tmp_path, open_page, graphviz):
+    graph = cgtools.load(EXAMPLES / "mlp_xent.json")
+    page = open_page(write_page(graph, graph.run(), tmp_path)).page
+    page.wait_for_function(DRAWN)
+    page.check("#magnitude")
+    colours = set(page.evaluate("window.cgtools.edges.get().map(e => e.color.color)"))
+    assert len(colours) > 3 and "rms" in page.inner_text("#scale")
+    page.uncheck("#magnitude")
+    assert len(set(page.evaluate("window.cgtools.edges.get().map(e => e.color.color)"))) == 1
+
+
+EVIL = '</script><script>window.pwned=1</script>" onmouseover="window.pwned=2" {{ 7*7 }} {% raw %}'
+
+
+def test_injection_renders_literally(tmp_path, open_page, graphviz):
+    doc = {"cgtools": "1.0", "name": EVIL, "doc": EVIL,
+           "inputs": [{"name": EVIL, "value": 2.0, "doc": EVIL}],
+           "constants": [{"name": "k" + EVIL, "value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]}],
+           "nodes": [{"op": "Mul", "inputs": [EVIL, EVIL], "outputs": ["y" + EVIL], "doc": EVIL},
+                     {"op": "Add", "inputs": ["y" + EVIL, "k" + EVIL], "outputs": ["z"], "name": "n" + EVIL},
+                     {"op": "ReduceSum", "inputs": ["z"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
+           "outputs": ["s"]}
+    graph = cgtools.load(doc)
+    path = write_page(graph, graph.run(), tmp_path)
+    assert "</script><script>window.pwned" not in path.read_text()
+    opened = open_page(path)
+    page = opened.page
+    page.wait_for_function(DRAWN)
+    assert page.evaluate("window.pwned") is None
+    assert page.inner_text("#title") == EVIL  # shown literally, template syntax untouched
+    assert page.evaluate("document.title").startswith(EVIL)
+    labels = page.evaluate("window.cgtools.nodes.get().map(n => n.label)")
+    assert any(EVIL.replace("&", "&amp;").replace("<", "&lt;") in label for label in labels)
+    page.fill("#search", "n" + EVIL)
+    page.press("#search", "Enter")
+    assert EVIL in page.inner_text("#panel")
+    page.mouse.move(5, 300)
+    assert page.evaluate("window.pwned") is None
+    assert opened.external_requests() == [] and opened.console_errors() == []
+
+
+def test_render_html_from_the_cli(tmp_path, cli, open_page, graphviz):
+    out = tmp_path / "affine.html"
+    result = cli("render", EXAMPLES / "affine_square.json", "-o", out)
+    assert result.returncode == 0, result.stderr
+    opened = open_page(out)
+    opened.page.wait_for_function(DRAWN)
+    assert opened.external_requests() == [] and opened.console_errors() == []
+
+
+def test_too_large_a_graph_says_so_instead_of_hanging(tmp_path, open_page, monkeypatch, graphviz):
+    from cgtools.export import html
+
+    monkeypatch.setattr(html, "DRAW_LIMIT", 5)
+    graph = cgtools.load(EXAMPLES / "mlp_xent.json")
+    page = open_page(write_page(graph, graph.run(), tmp_path)).page
+    page.wait_for_function("window.cgtools && window.cgtools.tooLarge")
+    assert "nodes" in page.inner_text("#message") and not page.evaluate("window.cgtools.drawn")
+    page.click("#message button")
+    page.wait_for_function(DRAWN)
