@@ -36,12 +36,16 @@ demo: setup
 	mkdir -p demo
 	$(BIN)/cgtools render examples/affine_square.json -o demo/affine_square.svg
 	$(BIN)/cgtools render examples/affine_square.json -f pdf --frames demo/frames
+	$(BIN)/cgtools render examples/affine_square.json -o demo/affine_square.html
 
 # The pictures the README shows.
-pictures: setup
+pictures: setup chromium
+	mkdir -p demo
 	$(BIN)/cgtools render examples/affine_square.json -o docs/affine_square.png
 	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o docs/mlp_xent.png
 	$(BIN)/cgtools render examples/affine_square.json -f png --frames docs/frames
+	$(BIN)/cgtools render examples/mlp_xent.json -o demo/mlp_xent.html
+	$(BIN)/python docs/screenshot.py demo/mlp_xent.html docs/mlp_xent_html.png --hover logits
 
 test: setup chromium
 	$(BIN)/python -m pytest -q

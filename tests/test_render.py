@@ -195,7 +195,6 @@ def test_render_cli_errors(tmp_path, cli):
         (["-o", "-", "-f", "png"], "-o - writes text"),
         (["--theme", "neon"], "'neon' is not one of"),
         (["--show", "values,colour"], "colour"),
-        (["-f", "html"], "HTML output is not available yet"),
     ]
     for args, expected in cases:
         result = cli("render", src, *args)

@@ -9,27 +9,49 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 
 from cgtools.errors import CgError
 from cgtools.export.dot import Reveal, View, display_graph, dot_text, render
 
 
+@dataclass
+class Schedule:
+    """When each tensor's value and gradient first appear, and which node each step computes.
+
+    Step 0 is the bare graph; steps 1… run forward one node at a time (leaf values come with the first);
+    then the seed ∂L/∂L = 1, then backward one node at a time in reverse, each giving its inputs' gradients."""
+
+    value_step: dict[str, int]
+    grad_step: dict[str, int]
+    active: list[str | None]  # per step: the model node being computed
+
+
+def schedule(graph, run) -> Schedule:
+    order = [graph.nodes[i] for i in graph.topological_order()]
+    value_step = dict.fromkeys(graph.leaves, 1)
+    grad_step: dict[str, int] = {}
+    active: list[str | None] = [None]
+    for node in order:
+        active.append(node.name)
+        value_step.update((t, len(active) - 1) for t in node.outputs)
+    if run is not None and run.loss is not None:
+        active.append(run.loss)
+        grad_step[run.loss] = len(active) - 1
+        for node in reversed(order):
+            active.append(node.name)
+            grad_step.update((t, len(active) - 1) for t in node.inputs if t in run.grads and t not in grad_step)
+    return Schedule(value_step, grad_step, active)
+
+
 def reveals(graph, run) -> list[Reveal]:
     """One Reveal per frame: 1 bare + one per op forward + (seed + one per op) backward."""
-    order = [graph.nodes[i] for i in graph.topological_order()]
-    leaves = frozenset(graph.leaves)
-    frames = [Reveal(values=frozenset(), grads=frozenset(), seeded=False)]
-    shown = leaves
-    for node in order:
-        shown = shown | frozenset(node.outputs)
-        frames.append(Reveal(values=shown, grads=frozenset(), active=node.name, seeded=False))
-    if run is None or run.loss is None:
-        return frames
-    grads = frozenset({run.loss})
-    frames.append(Reveal(values=shown, grads=grads, active=run.loss))
-    for node in reversed(order):
-        grads = grads | frozenset(t for t in node.inputs if t in run.grads)
-        frames.append(Reveal(values=shown, grads=grads, active=node.name))
+    plan = schedule(graph, run)
+    frames = []
+    for k, active in enumerate(plan.active):
+        values = frozenset(t for t, first in plan.value_step.items() if first <= k)
+        grads = frozenset(t for t, first in plan.grad_step.items() if first <= k)
+        frames.append(Reveal(values=values, grads=grads, active=active, seeded=bool(grads)))
     return frames
 
 

@@ -16,7 +16,7 @@ from importlib import resources
 import numpy as np
 
 from cgtools.export.dot import Reveal, View, display_graph, edge_lines
-from cgtools.export.frames import reveals
+from cgtools.export.frames import schedule
 from cgtools.export.labels import format_shape, format_tensor
 from cgtools.export.layout import positions
 from cgtools.export.themes import theme
@@ -67,8 +67,9 @@ def to_html(graph, run=None, view: View = View()) -> str:
     net = Network(directed=True)
     net.node_ids = _IdList()  # pyvis checks membership in a list on every add: quadratic without this
 
-    info = {}
+    info, ids = {}, {}
     for key, data in D.nodes(data=True):
+        ids[data["_model"]] = key
         kind = data["_kind"]
         x, y = where[key]
         dashed = kind == "constant"
@@ -81,15 +82,15 @@ def to_html(graph, run=None, view: View = View()) -> str:
     loss = run.loss if run is not None else None
     values = run.values if run is not None else {}
     grads = run.grads if run is not None else {}
-    steps = reveals(graph, run) if run is not None else [Reveal()]
+    plan = schedule(graph, run)
+    never = len(plan.active)
+    bare, forward = Reveal(values=frozenset(), grads=frozenset(), seeded=False), Reveal(grads=frozenset(), seeded=False)
     stages, tensors, magnitudes = [], [], []
     for i, (u, v, data) in enumerate(D.edges(data=True)):
         name = data["_tensor"]
         value, grad = values.get(name), grads.get(name)
-        variants = [vis_label(edge_lines(name, value, grad, loss, view, r))
-                    for r in (Reveal(values=frozenset(), grads=frozenset(), seeded=False),
-                              Reveal(grads=frozenset(), seeded=False), Reveal())]
-        stages.append([*variants, first_step(steps, name, "values"), first_step(steps, name, "grads")])
+        variants = [vis_label(edge_lines(name, value, grad, loss, view, r)) for r in (bare, forward, Reveal())]
+        stages.append([*variants, plan.value_step.get(name, never), plan.grad_step.get(name, never)])
         tensors.append(tensor_text(name, value, grad, loss))
         magnitudes.append(grad_magnitude(grad))
         net.add_edge(u, v, id=f"E{i}", label="" if big else variants[2],
@@ -100,33 +101,21 @@ def to_html(graph, run=None, view: View = View()) -> str:
         "title": graph.name or (graph.path or "graph"), "doc": graph.doc, "theme": t, "light": big,
         "nodes": nodes, "edges": edges, "info": info, "stages": stages, "tensors": tensors,
         "gradMagnitudes": magnitudes, "loss": loss, "limit": DRAW_LIMIT,
-        "steps": [{"caption": caption(graph, r, k, len(steps)), "active": active_id(D, r.active)}
-                  for k, r in enumerate(steps)] if run is not None else [],
+        "steps": [{"caption": caption(k, plan, len(graph.nodes)), "active": ids.get(active)}
+                  for k, active in enumerate(plan.active)] if run is not None else [],
     }
     return fill_template(doc)
 
 
-def first_step(steps: list[Reveal], tensor: str, field: str) -> int:
-    """The first step whose Reveal shows the tensor's value (or gradient); past the end if none does."""
-    for k, r in enumerate(steps):
-        shown = getattr(r, field)
-        if shown is None or tensor in shown:
-            return k
-    return len(steps)
-
-
-def active_id(D, model_name) -> str | None:
-    for key, data in D.nodes(data=True):
-        if data["_model"] == model_name:
-            return key
-    return None
-
-
-def caption(graph, reveal: Reveal, k: int, total: int) -> str:
+def caption(k: int, plan, n_ops: int) -> str:
+    total = len(plan.active)
     if k == 0:
         return f"step 1/{total}: the graph"
-    phase = "forward" if not reveal.grads else "backward"
-    return f"step {k + 1}/{total}: {phase}" + (f", {reveal.active}" if reveal.active else "")
+    if k <= n_ops:
+        return f"step {k + 1}/{total}: forward, {plan.active[k]}"
+    if k == n_ops + 1:
+        return f"step {k + 1}/{total}: backward starts, ∂{plan.active[k]}/∂{plan.active[k]} = 1"
+    return f"step {k + 1}/{total}: backward, {plan.active[k]}"
 
 
 def node_info(graph, model: str, kind: str) -> dict:
