@@ -44,8 +44,8 @@ pictures: setup chromium
 	$(BIN)/cgtools render examples/affine_square.json -o docs/affine_square.png
 	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o docs/mlp_xent.png
 	$(BIN)/cgtools render examples/affine_square.json -f png --frames docs/frames
-	$(BIN)/cgtools render examples/mlp_xent.json -o demo/mlp_xent.html
-	$(BIN)/python docs/screenshot.py demo/mlp_xent.html docs/mlp_xent_html.png --hover logits
+	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o demo/mlp_xent.html
+	$(BIN)/python docs/screenshot.py demo/mlp_xent.html docs/mlp_xent_html.png --hover h --height 900
 
 test: setup chromium
 	$(BIN)/python -m pytest -q

@@ -90,12 +90,15 @@ class Graph:
         return self._order
 
     # ---- running -------------------------------------------------------------------------------
-    def run(self, inputs: dict | None = None, backward: bool = True, seed=None):
-        """Forward (and backward) pass; `inputs` overrides leaf values by name. Returns a Run."""
+    def run(self, inputs: dict | None = None, backward: bool = True, seed=None, per_use: bool = False):
+        """Forward (and backward) pass; `inputs` overrides leaf values by name. Returns a Run.
+
+        `seed` is the loss's upstream gradient (needed when the loss is not a scalar); `per_use` also keeps
+        what each use of a tensor contributed to its gradient (Run.use_grads)."""
         from cgtools.interpreter import run
 
         try:
-            return run(self, inputs, backward=backward, seed=seed)
+            return run(self, inputs, backward=backward, seed=seed, per_use=per_use)
         except CgError as e:
             raise e.located(file=self.path) from None
 
@@ -113,7 +116,8 @@ class Graph:
         """A node per leaf and per op, an edge per tensor use keyed by the consumer's input slot.
 
         Leaves are keyed by tensor name, ops by node name. With a `run`, edges carry the tensor's `value`
-        and `grad`, leaves their own, and op nodes `values`/`grads` of their outputs.
+        and `grad` (and `use_grad`, this use's share, when the run kept them), leaves their own, and op nodes
+        `values`/`grads` of their outputs.
         """
         G = nx.MultiDiGraph(name=self.name, doc=self.doc, outputs=list(self.outputs), loss=self.loss,
                             opset=self.opset)
@@ -238,5 +242,6 @@ def annotate(G: nx.MultiDiGraph, run) -> None:
             data["grads"] = {t: grads.get(t) for t in data["outputs"]}
         else:
             data["value"], data["grad"] = values.get(key), grads.get(key)
-    for _, _, data in G.edges(data=True):
+    for _, consumer, slot, data in G.edges(keys=True, data=True):
         data["value"], data["grad"] = values.get(data["tensor"]), grads.get(data["tensor"])
+        data["use_grad"] = run.use_grads.get((consumer, slot))

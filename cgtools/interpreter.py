@@ -31,6 +31,7 @@ class Step(NamedTuple):
     place: str  # "nodes[3] (Mul 'c')", for messages
     gather: object  # slot list -> the input (one input) or the tuple of inputs
     unary: bool
+    node: str  # the node's name
 
 
 @dataclass
@@ -83,12 +84,16 @@ class SlotView(Mapping):
 @dataclass
 class Run:
     """What a run computed: `values` and `grads` map tensor names to arrays. A tensor has a gradient when it
-    is a float input, param or intermediate (zero where the loss does not depend on it)."""
+    is a float input, param or intermediate (zero where the loss does not depend on it).
+
+    With `per_use`, `use_grads[(node name, input slot)]` is what that one use passed back: a tensor read
+    twice gets two contributions, and its gradient is their sum (the multivariable chain rule)."""
 
     graph: object
     values: Mapping[str, np.ndarray]
     grads: Mapping[str, np.ndarray]
     loss: str | None
+    use_grads: dict = field(default_factory=dict)
 
     def to_networkx(self):
         return self.graph.to_networkx(self)
@@ -120,7 +125,7 @@ def compile_plan(graph) -> Plan:
         ins = tuple(slots[t] for t in node.inputs)
         gather = itemgetter(*ins) if ins else (lambda _: ())
         steps.append(Step(forward, op.backward, ins, tuple(slots[t] for t in node.outputs), node_place(i, node),
-                          gather, len(ins) == 1))
+                          gather, len(ins) == 1, node.name))
     leaf_slots = [slots[name] for name in graph.leaves]
     constants = {slots[leaf.name] for leaf in graph.leaves_of("constant")}
     return Plan(slots, names, steps, leaf_slots, constants)
@@ -142,19 +147,19 @@ def loss_name(graph) -> str:
                   "(--no-backward)")
 
 
-def run(graph, inputs=None, *, backward=True, seed=None) -> Run:
+def run(graph, inputs=None, *, backward=True, seed=None, per_use=False) -> Run:
     # A run makes thousands of small containers and no reference cycles: the cycle collector has nothing
     # to find, but would keep rescanning every object the process holds (about 10% of a run's time).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _run(graph, inputs, backward, seed)
+        return _run(graph, inputs, backward, seed, per_use)
     finally:
         if collecting:
             gc.enable()
 
 
-def _run(graph, inputs, backward, seed) -> Run:
+def _run(graph, inputs, backward, seed, per_use) -> Run:
     plan = plan_of(graph)
     vals = feed(graph, plan, inputs or {})
     ctxs = forward(plan.steps, vals)
@@ -165,8 +170,10 @@ def _run(graph, inputs, backward, seed) -> Run:
     flow = flow_of(plan, vals)
     grads = [None] * len(vals)
     grads[plan.slots[loss]] = seed_gradient(vals[plan.slots[loss]], loss, seed)
-    backpropagate(flow.backward_steps, ctxs, vals, grads)
-    return Run(graph, values, SlotView(plan, grads, flow.requires, vals), loss)
+    uses = {} if per_use else None
+    backpropagate(flow.backward_steps, ctxs, vals, grads, uses)
+    use_grads = {(plan.steps[k].node, pos): g for (k, pos), g in uses.items()} if per_use else {}
+    return Run(graph, values, SlotView(plan, grads, flow.requires, vals), loss, use_grads)
 
 
 def feed(graph, plan, inputs: dict) -> list:
@@ -193,7 +200,7 @@ def forward(steps: list[Step], vals: list) -> list:
     """Fill `vals` step by step; returns each step's context for backward."""
     ctxs = []
     keep = ctxs.append
-    for fwd, _, ins, outs, place, gather, unary in steps:
+    for fwd, _, ins, outs, place, gather, unary, _ in steps:
         ctx = Context()
         try:
             out = fwd(ctx, gather(vals)) if unary else fwd(ctx, *gather(vals))
@@ -246,7 +253,8 @@ def seed_gradient(value, loss, seed):
                       f"of shape {list(value.shape)}") from None
 
 
-def backpropagate(backward_steps: list[tuple], ctxs: list, vals: list, grads: list) -> None:
+def backpropagate(backward_steps: list[tuple], ctxs: list, vals: list, grads: list, uses: dict | None = None) -> None:
+    """Fill `grads` from the seeded loss back; `uses`, when given, keeps each (step, input position)'s share."""
     for k, bwd, wanted, outs, needs, place in backward_steps:
         ctx = ctxs[k]
         ctx.needs_grad = needs
@@ -275,6 +283,8 @@ def backpropagate(backward_steps: list[tuple], ctxs: list, vals: list, grads: li
                 g = unbroadcast(g, x.shape, place)
             if g.dtype is not x.dtype and g.dtype != x.dtype:
                 g = g.astype(x.dtype)
+            if uses is not None:
+                uses[k, pos] = g
             prev = grads[i]
             grads[i] = g if prev is None else prev + g
 

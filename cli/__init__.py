@@ -131,7 +131,7 @@ def run_for_drawing(graph, sets: dict, backward: bool):
                    f"(give them with --set NAME=VALUE)", err=True)
         return None
     try:
-        return graph.run(sets, backward=backward)
+        return graph.run(sets, backward=backward, per_use=True)
     except CgError as e:
         if backward and "backward needs one scalar" in e.detail:
             click.echo(f"note: {e.detail.split(';')[0]}; drawing forward values only", err=True)

@@ -26,7 +26,14 @@ def edge_point(page, edge_id):
 
 
 def edge_labels(page):
-    return page.evaluate("window.cgtools.edges.get().map(e => e.label)")
+    """The label of every edge, wherever the page draws it (on the edge, or on a label node beside it)."""
+    return page.evaluate("""window.cgtools.data.elements.filter(e => e.edge || e.node.startsWith('T'))
+        .map(e => (e.edge ? window.cgtools.edges.get(e.edge) : window.cgtools.nodes.get(e.node)).label)""")
+
+
+def edge_of(page, tensor):
+    """The id of the (first) edge carrying `tensor`."""
+    return page.evaluate("(t) => 'E' + window.cgtools.data.tensors.findIndex(s => s.split('\\n')[0] === t)", tensor)
 
 
 def test_page_is_offline_and_draws_every_node_and_edge(tmp_path, open_page, graphviz):
@@ -35,9 +42,11 @@ def test_page_is_offline_and_draws_every_node_and_edge(tmp_path, open_page, grap
     opened = open_page(write_page(graph, run, tmp_path))
     opened.page.wait_for_function(DRAWN, timeout=20_000)
     D = display_graph(graph, run)
-    counts = opened.page.evaluate("[window.cgtools.nodes.length, window.cgtools.edges.length]")
-    assert counts == [D.number_of_nodes(), D.number_of_edges()]
-    assert opened.page.evaluate("window.cgtools.network.body.nodeIndices.length") == D.number_of_nodes()
+    counts = opened.page.evaluate("""[window.cgtools.nodes.get({filter: n => n.group !== 'label'}).length,
+                                      window.cgtools.edges.length]""")
+    assert counts == [D.number_of_nodes(), D.number_of_edges()]  # edge labels ride on extra 'label' nodes
+    labels = opened.page.evaluate("window.cgtools.nodes.get({filter: n => n.group === 'label'}).length")
+    assert opened.page.evaluate("window.cgtools.network.body.nodeIndices.length") == D.number_of_nodes() + labels
     assert opened.external_requests() == []
     assert opened.console_errors() == []
 
@@ -47,8 +56,7 @@ def test_hovering_an_edge_shows_its_value_and_gradient(tmp_path, open_page, grap
     opened = open_page(write_page(graph, graph.run(), tmp_path))
     page = opened.page
     page.wait_for_function(DRAWN)
-    edge = page.evaluate("window.cgtools.edges.get().find(e => e.label.startsWith('d = 5')).id")
-    point = edge_point(page, edge)
+    point = edge_point(page, edge_of(page, "d"))
     page.mouse.move(point["x"] - 30, point["y"] - 60)
     page.mouse.move(point["x"], point["y"], steps=4)
     page.wait_for_selector("#tip", state="visible", timeout=5_000)
@@ -65,7 +73,7 @@ def test_step_through_replays_forward_then_backward(tmp_path, open_page, graphvi
     page.click("#first")
     bare = edge_labels(page)
     assert not any("=" in label for label in bare)  # the bare graph: no numbers
-    assert "step 1/8" in page.inner_text("#caption")
+    assert "step 1/9" in page.inner_text("#caption")
     page.keyboard.press("ArrowRight")  # forward: Mul computes c
     first = edge_labels(page)
     assert any(label.startswith("c = 3") for label in first) and not any("d = 5" in label for label in first)

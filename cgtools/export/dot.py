@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 
 import networkx as nx
 
 from cgtools.errors import CgError
 from cgtools.export.labels import (
+    CONTROL_PICTURES,
     esc,
     font,
     format_shape,
     format_tensor,
     has_non_finite,
-    html_label,
     op_symbol,
 )
 from cgtools.export.themes import theme
@@ -53,33 +54,56 @@ class View:
 
 @dataclass(frozen=True)
 class Reveal:
-    """What a frame of the step-by-step build-up shows: None means everything."""
+    """What a frame of the step-by-step build-up shows; None means everything.
+
+    `grads` holds tensors whose whole gradient is shown, `uses` the (node, input slot) pairs whose share of
+    a shared tensor's gradient is shown, `active` the ("op" | "output", name) being computed."""
 
     values: frozenset | None = None
     grads: frozenset | None = None
-    active: str | None = None  # the model node being computed, highlighted
-    seeded: bool = field(default=True)  # whether the output's ∂L/∂L = 1 is shown
+    uses: frozenset | None = None
+    active: tuple[str, str] | None = None
+
+    def shows(self, field_name: str, item) -> bool:
+        shown = getattr(self, field_name)
+        return shown is None or item in shown
+
+
+NOTHING = Reveal(values=frozenset(), grads=frozenset(), uses=frozenset())
+FORWARD = Reveal(grads=frozenset(), uses=frozenset())
 
 
 def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal()) -> nx.MultiDiGraph:
     """The networkx graph whose node, edge and graph attributes are the DOT attributes of the diagram.
 
-    Each node and edge also keeps its label as plain lines (`_lines`: text and role) for other exporters;
-    attributes starting with "_" never reach the DOT."""
+    A tensor read once is written on its edge: `c = 3` and `∂e/∂c = 10`. A tensor read by several nodes is
+    written on the node that makes it, and each of its edges carries that use's share, `∂L/∂x += 24`:
+    the multivariable chain rule, drawn. Each node and edge also keeps its label as plain lines (`_lines`,
+    text and role) for other exporters; attributes starting with "_" never reach the DOT."""
     t = theme(view.theme)
     show = view.show
     G = graph.to_networkx(run)
     loss = run.loss if run is not None else None
+    values = run.values if run is not None else {}
+    grads = run.grads if run is not None else {}
     folded = {} if "constants" in show else {
         name: format_tensor(leaf.value, view.precision) if leaf.value is not None and leaf.value.size <= 6 else name
         for name, leaf in graph.leaves.items() if leaf.kind == "constant"}
+    readers = Counter(data["tensor"] for u, _, data in G.edges(data=True) if u not in folded)
+    readers.update(graph.outputs)
+    shared = {name for name, n in readers.items() if n > 1}
+
+    def lines_of(tensor, *, role=None):
+        """The tensor's value and whole gradient, as far as this frame shows them."""
+        return tensor_lines(tensor, values.get(tensor), grads.get(tensor), loss, view, reveal, role)
+
     D = nx.MultiDiGraph()
     D.graph["graph"] = {"rankdir": view.rankdir, "bgcolor": t["background"], "fontname": t["font"],
                         "fontcolor": t["text"], "fontsize": t["fontsize"], "nodesep": t["nodesep"],
                         "ranksep": t["ranksep"], "labelloc": "t", "pad": 0.2}
-    title = [(text, role) for text, role in ((graph.name, "bold"), (graph.doc, "muted")) if text]
+    title = [(text, role) for text, role in ((graph.name, "title"), (graph.doc, "muted")) if text]
     if title:
-        D.graph["graph"]["label"] = dot_label(title, t)
+        D.graph["graph"]["label"] = title_label(title, t)
     # defaults shared by every node and edge keep each one's attributes (and the DOT) short
     D.graph["node"] = {"fontname": t["font"], "fontsize": t["fontsize"], "fontcolor": t["text"], "color": t["line"],
                        "penwidth": t["penwidth"], "shape": "box", "style": "filled,rounded", "margin": "0.12,0.06"}
@@ -88,7 +112,7 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
 
     def add_node(key, model, kind, lines, **attrs):
         D.add_node(key, label=dot_label(lines, t), **attrs, _lines=lines, _model=model, _kind=kind)
-        if reveal.active == model:
+        if reveal.active == (kind, model):
             D.nodes[key].update(color=t["accent"], penwidth=t["penwidth"] * 2.5)
 
     ids: dict[str, str] = {}
@@ -96,7 +120,8 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
         if name in folded:
             continue
         ids[name] = f"L{i}"
-        lines = [(name, "bold" if leaf.kind == "param" else "plain")]
+        role = "bold" if leaf.kind == "param" else "plain"
+        lines = lines_of(name, role=role) if name in shared and run is not None else [(shorten(name), role)]
         if "shapes" in show and leaf.shape is not None:
             lines.append((format_shape(leaf.shape), "muted"))
         add_node(ids[name], name, leaf.kind, lines, fillcolor=t["fill"][leaf.kind],
@@ -106,44 +131,107 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
         ids[node.name] = f"N{i}"
         lines = [(op_symbol(get_op(node.op), node.inputs, folded), "symbol")]
         if "names" in show:
-            lines.append((", ".join(node.outputs), "muted"))
+            lines.append((shorten(", ".join(node.outputs)), "muted"))
+        for out in node.outputs:
+            if out in shared and run is not None:
+                lines += lines_of(out)
         attrs = ", ".join(f"{k}={v}" for k, v in node.attrs.items())
         add_node(ids[node.name], node.name, "op", lines, shape="ellipse", style="filled", fillcolor=t["fill"]["op"],
                  tooltip=tooltip(f"{node.op} {node.name}", attrs, node.doc))
 
-    labelled: dict = {}  # a tensor read by several nodes is labelled once
-    for u, v, data in G.edges(data=True):
+    for u, v, slot, data in G.edges(keys=True, data=True):
         if u in folded:
             continue
         tensor = data["tensor"]
-        if tensor not in labelled:
-            labelled[tensor] = edge_attrs(tensor, data.get("value"), data.get("grad"), loss, view, reveal)
-        D.add_edge(ids[u], ids[v], **labelled[tensor])
+        if tensor in shared:
+            lines = use_lines(tensor, data.get("use_grad"), loss, view, reveal.shows("uses", (v, slot)))
+        else:
+            lines = lines_of(tensor)
+        D.add_edge(ids[u], ids[v], **edge_attrs(tensor, data.get("value"), lines, t))
     producers = graph.producers
     loss_name = graph.loss or (graph.outputs[0] if len(graph.outputs) == 1 else None)
     for i, out in enumerate(graph.outputs):
-        lines = [(out, "bold")] + ([("loss", "muted")] if out == loss_name else [])
+        lines = [(shorten(out), "bold")] + ([("loss", "muted")] if out == loss_name else [])
         add_node(f"O{i}", out, "output", lines, fillcolor=t["fill"]["output"],
                  peripheries=2 if out == loss_name else 1, tooltip=tooltip(f"output {out}"))
-        value = run.values.get(out) if run is not None else None
-        grad = run.grads.get(out) if run is not None else None
-        if out == loss and not reveal.seeded:
-            grad = None
-        D.add_edge(ids[producers[out].name], f"O{i}", **edge_attrs(out, value, grad, loss, view, reveal))
+        source = ids[producers[out].name] if out in producers else ids[out]
+        D.add_edge(source, f"O{i}", **edge_attrs(out, values.get(out), [] if out in shared else lines_of(out), t))
     return D
 
 
-def dot_label(lines: list[tuple[str, str]], t: dict) -> str:
-    """Plain label lines as a Graphviz HTML-like label, every user string escaped, styled by role."""
-    return html_label(*(styled(esc(text), role, t) for text, role in lines))
+def shorten(name: str, limit: int = 28) -> str:
+    """Long names cut to fit a slide (the tooltip keeps the whole name)."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-def styled(text: str, role: str, t: dict) -> str:
-    if role in ("plain", "value"):  # the edges' default font colour is the value colour
+def tensor_lines(tensor: str, value, grad, loss: str | None, view: View, reveal: Reveal,
+                 role: str | None = None) -> list[tuple[str, str]]:
+    """The tensor's lines: its value (`c = 3`) and its gradient (`∂e/∂c = 10`). A line not yet revealed
+    keeps its place, blank, so frames align. `role` styles the value line (a leaf's name style)."""
+    show = view.show
+    value_shown = value is not None and "values" in show and reveal.shows("values", tensor)
+    head = shorten(tensor) if "names" in show or role else ""
+    if "shapes" in show and value is not None:
+        head = f"{head} {format_shape(value.shape)}".strip()
+    if value_shown:
+        text = format_tensor(value, view.precision)
+        head = f"{head} = {text}" if head else text
+    bad = value_shown and has_non_finite(value)
+    lines = [(("⚠ " if bad else "") + head, "alert" if bad else role or "value") if head else ("", "blank")]
+    if "grads" in show and grad is not None and loss is not None:
+        lines.append(grad_line(f"∂{loss}/∂{shorten(tensor)} = ", grad, view, reveal.shows("grads", tensor)))
+    return lines
+
+
+def use_lines(tensor: str, share, loss: str | None, view: View, shown: bool) -> list[tuple[str, str]]:
+    """The edge of one use of a shared tensor: what this use adds to its gradient, `∂L/∂x += 24`."""
+    if share is None or loss is None or "grads" not in view.show:
+        return []
+    return [grad_line(f"∂{loss}/∂{shorten(tensor)} += ", share, view, shown)]
+
+
+def grad_line(prefix: str, grad, view: View, shown: bool) -> tuple[str, str]:
+    if not shown:
+        return ("", "blank")
+    if has_non_finite(grad):
+        return ("⚠ " + prefix + format_tensor(grad, view.precision), "alert_grad")
+    return (prefix + format_tensor(grad, view.precision), "grad")
+
+
+def edge_attrs(tensor: str, value, lines: list[tuple[str, str]], t: dict) -> dict:
+    """The DOT attributes of the edge carrying `tensor` (drawn in the alert colour when it holds a NaN)."""
+    described = f"{value.dtype} {format_shape(value.shape)}" if value is not None else ""
+    attrs = {"label": dot_label(lines, t, edge=True) if lines else "",
+             "tooltip": tooltip(f"{tensor}: {described}" if described else tensor), "_lines": lines, "_tensor": tensor}
+    if any(role.startswith("alert") for _, role in lines):
+        attrs.update(color=t["alert"], style="bold")
+    return attrs
+
+
+def dot_label(lines: list[tuple[str, str]], t: dict, *, edge: bool = False) -> str:
+    """Plain label lines as a Graphviz HTML-like label, every user string escaped, styled by role.
+
+    Edge labels sit in a padded cell so their text keeps clear of the edge's own line."""
+    text = "<BR/>".join(styled(esc(text), role, t, edge) for text, role in lines)
+    if edge:
+        text = f'<TABLE BORDER="0" CELLBORDER="0" CELLPADDING="3" CELLSPACING="0"><TR><TD>{text}</TD></TR></TABLE>'
+    return f"<{text}>"
+
+
+def title_label(lines: list[tuple[str, str]], t: dict) -> str:
+    """The graph's name and doc, one table row each so the lines keep apart."""
+    rows = "".join(f"<TR><TD>{styled(esc(text), role, t, False)}</TD></TR>" for text, role in lines)
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0">{rows}</TABLE>>'
+
+
+def styled(text: str, role: str, t: dict, edge: bool) -> str:
+    if role == "plain" or (role == "value" and edge):  # the edges' default font colour is the value colour
         return text
+    if role == "value":
+        return font(text, color=t["value"])
     if role == "blank":
         return "&#160;"  # keeps the line's place in a frame that does not show it yet
-    if role == "bold":
+    if role in ("bold", "title"):
         return font(text, style="B")
     if role == "symbol":
         return font(text, size=t["symbol_size"])
@@ -151,46 +239,14 @@ def styled(text: str, role: str, t: dict) -> str:
         return font(text, color=t["muted"], size=t["small"])
     if role == "grad":
         return font(text, color=t["grad"], style=t["grad_font"])
-    return font(text, color=t["alert"])
-
-
-def edge_lines(tensor: str, value, grad, loss: str | None, view: View, reveal: Reveal) -> list[tuple[str, str]]:
-    """The lines on the edge carrying `tensor`: its value (`c = 3`) and its gradient (`∂e/∂c = 10`). A line not
-    yet revealed keeps its place, blank, so frames align."""
-    show = view.show
-    value_shown = value is not None and "values" in show and (reveal.values is None or tensor in reveal.values)
-    grad_shown = grad is not None and "grads" in show and (reveal.grads is None or tensor in reveal.grads)
-    head = tensor if "names" in show else ""
-    if "shapes" in show and value is not None:
-        head = f"{head} {format_shape(value.shape)}".strip()
-    if value_shown:
-        text = format_tensor(value, view.precision)
-        head = f"{head} = {text}" if head else text
-    lines = [(head, "alert" if value_shown and has_non_finite(value) else "value") if head else ("", "blank")]
-    if "grads" in show and grad is not None and loss is not None:
-        if grad_shown:
-            text = f"∂{loss}/∂{tensor} = {format_tensor(grad, view.precision)}"
-            lines.append((text, "alert" if has_non_finite(grad) else "grad"))
-        else:
-            lines.append(("", "blank"))
-    return lines
-
-
-def edge_attrs(tensor: str, value, grad, loss: str | None, view: View, reveal: Reveal) -> dict:
-    """The DOT attributes of the edge carrying `tensor` (drawn in the alert colour when it holds a NaN)."""
-    t = theme(view.theme)
-    lines = edge_lines(tensor, value, grad, loss, view, reveal)
-    described = f"{value.dtype} {format_shape(value.shape)}" if value is not None else ""
-    attrs = {"label": dot_label(lines, t), "tooltip": tooltip(f"{tensor}: {described}" if described else tensor),
-             "_lines": lines, "_tensor": tensor}
-    if any(role == "alert" for _, role in lines):
-        attrs["color"] = t["alert"]
-    return attrs
+    if role == "alert_grad":  # a NaN gradient: alert colour, still in the gradients' style
+        return font(font(text, style=t["grad_font"]), color=t["alert"], style="B")
+    return font(text, color=t["alert"], style="B")
 
 
 def tooltip(*parts: str) -> str:
     """A plain-text tooltip; backslashes doubled so Graphviz reads none of them as escapes."""
-    return "\n".join(p for p in parts if p).replace("\\", "\\\\")
+    return "\n".join(p for p in parts if p).translate(CONTROL_PICTURES).replace("\\", "\\\\")
 
 
 def to_dot(graph, run=None, view: View = View(), reveal: Reveal = Reveal()) -> str:

@@ -17,42 +17,58 @@ from cgtools.export.dot import Reveal, View, display_graph, dot_text, render
 
 @dataclass
 class Schedule:
-    """When each tensor's value and gradient first appear, and which node each step computes.
+    """When each value and gradient first appears, and what each step computes.
 
     Step 0 is the bare graph; steps 1… run forward one node at a time (leaf values come with the first);
-    then the seed ∂L/∂L = 1, then backward one node at a time in reverse, each giving its inputs' gradients."""
+    then the seed ∂L/∂L = 1; then backward one node at a time in reverse, each passing its inputs their
+    shares; a tensor's whole gradient shows once every reader has passed its share. The last step shows
+    everything, with nothing highlighted: the finished picture."""
 
     value_step: dict[str, int]
     grad_step: dict[str, int]
-    active: list[str | None]  # per step: the model node being computed
+    use_step: dict[tuple[str, int], int]  # (node name, input slot) -> step its share appears
+    active: list[tuple[str, str] | None]  # per step: ("op" | "output", name) being computed
+
+    def reveal(self, k: int) -> Reveal:
+        if k == len(self.active) - 1:
+            return Reveal()
+        return Reveal(values=frozenset(t for t, first in self.value_step.items() if first <= k),
+                      grads=frozenset(t for t, first in self.grad_step.items() if first <= k),
+                      uses=frozenset(u for u, first in self.use_step.items() if first <= k), active=self.active[k])
 
 
 def schedule(graph, run) -> Schedule:
     order = [graph.nodes[i] for i in graph.topological_order()]
     value_step = dict.fromkeys(graph.leaves, 1)
-    grad_step: dict[str, int] = {}
-    active: list[str | None] = [None]
+    active: list = [None]
     for node in order:
-        active.append(node.name)
+        active.append(("op", node.name))
         value_step.update((t, len(active) - 1) for t in node.outputs)
+    grad_step: dict[str, int] = {}
+    use_step: dict[tuple[str, int], int] = {}
     if run is not None and run.loss is not None:
-        active.append(run.loss)
+        active.append(("output", run.loss))
         grad_step[run.loss] = len(active) - 1
         for node in reversed(order):
-            active.append(node.name)
-            grad_step.update((t, len(active) - 1) for t in node.inputs if t in run.grads and t not in grad_step)
-    return Schedule(value_step, grad_step, active)
+            active.append(("op", node.name))
+            step = len(active) - 1
+            for out in node.outputs:  # an output nobody reads: its (zero) gradient shows with its node
+                grad_step.setdefault(out, step)
+            for slot, t in enumerate(node.inputs):
+                if t in run.grads:
+                    use_step[node.name, slot] = step
+                    grad_step[t] = step  # the latest reader in backward order completes the sum
+    active.append(None)
+    for t in graph.leaves:  # leaves nobody reads
+        grad_step.setdefault(t, len(active) - 1)
+    return Schedule(value_step, grad_step, use_step, active)
 
 
 def reveals(graph, run) -> list[Reveal]:
-    """One Reveal per frame: 1 bare + one per op forward + (seed + one per op) backward."""
+    """One Reveal per frame: bare, one per op forward, then (with a backward pass) the seed, one per op
+    backward, and the finished picture."""
     plan = schedule(graph, run)
-    frames = []
-    for k, active in enumerate(plan.active):
-        values = frozenset(t for t, first in plan.value_step.items() if first <= k)
-        grads = frozenset(t for t, first in plan.grad_step.items() if first <= k)
-        frames.append(Reveal(values=values, grads=grads, active=active, seeded=bool(grads)))
-    return frames
+    return [plan.reveal(k) for k in range(len(plan.active))]
 
 
 class Frames:

@@ -15,7 +15,7 @@ from importlib import resources
 
 import numpy as np
 
-from cgtools.export.dot import Reveal, View, display_graph, edge_lines
+from cgtools.export.dot import FORWARD, NOTHING, Reveal, View, display_graph
 from cgtools.export.frames import schedule
 from cgtools.export.labels import format_shape, format_tensor
 from cgtools.export.layout import positions
@@ -24,27 +24,36 @@ from cgtools.export.themes import theme
 DRAW_LIMIT = 25_000  # nodes; past this the page asks before drawing rather than hang the tab
 LIGHT_FROM = 1_500  # nodes; past this edge labels appear only on hover or when zoomed in
 TOOLTIP_ELEMENTS = 64  # a hovered tensor is written out up to this size, summarised past it
-VIS_ROLE = {"bold": "b", "symbol": "b", "muted": "i", "grad": "i", "alert": "code"}  # vis-network's html marks
+# vis-network's html mode has three marks, each with its own font: <b>, <i> and <code>. Which role wears
+# which differs between node labels (b: symbols and params, i: names, code: gradients) and edge labels
+# (i: gradients, code: NaN alerts); the page gives each mark its theme colour.
+NODE_MARKS = {"bold": "b", "symbol": "b", "title": "b", "muted": "i", "grad": "code", "alert": "code",
+              "alert_grad": "code"}
+EDGE_MARKS = {"grad": "i", "alert": "code", "alert_grad": "code"}
 
 
-def vis_label(lines: list[tuple[str, str]]) -> str:
-    """Label lines in vis-network's html mode, which reads only <b>, <i>, <code>, &lt; and &amp;."""
+def vis_label(lines: list[tuple[str, str]], *, node: bool = False) -> str:
+    """Label lines in vis-network's html mode, which reads only those marks, &lt; and &amp;."""
+    marks = NODE_MARKS if node else EDGE_MARKS
     out = []
     for text, role in lines:
         text = text.replace("&", "&amp;").replace("<", "&lt;") if role != "blank" else " "
-        mark = VIS_ROLE.get(role)
+        mark = marks.get(role)
         out.append(f"<{mark}>{text}</{mark}>" if mark else text)
     return "\n".join(out)
 
 
-def tensor_text(name: str, value, grad, loss: str | None) -> str:
-    """What hovering an edge shows: the whole tensor, summarised past TOOLTIP_ELEMENTS."""
+def tensor_text(name: str, value, grad, loss: str | None, share=None) -> str:
+    """What hovering an edge shows: the whole tensor, summarised past TOOLTIP_ELEMENTS, and for one use of a
+    tensor read several times, what this use adds to its gradient."""
     lines = [name]
     if value is not None:
         lines.append(f"{value.dtype} {format_shape(value.shape)}")
         lines.append("value: " + format_tensor(value, 6, inline=TOOLTIP_ELEMENTS))
     if grad is not None and loss is not None:
         lines.append(f"∂{loss}/∂{name}: " + format_tensor(grad, 6, inline=TOOLTIP_ELEMENTS))
+    if share is not None and loss is not None:
+        lines.append("this use adds: " + format_tensor(share, 6, inline=TOOLTIP_ELEMENTS))
     return "\n".join(lines)
 
 
@@ -61,45 +70,60 @@ def to_html(graph, run=None, view: View = View()) -> str:
     from pyvis.network import Network
 
     t = theme(view.theme)
-    D = display_graph(graph, run, view)
-    where = positions(D, view.rankdir)
+    plan = schedule(graph, run)
+    # The three label stages of every element: nothing yet, values, everything. Steps pick among them.
+    stages = [display_graph(graph, run, view, reveal) for reveal in (NOTHING, FORWARD, Reveal())]
+    D = stages[2]
+    where, label_at = positions(D, view.rankdir)
     big = D.number_of_nodes() > LIGHT_FROM
     net = Network(directed=True)
     net.node_ids = _IdList()  # pyvis checks membership in a list on every add: quadratic without this
+    node_variants = [list(S.nodes(data="_lines")) for S in stages]
+    edge_variants = [[lines for _, _, lines in S.edges(data="_lines")] for S in stages]
 
-    info, ids = {}, {}
-    for key, data in D.nodes(data=True):
-        ids[data["_model"]] = key
-        kind = data["_kind"]
+    info, ids, elements = {}, {}, []
+    for k, (key, data) in enumerate(D.nodes(data=True)):
+        kind, model = data["_kind"], data["_model"]
+        ids[(kind, model)] = key
         x, y = where[key]
-        dashed = kind == "constant"
-        net.add_node(key, label=vis_label(data["_lines"]), x=x, y=y, shape="ellipse" if kind == "op" else "box",
-                     color={"background": t["fill"][kind], "border": t["line"]}, shapeProperties={"borderDashes":
-                                                                                               dashed},
+        labels = [vis_label(variant[k][1], node=True) for variant in node_variants]
+        net.add_node(key, label=labels[2], x=x, y=y, shape="ellipse" if kind == "op" else "box",
+                     color={"background": t["fill"][kind], "border": t["line"]},
+                     shapeProperties={"borderDashes": kind == "constant"},
                      borderWidth=3 if data.get("peripheries") == 2 else 1.5)
-        info[key] = node_info(graph, data["_model"], kind)
+        info[key] = node_info(graph, model, kind)
+        if labels[0] != labels[2]:  # a node that carries a shared tensor's value and gradient
+            made = graph_tensors(graph, model, kind)
+            elements.append({"node": key, "labels": labels, "value": min(plan.value_step.get(n, 0) for n in made),
+                             "grad": max(plan.grad_step.get(n, len(plan.active)) for n in made)})
 
-    loss = run.loss if run is not None else None
     values = run.values if run is not None else {}
     grads = run.grads if run is not None else {}
-    plan = schedule(graph, run)
-    never = len(plan.active)
-    bare, forward = Reveal(values=frozenset(), grads=frozenset(), seeded=False), Reveal(grads=frozenset(), seeded=False)
-    stages, tensors, magnitudes = [], [], []
-    for i, (u, v, data) in enumerate(D.edges(data=True)):
+    loss = run.loss if run is not None else None
+    tensors, magnitudes = [], []
+    for i, (u, v, slot, data) in enumerate(D.edges(keys=True, data=True)):
         name = data["_tensor"]
-        value, grad = values.get(name), grads.get(name)
-        variants = [vis_label(edge_lines(name, value, grad, loss, view, r)) for r in (bare, forward, Reveal())]
-        stages.append([*variants, plan.value_step.get(name, never), plan.grad_step.get(name, never)])
-        tensors.append(tensor_text(name, value, grad, loss))
-        magnitudes.append(grad_magnitude(grad))
-        net.add_edge(u, v, id=f"E{i}", label="" if big else variants[2],
-                     **({"color": {"color": t["alert"]}} if "color" in data else {}))
+        labels = [vis_label(variant[i]) for variant in edge_variants]
+        use = (D.nodes[v]["_model"], slot) if D.nodes[v]["_kind"] == "op" else None  # this read of the tensor
+        element = {"edge": f"E{i}", "labels": labels, "value": plan.value_step.get(name, 0),
+                   "grad": plan.use_step.get(use, plan.grad_step.get(name, 0))}
+        label = labels[2]
+        if label_at is not None and label_at[i] is not None and label:  # where Graphviz put the label
+            x, y = label_at[i]
+            net.add_node(f"T{i}", label=label, x=x, y=y, shape="text", group="label")
+            del element["edge"]
+            element["node"], label = f"T{i}", ""
+        elements.append(element)
+        share = run.use_grads.get(use) if run is not None else None
+        tensors.append(tensor_text(name, values.get(name), grads.get(name), loss, share))
+        magnitudes.append(grad_magnitude(grads.get(name)))
+        net.add_edge(u, v, id=f"E{i}", label="" if big else label,
+                     **({"color": {"color": t["alert"]}, "width": 2.5} if "color" in data else {}))
 
     nodes, edges, *_ = net.get_network_data()
     doc = {
         "title": graph.name or (graph.path or "graph"), "doc": graph.doc, "theme": t, "light": big,
-        "nodes": nodes, "edges": edges, "info": info, "stages": stages, "tensors": tensors,
+        "nodes": nodes, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
         "gradMagnitudes": magnitudes, "loss": loss, "limit": DRAW_LIMIT,
         "steps": [{"caption": caption(k, plan, len(graph.nodes)), "active": ids.get(active)}
                   for k, active in enumerate(plan.active)] if run is not None else [],
@@ -107,15 +131,26 @@ def to_html(graph, run=None, view: View = View()) -> str:
     return fill_template(doc)
 
 
+def graph_tensors(graph, model: str, kind: str) -> list[str]:
+    """The tensors a display node stands for: a leaf's own, an op's outputs."""
+    if kind == "op":
+        return next(n for n in graph.nodes if n.name == model).outputs
+    return [model]
+
+
 def caption(k: int, plan, n_ops: int) -> str:
     total = len(plan.active)
+    where = f"step {k + 1}/{total}"
     if k == 0:
-        return f"step 1/{total}: the graph"
+        return f"{where}: the graph"
+    if k == total - 1:
+        return f"{where}: everything"
+    kind, name = plan.active[k]
     if k <= n_ops:
-        return f"step {k + 1}/{total}: forward, {plan.active[k]}"
-    if k == n_ops + 1:
-        return f"step {k + 1}/{total}: backward starts, ∂{plan.active[k]}/∂{plan.active[k]} = 1"
-    return f"step {k + 1}/{total}: backward, {plan.active[k]}"
+        return f"{where}: forward, {name}"
+    if kind == "output":
+        return f"{where}: backward starts, ∂{name}/∂{name} = 1"
+    return f"{where}: backward, {name}"
 
 
 def node_info(graph, model: str, kind: str) -> dict:

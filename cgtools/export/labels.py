@@ -58,9 +58,16 @@ def _nested(items, precision):
 SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
+CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if c != 10} | {127: 0x2421}  # BEL -> ␇: visible, harmless
+
+
 def esc(text) -> str:
-    """A user string made literal inside a Graphviz HTML-like label (and so inside SVG)."""
-    return html.escape(str(text), quote=True).replace("\r", "").replace("\n", "<BR/>")
+    """A user string made literal inside a Graphviz HTML-like label (and so inside SVG).
+
+    Graphviz still reads backslash escapes (\\N is the node's name) in HTML-like labels, so backslashes
+    are doubled; control characters, which break its XML parser, are shown as their control pictures."""
+    text = str(text).translate(CONTROL_PICTURES).replace("\\", "\\\\")
+    return html.escape(text, quote=True).replace("\n", "<BR/>")
 
 
 def font(text: str, *, color: str | None = None, size: int | None = None, style: str = "") -> str:

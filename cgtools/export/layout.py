@@ -17,26 +17,32 @@ RANK_GAP, NODE_GAP = 220.0, 90.0  # px between layers and between neighbours in 
 SWEEPS = 4
 
 
-def positions(D: nx.MultiDiGraph, rankdir: str) -> dict[str, tuple[float, float]]:
-    """Screen positions (x right, y down) of the display graph's nodes."""
+Point = tuple[float, float]
+
+
+def positions(D: nx.MultiDiGraph, rankdir: str) -> tuple[dict[str, Point], list[Point | None] | None]:
+    """Screen positions (x right, y down) of the display graph's nodes, and of its edge labels where the
+    layout placed them (Graphviz does; None otherwise, and labels go on the edges' midpoints)."""
     import shutil
 
     if D.number_of_nodes() <= DOT_LIMIT and shutil.which("dot"):
         return dot_positions(D)
-    return layered_positions(D, rankdir)
+    return layered_positions(D, rankdir), None
 
 
-def dot_positions(D: nx.MultiDiGraph) -> dict[str, tuple[float, float]]:
+def dot_positions(D: nx.MultiDiGraph) -> tuple[dict[str, Point], list[Point | None]]:
     from cgtools.export.dot import dot_text, render
 
     layout = json.loads(render(dot_text(D), "json"))
-    scale = 1.35  # Graphviz points to CSS pixels, so label sizes match the page's fonts
-    out = {}
-    for obj in layout.get("objects", []):
-        if "pos" in obj:
-            x, y = map(float, obj["pos"].split(","))
-            out[obj["name"]] = (round(x * scale, 1), round(-y * scale, 1))
-    return out
+    scale = 1.25  # Graphviz points to CSS pixels, so the layout has room for the page's labels
+
+    def point(text):
+        x, y = map(float, text.split(","))
+        return round(x * scale, 1), round(-y * scale, 1)
+
+    nodes = {obj["name"]: point(obj["pos"]) for obj in layout.get("objects", []) if "pos" in obj}
+    edges = sorted(layout.get("edges", []), key=lambda e: e["_gvid"])  # in the order the DOT lists them
+    return nodes, [point(e["lp"]) if "lp" in e else None for e in edges]
 
 
 def layered_positions(D: nx.MultiDiGraph, rankdir: str) -> dict[str, tuple[float, float]]:
