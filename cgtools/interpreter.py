@@ -98,6 +98,18 @@ class Run:
     def to_networkx(self):
         return self.graph.to_networkx(self)
 
+    def non_finite(self) -> tuple[list[str], list[str]]:
+        """Tensors holding a NaN or an infinity: values in forward order (the first is where it started) and
+        gradients in backward order (the first is nearest the loss)."""
+        graph = self.graph
+        order = [*graph.leaves, *(t for i in graph.topological_order() for t in graph.nodes[i].outputs)]
+
+        def bad(array):
+            return array is not None and array.dtype.kind in "fc" and not np.isfinite(array).all()
+
+        return ([t for t in order if bad(self.values.get(t))],
+                [t for t in reversed(order) if bad(self.grads.get(t))])
+
     def _repr_svg_(self):
         """Jupyter shows a run as its diagram, values and gradients on the edges."""
         return svg_or_none(self.graph, self)

@@ -5,6 +5,7 @@ Only click is imported at start-up; numpy, networkx and the rest load inside the
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -50,7 +51,7 @@ def run(graph, sets, no_backward, as_json, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
     import cgtools
 
-    result = cgtools.load(graph).run(parse_sets(sets), backward=not no_backward)
+    result = checked_run(cgtools.load(graph), parse_sets(sets), backward=not no_backward)
     if as_json:
         import json
 
@@ -87,7 +88,8 @@ def run_table(result, precision: int) -> str:
               help="Output format; default: from OUT's suffix, else svg.")
 @SET_OPTION
 @click.option("--no-backward", is_flag=True, help="Draw forward values only.")
-@click.option("--theme", type=click.Choice(["slide", "paper", "dark"]), default="slide", show_default=True,
+@click.option("--theme", type=click.Choice(["slide", "paper", "dark"], case_sensitive=False), default="slide",
+              show_default=True,
               help="slide: large, high contrast; paper: print, greyscale-safe; dark.")
 @click.option("--rankdir", type=click.Choice(["LR", "TB", "BT", "RL"], case_sensitive=False), default="LR",
               show_default=True, help="Direction the graph flows in.")
@@ -102,16 +104,20 @@ def render(graph, output, fmt, sets, no_backward, theme, rankdir, precision, sho
     from pathlib import Path
 
     import cgtools
+    from cgtools.errors import CgError
     from cgtools.export import choose_format, draw, output_path
     from cgtools.export.dot import View
     from cgtools.graph import write_atomic
 
-    view = View(theme, rankdir.upper(), precision, frozenset(s.strip() for s in show.split(",") if s.strip()))
+    view = View(theme.lower(), rankdir.upper(), precision,
+                frozenset(s.strip().lower() for s in show.split(",") if s.strip()))
     fmt = choose_format(fmt, output)
-    target = output_path(graph, output, fmt) if output or not frames_dir else None
+    target = output_path(graph, output, fmt) if output or frames_dir is None else None
     g = cgtools.load(graph)
     run = run_for_drawing(g, parse_sets(sets), not no_backward)
-    if frames_dir:
+    if frames_dir is not None:
+        if not frames_dir.strip():
+            raise CgError("--frames needs a folder name")
         write_frames(g, run, view, fmt, Path(frames_dir), Path(graph).stem)
     if target is None and output == "-":
         click.echo(draw(g, run, view, fmt), nl=False)
@@ -131,12 +137,32 @@ def run_for_drawing(graph, sets: dict, backward: bool):
                    f"(give them with --set NAME=VALUE)", err=True)
         return None
     try:
-        return graph.run(sets, backward=backward, per_use=True)
+        return checked_run(graph, sets, backward=backward, per_use=True)
     except CgError as e:
         if backward and "backward needs one scalar" in e.detail:
             click.echo(f"note: {e.detail.split(';')[0]}; drawing forward values only", err=True)
-            return graph.run(sets, backward=False)
+            return checked_run(graph, sets, backward=False)
         raise
+
+
+def checked_run(graph, sets: dict, **options):
+    """Run the graph; instead of numpy's warnings, say where the first NaN or infinity appeared."""
+    import numpy as np
+
+    from cgtools.schema import node_place
+
+    with np.errstate(all="ignore"):
+        result = graph.run(sets, **options)
+    values, grads = result.non_finite()
+    producers = {out: i for i, node in enumerate(graph.nodes) for out in node.outputs}
+    if values:
+        first = values[0]
+        made = f", made by {node_place(producers[first], graph.nodes[producers[first]])}" if first in producers else ""
+        more = f"; {len(values) - 1} more tensors follow it" if len(values) > 1 else ""
+        click.echo(f"note: the first NaN or infinity in the forward pass is {first!r}{made}{more}", err=True)
+    if grads and grads[0] not in values:
+        click.echo(f"note: the first NaN or infinity in the backward pass is ∂{result.loss}/∂{grads[0]}", err=True)
+    return result
 
 
 PROGRESS_FROM = 12  # frames; shorter sequences draw in a blink
@@ -149,10 +175,16 @@ def write_frames(graph, run, view, fmt: str, folder, stem: str) -> None:
 
     if fmt == "html":
         raise CgError("frames are drawn as svg, png, pdf or dot; the HTML page steps through them itself")
+    if folder.exists() and not folder.is_dir():
+        raise CgError(f"--frames {str(folder)!r} is a file; expected a folder")
     if not folder.parent.resolve().is_dir():
         raise CgError(f"no such folder {str(folder.parent)!r} to make {folder.name!r} in")
     folder.mkdir(exist_ok=True)
     frames = Frames(graph, run, view, fmt)
+    stale = re.compile(rf"{re.escape(stem)}-\d+\.{fmt}")
+    for old in folder.iterdir():  # frames of an earlier, longer sequence would otherwise linger
+        if stale.fullmatch(old.name):
+            old.unlink()
     width = len(str(len(frames) - 1))
     pages = []
     quiet = len(frames) <= PROGRESS_FROM
@@ -164,7 +196,7 @@ def write_frames(graph, run, view, fmt: str, folder, stem: str) -> None:
     if fmt == "pdf":
         merged = merge_pdfs(pages)
         write_atomic(folder / f"{stem}-frames.pdf", lambda f: f.write(merged))
-    click.echo(f"{folder}: {len(frames)} frames" + (f" and {stem}-frames.pdf" if fmt == "pdf" else ""))
+    click.echo(f"{folder}: {len(frames)} frames" + (f" and {stem}-frames.pdf" if fmt == "pdf" else ""), err=True)
 
 
 @cli.command()
@@ -207,8 +239,11 @@ def ops():
 
 def main(argv=None) -> None:
     """Entry point: user errors become `error: …` on stderr and exit code 1, never a traceback."""
+    import warnings
+
     from cgtools.errors import CgError
 
+    warnings.showwarning = lambda message, *_, **__: click.echo(f"note: {message}", err=True)
     try:
         code = cli.main(args=argv, prog_name="cgtools", standalone_mode=False)
     except CgError as e:

@@ -7,6 +7,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+# log of a negative number: the NaN starts at lx and flows on to ex and L
+NAN_GRAPH = {"cgtools": "1.0", "inputs": [{"name": "x", "value": [-1.0, 2.0]}],
+             "nodes": [{"op": "Log", "inputs": ["x"], "outputs": ["lx"]},
+                       {"op": "Exp", "inputs": ["lx"], "outputs": ["ex"]},
+                       {"op": "ReduceSum", "inputs": ["ex"], "outputs": ["L"], "attrs": {"keepdims": 0}}],
+             "outputs": ["L"]}
 
 
 def cgtools_command() -> list[str]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cgtools
-from conftest import EXAMPLES
+from conftest import EXAMPLES, NAN_GRAPH
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 
@@ -171,3 +171,21 @@ def test_npz_values_load_without_pickle(tmp_path):
            "outputs": ["s"]}
     (tmp_path / "g.json").write_text(json.dumps(doc))
     assert cgtools.load(tmp_path / "g.json").run().values["s"] == 2
+
+
+def test_per_use_gradients_add_up_to_the_tensor_gradient():
+    g = cgtools.load(EXAMPLES / "square_times_3x.json")
+    run = g.run(per_use=True)
+    assert run.use_grads[("f", 0)] == 24 and run.use_grads[("g", 1)] == 12  # 2x·3x and x²·3 at x = 2
+    assert run.use_grads[("f", 0)] + run.use_grads[("g", 1)] == run.grads["x"]
+    assert g.run().use_grads == {}  # kept only when asked
+    mlp = cgtools.load(EXAMPLES / "mlp_xent.json").run(per_use=True)
+    assert set(mlp.use_grads) >= {("XW1", 0), ("XW1", 1), ("L", 0)}
+
+
+def test_non_finite_tensors_in_order():
+    doc = NAN_GRAPH
+    with np.errstate(all="ignore"):
+        run = cgtools.load(doc).run()
+    values, grads = run.non_finite()
+    assert values == ["lx", "ex", "L"] and grads == ["lx", "x"]

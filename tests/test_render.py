@@ -1,17 +1,19 @@
 """Diagrams: golden DOT, real Graphviz renders, the lecture's numbers on the right edges, frames."""
 
+import json
 import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import cgtools
 from cgtools.export import draw
 from cgtools.export.dot import View, to_dot
 from cgtools.export.frames import Frames
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, NAN_GRAPH, ROOT
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 GOLDEN = ROOT / "tests" / "golden"
@@ -187,7 +189,8 @@ def test_nan_edges_are_flagged():
     graph = cgtools.load(doc)
     with pytest.warns(RuntimeWarning):
         run = graph.run()
-    assert "#dc2626" in to_dot(graph, run)  # the alert colour marks the NaN
+    drawn = to_dot(graph, run)
+    assert "#be123c" in drawn and "⚠ y = nan" in drawn  # the alert colour and a sign mark the NaN
 
 
 def test_render_cli_errors(tmp_path, cli):
@@ -242,3 +245,71 @@ def test_jupyter_reprs(graphviz):
     graph = cgtools.load(EXAMPLES / "affine_square.json")
     assert graph._repr_svg_().startswith("<?xml") and "∂" not in graph._repr_svg_()
     assert "∂e/∂x = 30" in graph.run()._repr_svg_()
+
+
+def test_shared_tensor_shows_each_use_and_the_sum(graphviz):
+    """The lecture's multivariable chain rule: x feeds two nodes; each edge carries its share, the node the sum."""
+    graph = cgtools.load(EXAMPLES / "square_times_3x.json")
+    nodes, edges = svg_items(draw(graph, graph.run(per_use=True), fmt="svg"))
+    name = {key: texts[0] for key, texts in nodes.items()}
+    assert ["x = 2", "∂L/∂x = 36"] in nodes.values()
+    by_ends = {(name[t], name[h]): texts for t, h, texts in edges}
+    assert by_ends[("x = 2", "(·)²")] == ["∂L/∂x += 24"]
+    assert by_ends[("x = 2", "3 × ·")] == ["∂L/∂x += 12"]
+    assert by_ends[("(·)²", "×")] == ["f = 4", "∂L/∂f = 6"]
+
+
+def test_shares_appear_as_each_reader_runs_back(graphviz):
+    graph = cgtools.load(EXAMPLES / "square_times_3x.json")
+    frames = [svg_items(f) for f in Frames(graph, graph.run(per_use=True), View(), "svg")]
+    texts = [" ".join(t for _, _, ts in edges for t in ts if t and t.strip()) +
+             " ".join(t for ts in nodes.values() for t in ts if t) for nodes, edges in frames]
+    first_share = next(k for k, t in enumerate(texts) if "+=" in t)
+    assert "∂L/∂x += 12" in texts[first_share] and "∂L/∂x += 24" not in texts[first_share]  # 3x runs back first
+    assert "∂L/∂x = 36" not in texts[first_share]  # the sum waits for the second share
+    assert "∂L/∂x += 24" in texts[first_share + 1] and "∂L/∂x = 36" in texts[first_share + 1]
+
+
+def test_numbers_read_as_on_a_slide():
+    from cgtools.export.labels import format_number, format_tensor
+
+    assert format_number(25.0, 1) == "25" and format_number(12500.0) == "12500" and format_number(-0.0) == "0"
+    assert format_number(1.25e-5) == "1.25×10⁻⁵" and format_number(1 / 3) == "0.3333"
+    assert format_tensor(np.array([1e-18, -1e-18, 0.5, -0.5] * 2)).endswith("μ=0 ‖·‖=1")
+
+
+@pytest.mark.parametrize("name", ["\\N\\G\\l", "bell\x07ring", "tab\there"])
+def test_escapes_and_control_characters_in_names(name, graphviz):
+    doc = {"cgtools": "1.0", "inputs": [{"name": name, "value": 1.0}],
+           "nodes": [{"op": "Neg", "inputs": [name], "outputs": ["y"]}], "outputs": ["y"]}
+    graph = cgtools.load(doc)
+    svg = draw(graph, graph.run(), fmt="svg")
+    texts = [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]
+    shown = name.replace("\x07", "␇").replace("\t", "␉")
+    assert shown in texts  # literally: no Graphviz escape, no broken XML
+
+
+def test_frames_cli_cleans_up_and_reports_on_stderr(tmp_path, cli, graphviz):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "affine_square-12.svg").write_text("stale")
+    (folder / "keep.txt").write_text("mine")
+    result = cli("render", EXAMPLES / "affine_square.json", "--frames", folder, "-o", "-", "-f", "svg")
+    assert result.returncode == 0 and result.stdout.startswith("<?xml")  # stdout holds only the picture
+    assert "9 frames" in result.stderr
+    assert not (folder / "affine_square-12.svg").exists() and (folder / "keep.txt").exists()
+    (tmp_path / "afile").write_text("x")
+    for args, expected in [(["--frames", tmp_path / "afile"], "is a file"), (["--frames", ""], "needs a folder"),
+                           (["-o", tmp_path, "-f", "svg"], "is a folder"),
+                           (["--show", "shape"], "did you mean 'shapes'")]:
+        result = cli("render", EXAMPLES / "affine_square.json", *args)
+        assert result.returncode == 1 and expected in result.stderr, (args, result.stderr)
+
+
+def test_cli_notes_where_the_first_nan_appears(tmp_path, cli):
+    doc = NAN_GRAPH
+    (tmp_path / "nan.json").write_text(json.dumps(doc))
+    result = cli("run", tmp_path / "nan.json")
+    assert result.returncode == 0
+    assert "first NaN or infinity in the forward pass is 'lx', made by nodes[0] (Log 'lx')" in result.stderr
+    assert "RuntimeWarning" not in result.stderr

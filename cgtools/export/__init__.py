@@ -43,6 +43,8 @@ def output_path(graph_path: str, out: str | None, fmt: str) -> Path | None:
                           f"not {fmt}")
         return None
     path = Path(out) if out else Path(graph_path).with_suffix(f".{fmt}")
+    if path.is_dir():
+        raise CgError(f"the output {str(path)!r} is a folder; give a file name")
     if path.resolve() == Path(graph_path).resolve():
         raise CgError(f"the output {str(path)!r} would overwrite the graph itself; choose another -o")
     if not path.parent.resolve().is_dir():

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
 import networkx as nx
 
-from cgtools.errors import CgError
+from cgtools.errors import CgError, did_you_mean
 from cgtools.export.labels import (
     CONTROL_PICTURES,
     esc,
@@ -47,9 +48,8 @@ class View:
         theme(self.theme)  # unknown names fail here, with the list of themes
         if self.rankdir not in RANKDIRS:
             raise CgError(f"expected rankdir one of {', '.join(RANKDIRS)}, found {self.rankdir!r}")
-        unknown = set(self.show) - set(SHOW)
-        if unknown:
-            raise CgError(f"expected --show items among {', '.join(SHOW)}, found {', '.join(sorted(unknown))}")
+        for item in sorted(set(self.show) - set(SHOW)):
+            raise CgError(f"unknown --show item {item!r}{did_you_mean(item, SHOW)}; expected some of {', '.join(SHOW)}")
 
 
 @dataclass(frozen=True)
@@ -278,6 +278,9 @@ def render(dot: str, fmt: str, *, engine: str = "dot", args: tuple = ()) -> byte
         raise CgError(GRAPHVIZ_MISSING)
     extra = ("-Gdpi=144",) if fmt == "png" else ()  # crisp on slides
     done = subprocess.run([program, f"-T{fmt}", *extra, *args], input=dot.encode(), capture_output=True)
+    said = " ".join(done.stderr.decode(errors="replace").split())  # Graphviz's message, on one line
     if done.returncode != 0:
-        raise CgError(f"Graphviz could not draw the graph: {done.stderr.decode(errors='replace').strip()}")
+        raise CgError(f"Graphviz could not draw the graph: {said}")
+    if said:
+        warnings.warn(f"Graphviz: {said}", stacklevel=2)  # e.g. a bitmap too large, scaled down
     return done.stdout

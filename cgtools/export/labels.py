@@ -7,17 +7,24 @@ import html
 import numpy as np
 
 INLINE_ELEMENTS = 6  # tensors up to this size are written out in full
+SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
 def format_number(v, precision: int = 4) -> str:
+    """25 (not 2e+01 at low precision), 0.3333, 1.25×10⁻⁵: as a slide would write it."""
     if type(v) is not float:  # tolist() gives floats; anything else is rarer
         if isinstance(v, (bool, np.bool_)):
             return str(bool(v)).lower()
         if isinstance(v, (int, np.integer)):
             return str(int(v))
         v = float(v)
+    if v.is_integer() and abs(v) < 1e7:
+        return str(int(v))  # also turns -0 into 0
     text = f"{v:.{precision}g}"
-    return "0" if text == "-0" else text
+    if "e" in text:  # 1.25e-05 -> 1.25×10⁻⁵, and no "e" to mix up with a tensor called e
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}×10{str(int(exponent)).translate(SUPERSCRIPT)}"
+    return text
 
 
 def format_shape(shape) -> str:
@@ -42,6 +49,8 @@ def format_tensor(value, precision: int = 4, inline: int = INLINE_ELEMENTS) -> s
         kept = a[finite] if bad else a
         if kept.size:
             mean, norm = float(kept.mean()), float(np.sqrt(np.square(kept, dtype=np.float64).sum()))
+            if abs(mean) * np.sqrt(kept.size) < 1e-9 * norm:
+                mean = 0.0  # rounding noise of a sum that is zero (a softmax's gradient), not information
             summary += f" μ={format_number(mean, precision)} ‖·‖={format_number(norm, precision)}"
     elif a.size:
         summary += f" min={format_number(a.min())} max={format_number(a.max())}"
@@ -55,7 +64,6 @@ def _nested(items, precision):
 
 
 # ---- diagram labels: Graphviz HTML-like labels, every user string escaped -------------------------------
-SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
 CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if c != 10} | {127: 0x2421}  # BEL -> ␇: visible, harmless

@@ -16,7 +16,7 @@ THEMES: dict[str, dict] = {
         "font": FONT, "fontsize": 18, "small": 12, "symbol_size": 24, "background": "white", "text": "#111827",
         "muted": "#6b7280", "line": "#374151", "penwidth": 1.6,
         "fill": {"input": "#dbeafe", "param": "#fde68a", "constant": "#f3f4f6", "op": "#ffffff", "output": "#ffffff"},
-        "value": "#1d4ed8", "grad": "#c2410c", "grad_font": "", "accent": "#7c3aed", "alert": "#dc2626",
+        "value": "#1d4ed8", "grad": "#c2410c", "grad_font": "", "accent": "#7c3aed", "alert": "#be123c",
         "nodesep": 0.5, "ranksep": 0.9,
     },
     # for print: greyscale-safe, gradients told apart by italics as well as by colour
