@@ -42,6 +42,7 @@ demo: setup
 pictures: setup chromium
 	mkdir -p demo
 	$(BIN)/cgtools render examples/affine_square.json -o docs/affine_square.png
+	$(BIN)/cgtools render examples/square_times_3x.json -o docs/square_times_3x.png
 	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o docs/mlp_xent.png
 	$(BIN)/cgtools render examples/affine_square.json -f png --frames docs/frames
 	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o demo/mlp_xent.html
@@ -53,6 +54,7 @@ test: setup chromium
 bench: setup
 	$(BIN)/python bench/bench_interpreter.py
 	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_html.py
 
 docs: $(STAMP)
 	$(BIN)/cgtools schema --markdown > docs/format.md
