@@ -181,8 +181,9 @@ class Graph:
 
         def node(n):
             entry = {"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs)}
-            if n.attrs:
-                entry["attrs"] = dict(n.attrs)
+            if n.attrs:  # tensor attributes (ONNX's ConstantOfShape value, say) as {dtype, shape, data}
+                entry["attrs"] = {k: tensor_values.encode(v, name=k) if isinstance(v, np.ndarray) else v
+                                  for k, v in n.attrs.items()}
             if n.name != n.outputs[0]:
                 entry["name"] = n.name
             if n.doc:

@@ -9,54 +9,30 @@ the kinks themselves the gradient follows torch's conventions. A few cases rerun
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from opcheck import (
+    SKIP,
+    Case,
+    Const,
+    case,
+    check_against_torch,
+    check_finite_differences,
+    params,
+    randn,
+    rng,
+    run_case,
+)
 
 import cgtools
 from cgtools.ops import REGISTRY
 
-EPS = 1e-6  # finite-difference step; float64 leaves ~1e-10 of rounding error in the quotient
-
-rng = np.random.default_rng(20240601)
-
-
 # ---- the case table ------------------------------------------------------------------------------------
-
-class Const:
-    """A node input declared as a graph constant (indices, shapes, labels): it never gets a gradient."""
-
-    def __init__(self, value, dtype=None):
-        self.value = np.asarray(value, dtype)
-
-
-SKIP = ""  # an omitted optional input, written "" in the node's inputs
-
-
-@dataclass
-class Case:
-    id: str
-    op: str
-    args: list  # in the node's input order: ndarray (fed, differentiated), Const, or SKIP
-    torch_fn: Callable  # the same computation in torch, given the args in the same order
-    attrs: dict = field(default_factory=dict)
-    output: int = 0  # which of the node's outputs the graph returns (and backward starts from)
-    n_outputs: int = 1
-    marks: tuple = ()
-
-
-def case(id, args, torch_fn, **attrs) -> Case:
-    """A case whose op is the id's first word: case("Add-broadcast", ...) tests Add."""
-    return Case(id, id.split("-")[0], args, torch_fn, attrs)
-
-
-def randn(*shape):
-    return rng.standard_normal(shape)
 
 
 def positive(*shape):  # for Log, Sqrt, the base of Pow, divisors
@@ -284,91 +260,11 @@ assert len(CASE_BY_ID) == len(CASES) + len(KINK_CASES), "case ids must be unique
 NON_FLOAT_OPS: set[str] = set()
 
 
-# ---- running a case ------------------------------------------------------------------------------------
-
-def names_of(c: Case) -> str:
-    return "abcdefgh"[:len(c.args)]
-
-
-def graph_of(c: Case):
-    """The one-node graph of a case, and the feed of its differentiated inputs (named a, b, c, ...)."""
-    inputs, constants, node_inputs, feed = [], [], [], {}
-    for name, arg in zip(names_of(c), c.args, strict=True):
-        if isinstance(arg, str):
-            node_inputs.append("")
-        elif isinstance(arg, Const):
-            node_inputs.append(name)
-            constants.append({"name": name, "dtype": arg.value.dtype.name, "value": arg.value.tolist()})
-        else:
-            node_inputs.append(name)
-            inputs.append({"name": name})
-            feed[name] = arg
-    outputs = [f"y{i}" for i in range(c.n_outputs)]
-    node = {"op": c.op, "inputs": node_inputs, "outputs": outputs, "attrs": c.attrs}
-    graph = cgtools.load({"cgtools": "1.0", "inputs": inputs, "constants": constants, "nodes": [node],
-                          "outputs": [outputs[c.output]]})
-    return graph, feed, outputs[c.output]
-
-
-def seed_like(c: Case, y: np.ndarray) -> np.ndarray:
-    """A random upstream gradient for the output, the same for every test of the case."""
-    return np.asarray(np.random.default_rng(zlib.crc32(c.id.encode())).standard_normal(y.shape), y.dtype)
-
-
-def run_case(c: Case, feed=None):
-    graph, own_feed, out = graph_of(c)
-    feed = own_feed if feed is None else feed
-    y = graph.run(feed, backward=False).values[out]
-    seed = seed_like(c, y)
-    return graph, feed, out, seed, graph.run(feed, seed=seed)
-
-
-def check_against_torch(c: Case):
-    """The node's value, and its gradients for the same seed, equal torch autograd's."""
-    _, feed, out, seed, run = run_case(c)
-    args = []
-    for arg in c.args:
-        if isinstance(arg, str):
-            args.append(None)
-        elif isinstance(arg, Const):
-            args.append(torch.from_numpy(arg.value))
-        else:
-            args.append(torch.tensor(arg, requires_grad=True))
-    y = c.torch_fn(*args)  # a skipped input is None, in its place
-    np.testing.assert_allclose(run.values[out], y.detach().numpy(), rtol=1e-10, atol=1e-12, strict=True,
-                               err_msg="forward value")
-    y.backward(torch.from_numpy(seed))
-    for name, arg in zip(names_of(c), args, strict=True):
-        if arg is None or not arg.requires_grad:
-            continue
-        expected = torch.zeros_like(arg) if arg.grad is None else arg.grad
-        np.testing.assert_allclose(run.grads[name], expected.numpy(), rtol=1e-10, atol=1e-12, strict=True,
-                                   err_msg=f"gradient of input {name!r}")
-
-
 # ---- the checks ----------------------------------------------------------------------------------------
-
-def params(cases):
-    return [pytest.param(c, id=c.id, marks=c.marks) for c in cases]
-
 
 @pytest.mark.parametrize("c", params(CASES))
 def test_gradient_matches_finite_differences(c):
-    graph, feed, out, seed, run = run_case(c)
-    assert set(run.grads) & set(graph.leaves) == set(feed), "fed float inputs get gradients, constants none"
-
-    def objective(name, x):
-        return float(np.sum(graph.run({**feed, name: x}, backward=False).values[out] * seed))
-
-    for name, x in feed.items():
-        numeric = np.zeros_like(x)
-        for i in np.ndindex(x.shape):
-            up, down = x.copy(), x.copy()
-            up[i] += EPS
-            down[i] -= EPS
-            numeric[i] = (objective(name, up) - objective(name, down)) / (2 * EPS)
-        np.testing.assert_allclose(run.grads[name], numeric, rtol=1e-6, atol=1e-7, strict=True,
-                                   err_msg=f"gradient of input {name!r}")
+    check_finite_differences(c)
 
 
 @pytest.mark.parametrize("c", params(CASES))
@@ -381,12 +277,19 @@ def test_kinks_follow_torch(c):
     check_against_torch(c)
 
 
+def op_test_modules():
+    """Every tests/test_ops*.py module: each op family may keep its own CASES and NON_FLOAT_OPS."""
+    return [importlib.import_module(p.stem) for p in sorted(Path(__file__).parent.glob("test_ops*.py"))]
+
+
 def test_every_op_has_cases():
-    covered = {c.op for c in CASES}
+    modules = op_test_modules()
+    covered = {c.op for m in modules for c in m.CASES}
+    non_float = set().union(*(getattr(m, "NON_FLOAT_OPS", set()) for m in modules))
     assert covered <= set(REGISTRY), f"cases name unknown ops: {sorted(covered - set(REGISTRY))}"
     ops = {name for name in REGISTRY if not name.startswith(("Test", "Custom"))}  # other tests' own ops
-    missing = ops - covered - NON_FLOAT_OPS
-    assert not missing, f"ops without gradient cases in tests/test_ops.py: {sorted(missing)}"
+    missing = ops - covered - non_float
+    assert not missing, f"ops without gradient cases in tests/test_ops*.py: {sorted(missing)}"
 
 
 def test_max_ties_split_the_gradient_evenly():

@@ -157,7 +157,8 @@ def node_info(graph, model: str, kind: str) -> dict:
     """What a click on a node shows: for an op, its type, attributes, inputs and outputs."""
     if kind == "op":
         node = next(n for n in graph.nodes if n.name == model)
-        rows = [["op", node.op], *[[f"attribute {k}", json.dumps(v)] for k, v in node.attrs.items()],
+        rows = [["op", node.op], *[[f"attribute {k}", format_tensor(v) if isinstance(v, np.ndarray) else json.dumps(v)]
+                                   for k, v in node.attrs.items()],
                 ["inputs", ", ".join(t or "∅" for t in node.inputs)], ["outputs", ", ".join(node.outputs)]]
         if node.doc:
             rows.append(["doc", node.doc])

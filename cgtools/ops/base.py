@@ -11,6 +11,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from cgtools.errors import CgError, did_you_mean
 
 
@@ -48,7 +50,7 @@ class Operation:
 
 
 ATTR_KINDS = {int: "int", float: "float", str: "str", list[int]: "ints", list[float]: "floats",
-              list[str]: "strings"}
+              list[str]: "strings", np.ndarray: "tensor"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ def _attr_ok(kind: str, value) -> bool:
         return number(value)
     if kind == "str":
         return isinstance(value, str)
+    if kind == "tensor":
+        return isinstance(value, (dict, np.ndarray)) or number(value) or isinstance(value, list)
     if not isinstance(value, list):
         return False
     item = {"ints": lambda v: _attr_ok("int", v), "floats": number, "strings": lambda v: isinstance(v, str)}
@@ -135,7 +139,8 @@ def _attr_ok(kind: str, value) -> bool:
 
 
 KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "ints": "a list of integers",
-              "floats": "a list of numbers", "strings": "a list of strings"}
+              "floats": "a list of numbers", "strings": "a list of strings",
+              "tensor": "an array {dtype, shape, data} or a number"}
 
 
 def check_attrs(cls: type[Operation], attrs: dict) -> dict:
@@ -155,4 +160,14 @@ def check_attrs(cls: type[Operation], attrs: dict) -> dict:
     for name, (kind, default) in spec.attrs.items():
         if default is REQUIRED and name not in attrs:
             raise CgError(f"{cls.op_type} needs attribute {name!r} ({KIND_WORDS[kind]})", where="attrs")
-    return {name: float(v) if spec.attrs[name][0] == "float" else v for name, v in attrs.items()}
+    return {name: _normalised(spec.attrs[name][0], value) for name, value in attrs.items()}
+
+
+def _normalised(kind: str, value):
+    if kind == "float":
+        return float(value)
+    if kind == "tensor" and not isinstance(value, np.ndarray):
+        from cgtools.values import decode
+
+        return decode(value)
+    return value
