@@ -66,12 +66,16 @@ def json_path(parts) -> str:
 
 
 def load(source) -> Graph:
-    """A checked Graph from a path (.json, or .onnx once ONNX support is installed) or a dict."""
+    """A checked Graph from a path (.json, or .onnx with the `onnx` extra installed) or a dict."""
     if isinstance(source, Graph):
         return source
     if isinstance(source, dict):
         return from_dict(source)
     path = Path(source)
+    if path.suffix.lower() == ".onnx":
+        from cgtools.onnx_io import load_onnx
+
+        return load_onnx(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

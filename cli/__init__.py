@@ -200,6 +200,17 @@ def write_frames(graph, run, view, fmt: str, folder, stem: str) -> None:
 
 
 @cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("target", type=click.Path(dir_okay=False))
+def convert(source, target):
+    """Convert between formats: model.onnx -> graph.json (weights into graph.npz) or graph.json -> model.onnx."""
+    from cgtools.onnx_io import convert as convert_files
+
+    for written in convert_files(source, target):
+        click.echo(str(written))
+
+
+@cli.command()
 @click.argument("graph", type=click.Path(dir_okay=False))
 def validate(graph):
     """Check GRAPH: schema, names, ops, attributes, arity, cycles and (where known) shapes."""
