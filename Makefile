@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup graphviz chromium demo pictures test bench lint docs clean
+.PHONY: setup graphviz chromium demo pictures test conformance bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ pictures: setup chromium
 
 test: setup chromium
 	$(BIN)/python -m pytest -q
+
+# The ONNX backend node suite, regenerated from the onnx wheel: pass/fail per op type and the totals.
+conformance: setup
+	$(BIN)/python -m cgtools.conformance
 
 bench: setup
 	$(BIN)/python bench/bench_interpreter.py
