@@ -29,7 +29,7 @@ def main():
         page.wait_for_function("window.cgtools && window.cgtools.drawn")
         if args.hover:
             point = page.evaluate("""(name) => {
-                const c = window.cgtools, i = c.data.tensors.findIndex(t => t.split('\\n')[0] === name);
+                const c = window.cgtools, i = c.data.tensors.findIndex(t => t.head.split('\\n')[0] === name);
                 const e = c.edges.get('E' + i), a = c.network.getPosition(e.from), b = c.network.getPosition(e.to);
                 const p = c.network.canvasToDOM({x: (a.x + b.x) / 2, y: (a.y + b.y) / 2});
                 const box = document.getElementById('canvas').getBoundingClientRect();

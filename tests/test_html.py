@@ -3,6 +3,7 @@
 import cgtools
 from cgtools.export import draw
 from cgtools.export.dot import View, display_graph
+from cgtools.export.html import vis_text
 from conftest import EXAMPLES
 
 DRAWN = "window.cgtools && window.cgtools.drawn"
@@ -33,7 +34,8 @@ def edge_labels(page):
 
 def edge_of(page, tensor):
     """The id of the (first) edge carrying `tensor`."""
-    return page.evaluate("(t) => 'E' + window.cgtools.data.tensors.findIndex(s => s.split('\\n')[0] === t)", tensor)
+    return page.evaluate("(t) => 'E' + window.cgtools.data.tensors.findIndex(s => s.head.split('\\n')[0] === t)",
+                         tensor)
 
 
 def test_page_is_offline_and_draws_every_node_and_edge(tmp_path, open_page, graphviz):
@@ -156,7 +158,7 @@ def test_injection_renders_literally(tmp_path, open_page, graphviz):
     assert page.inner_text("#title") == EVIL  # shown literally, template syntax untouched
     assert page.evaluate("document.title").startswith(EVIL)
     labels = page.evaluate("window.cgtools.nodes.get().map(n => n.label)")
-    assert any(EVIL.replace("&", "&amp;").replace("<", "&lt;") in label for label in labels)
+    assert any(vis_text(EVIL) in label for label in labels)  # drawn on the canvas as text, never as a mark
     page.fill("#search", "n" + EVIL)
     page.press("#search", "Enter")
     assert EVIL in page.inner_text("#panel")
@@ -184,3 +186,62 @@ def test_too_large_a_graph_says_so_instead_of_hanging(tmp_path, open_page, monke
     assert "nodes" in page.inner_text("#message") and not page.evaluate("window.cgtools.drawn")
     page.click("#message button")
     page.wait_for_function(DRAWN)
+
+
+def test_shared_tensor_shares_step_in_as_each_reader_runs_back(tmp_path, open_page, graphviz):
+    """square_times_3x: x feeds f = x² and g = 3x. Going backward, g runs first and adds 12, then f adds 24."""
+    graph = cgtools.load(EXAMPLES / "square_times_3x.json")
+    opened = open_page(write_page(graph, graph.run(per_use=True), tmp_path))
+    page = opened.page
+    page.wait_for_function(DRAWN)
+    captions, labels = [], []
+    page.click("#first")
+    for _ in range(8):
+        captions.append(page.inner_text("#caption"))
+        labels.append(" | ".join(edge_labels(page)))
+        page.keyboard.press("ArrowRight")
+    at_g = captions.index("step 7/9: backward, g")
+    assert "∂L/∂x += 12" in labels[at_g] and "∂L/∂x += 24" not in labels[at_g]
+    assert "∂L/∂x += 24" in labels[at_g + 1]
+    page.click("#all")
+    point = edge_point(page, edge_of(page, "x"))
+    page.mouse.move(point["x"] - 30, point["y"] - 60)
+    page.mouse.move(point["x"], point["y"], steps=4)
+    page.wait_for_selector("#tip", state="visible")
+    assert "∂L/∂x: 36" in page.inner_text("#tip") and "this read adds: 24" in page.inner_text("#tip")
+    assert opened.console_errors() == []
+
+
+def test_tooltip_follows_the_step(tmp_path, open_page, graphviz):
+    graph = cgtools.load(EXAMPLES / "affine_square.json")
+    page = open_page(write_page(graph, graph.run(per_use=True), tmp_path)).page
+    page.wait_for_function(DRAWN)
+    page.click("#first")
+    point = edge_point(page, edge_of(page, "c"))
+    page.mouse.move(point["x"] - 30, point["y"] - 60)
+    page.mouse.move(point["x"], point["y"], steps=4)
+    page.wait_for_selector("#tip", state="visible")
+    tip = page.inner_text("#tip")
+    assert tip.startswith("c") and "value" not in tip and "∂" not in tip  # no spoilers on the bare graph
+
+
+def test_names_with_ampersands_and_brackets_draw(tmp_path, open_page, graphviz):
+    name = "Q&A [x(*"
+    doc = {"cgtools": "1.0", "inputs": [{"name": name, "value": 2.0}],
+           "nodes": [{"op": "Neg", "inputs": [name], "outputs": ["<b>y</b> & <i>"]}], "outputs": ["<b>y</b> & <i>"]}
+    graph = cgtools.load(doc)
+    opened = open_page(write_page(graph, graph.run(), tmp_path))
+    opened.page.wait_for_function(DRAWN, timeout=10_000)
+    assert opened.console_errors() == []
+    labels = opened.page.evaluate("window.cgtools.nodes.get().map(n => n.label)")
+    assert any(vis_text(name) in label for label in labels)
+
+
+def test_forward_only_page_steps_through_values(tmp_path, open_page, graphviz):
+    graph = cgtools.load(EXAMPLES / "affine_square.json")
+    page = open_page(write_page(graph, graph.run(backward=False), tmp_path)).page
+    page.wait_for_function(DRAWN)
+    page.click("#first")
+    assert not any("=" in label for label in edge_labels(page))
+    page.keyboard.press("ArrowRight")
+    assert any(label.startswith("c = 3") for label in edge_labels(page))

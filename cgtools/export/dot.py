@@ -147,7 +147,8 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
             lines = use_lines(tensor, data.get("use_grad"), loss, view, reveal.shows("uses", (v, slot)))
         else:
             lines = lines_of(tensor)
-        D.add_edge(ids[u], ids[v], **edge_attrs(tensor, data.get("value"), lines, t))
+        D.add_edge(ids[u], ids[v], **edge_attrs(tensor, data.get("value"), lines, t), _slot=slot,
+                   _shared=tensor in shared)
     producers = graph.producers
     loss_name = graph.loss or (graph.outputs[0] if len(graph.outputs) == 1 else None)
     for i, out in enumerate(graph.outputs):
@@ -155,7 +156,8 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
         add_node(f"O{i}", out, "output", lines, fillcolor=t["fill"]["output"],
                  peripheries=2 if out == loss_name else 1, tooltip=tooltip(f"output {out}"))
         source = ids[producers[out].name] if out in producers else ids[out]
-        D.add_edge(source, f"O{i}", **edge_attrs(out, values.get(out), [] if out in shared else lines_of(out), t))
+        D.add_edge(source, f"O{i}", **edge_attrs(out, values.get(out), [] if out in shared else lines_of(out), t),
+                   _slot=0, _shared=out in shared)
     return D
 
 

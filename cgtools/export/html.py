@@ -32,29 +32,35 @@ NODE_MARKS = {"bold": "b", "symbol": "b", "title": "b", "muted": "i", "grad": "c
 EDGE_MARKS = {"grad": "i", "alert": "code", "alert_grad": "code"}
 
 
+def vis_text(text: str) -> str:
+    """User text that vis-network's html mode draws as it is: no & at all (its entity decoding turns a label
+    with & into a regular expression, which "(" or "[" break) and no "<" it could read as a tag."""
+    return text.replace("&", "＆").replace("<", "<\u2060")
+
+
 def vis_label(lines: list[tuple[str, str]], *, node: bool = False) -> str:
-    """Label lines in vis-network's html mode, which reads only those marks, &lt; and &amp;."""
+    """Label lines in vis-network's html mode, which reads only those marks."""
     marks = NODE_MARKS if node else EDGE_MARKS
     out = []
     for text, role in lines:
-        text = text.replace("&", "&amp;").replace("<", "&lt;") if role != "blank" else " "
+        text = vis_text(text) if role != "blank" else " "
         mark = marks.get(role)
         out.append(f"<{mark}>{text}</{mark}>" if mark else text)
     return "\n".join(out)
 
 
-def tensor_text(name: str, value, grad, loss: str | None, share=None) -> str:
-    """What hovering an edge shows: the whole tensor, summarised past TOOLTIP_ELEMENTS, and for one use of a
-    tensor read several times, what this use adds to its gradient."""
-    lines = [name]
+def tensor_text(name: str, value, grad, loss: str | None, share=None) -> dict:
+    """What hovering an edge shows, in parts the page reveals with the steps: the tensor's name and type, its
+    value, its gradient (and for one read of a shared tensor, what this read adds), written out up to
+    TOOLTIP_ELEMENTS elements and summarised past that."""
+    text = {"head": name + (f"\n{value.dtype} {format_shape(value.shape)}" if value is not None else "")}
     if value is not None:
-        lines.append(f"{value.dtype} {format_shape(value.shape)}")
-        lines.append("value: " + format_tensor(value, 6, inline=TOOLTIP_ELEMENTS))
+        text["value"] = "value: " + format_tensor(value, 6, inline=TOOLTIP_ELEMENTS)
     if grad is not None and loss is not None:
-        lines.append(f"∂{loss}/∂{name}: " + format_tensor(grad, 6, inline=TOOLTIP_ELEMENTS))
-    if share is not None and loss is not None:
-        lines.append("this use adds: " + format_tensor(share, 6, inline=TOOLTIP_ELEMENTS))
-    return "\n".join(lines)
+        text["grad"] = f"∂{loss}/∂{name}: " + format_tensor(grad, 6, inline=TOOLTIP_ELEMENTS)
+        if share is not None:
+            text["grad"] += "\nthis read adds: " + format_tensor(share, 6, inline=TOOLTIP_ELEMENTS)
+    return text
 
 
 def grad_magnitude(grad) -> float | None:
@@ -91,7 +97,7 @@ def to_html(graph, run=None, view: View = View()) -> str:
                      color={"background": t["fill"][kind], "border": t["line"]},
                      shapeProperties={"borderDashes": kind == "constant"},
                      borderWidth=3 if data.get("peripheries") == 2 else 1.5)
-        info[key] = node_info(graph, model, kind)
+        info[key] = node_info(graph, model, kind, run)
         if labels[0] != labels[2]:  # a node that carries a shared tensor's value and gradient
             made = graph_tensors(graph, model, kind)
             elements.append({"node": key, "labels": labels, "value": min(plan.value_step.get(n, 0) for n in made),
@@ -101,12 +107,14 @@ def to_html(graph, run=None, view: View = View()) -> str:
     grads = run.grads if run is not None else {}
     loss = run.loss if run is not None else None
     tensors, magnitudes = [], []
-    for i, (u, v, slot, data) in enumerate(D.edges(keys=True, data=True)):
+    never = len(plan.active)  # a step past the last: what a forward-only run never shows
+    for i, (u, v, data) in enumerate(D.edges(data=True)):
         name = data["_tensor"]
         labels = [vis_label(variant[i]) for variant in edge_variants]
-        use = (D.nodes[v]["_model"], slot) if D.nodes[v]["_kind"] == "op" else None  # this read of the tensor
+        # this read of the tensor: (reading node, input slot), for its share of a shared tensor's gradient
+        use = (D.nodes[v]["_model"], data["_slot"]) if D.nodes[v]["_kind"] == "op" and data["_shared"] else None
         element = {"edge": f"E{i}", "labels": labels, "value": plan.value_step.get(name, 0),
-                   "grad": plan.use_step.get(use, plan.grad_step.get(name, 0))}
+                   "grad": plan.use_step.get(use, plan.grad_step.get(name, never))}
         label = labels[2]
         if label_at is not None and label_at[i] is not None and label:  # where Graphviz put the label
             x, y = label_at[i]
@@ -114,7 +122,7 @@ def to_html(graph, run=None, view: View = View()) -> str:
             del element["edge"]
             element["node"], label = f"T{i}", ""
         elements.append(element)
-        share = run.use_grads.get(use) if run is not None else None
+        share = run.use_grads.get(use) if run is not None and use else None
         tensors.append(tensor_text(name, values.get(name), grads.get(name), loss, share))
         magnitudes.append(grad_magnitude(grads.get(name)))
         net.add_edge(u, v, id=f"E{i}", label="" if big else label,
@@ -153,12 +161,14 @@ def caption(k: int, plan, n_ops: int) -> str:
     return f"{where}: backward, {name}"
 
 
-def node_info(graph, model: str, kind: str) -> dict:
-    """What a click on a node shows: for an op, its type, attributes, inputs and outputs."""
+def node_info(graph, model: str, kind: str, run) -> dict:
+    """What a click on a node shows: for an op, its type, attributes, inputs and outputs; for a leaf, its
+    tensor."""
     if kind == "op":
         node = next(n for n in graph.nodes if n.name == model)
-        rows = [["op", node.op], *[[f"attribute {k}", format_tensor(v) if isinstance(v, np.ndarray) else json.dumps(v)]
-                                   for k, v in node.attrs.items()],
+        rows = [["op", node.op],
+                *[[f"attribute {k}", format_tensor(v) if isinstance(v, np.ndarray) else json.dumps(v)]
+                  for k, v in node.attrs.items()],
                 ["inputs", ", ".join(t or "∅" for t in node.inputs)], ["outputs", ", ".join(node.outputs)]]
         if node.doc:
             rows.append(["doc", node.doc])
@@ -167,6 +177,12 @@ def node_info(graph, model: str, kind: str) -> dict:
     leaf = graph.leaves.get(model)
     if leaf is not None and leaf.doc:
         rows.append(["doc", leaf.doc])
+    if run is not None and model in run.values:
+        value = run.values[model]
+        rows += [["tensor", f"{value.dtype} {format_shape(value.shape)}"],
+                 ["value", format_tensor(value, 6, inline=TOOLTIP_ELEMENTS)]]
+        if model in run.grads:
+            rows.append([f"∂{run.loss}/∂{model}", format_tensor(run.grads[model], 6, inline=TOOLTIP_ELEMENTS)])
     return {"name": model, "kind": kind, "rows": rows}
 
 

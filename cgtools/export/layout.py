@@ -13,7 +13,8 @@ from collections import defaultdict
 import networkx as nx
 
 DOT_LIMIT = 800  # nodes; above this the layered layout is used (dot takes seconds on 1,750)
-RANK_GAP, NODE_GAP = 220.0, 90.0  # px between layers and between neighbours in a layer
+GAP = 40.0  # px of air between layers, and between neighbours in a layer
+CHAR, LINE = 8.5, 20.0  # px per character and per line of a label, roughly, at the page's font sizes
 SWEEPS = 4
 
 
@@ -72,10 +73,40 @@ def layered_positions(D: nx.MultiDiGraph, rankdir: str) -> dict[str, tuple[float
             reorder(layers[r], D.predecessors)
         for r in reversed(ranks[:-1]):
             reorder(layers[r], D.successors)
+    return place_layers(D, layers, rank, rankdir)
+
+
+def extent(lines) -> tuple[float, float]:
+    """A label's rough width and height in px, from its lines."""
+    if not lines:
+        return 0.0, 0.0
+    return max(len(text) for text, _ in lines) * CHAR + 24, len(lines) * LINE + 12
+
+
+def place_layers(D, layers: dict, rank: dict, rankdir: str) -> dict[str, Point]:
+    """Coordinates with room for every label: each layer as deep as its widest node, plus the widest edge
+    label leaving it; neighbours in a layer as far apart as their sizes ask."""
+    horizontal = rankdir in ("LR", "RL")
+    size = {n: extent(D.nodes[n].get("_lines")) for n in D}
+    along_of = (lambda wh: wh[0]) if horizontal else (lambda wh: wh[1])
+    across_of = (lambda wh: wh[1]) if horizontal else (lambda wh: wh[0])
+    labels: dict[int, float] = defaultdict(float)
+    for u, _, lines in D.edges(data="_lines"):
+        labels[rank[u]] = max(labels[rank[u]], along_of(extent(lines)))
+    along, at = {}, 0.0
+    ranks = sorted(layers)
+    for r in ranks:
+        half = max(along_of(size[n]) for n in layers[r]) / 2
+        if along:
+            previous = ranks[ranks.index(r) - 1]
+            at += along[previous][1] + labels[previous] + half + GAP
+        along[r] = (at, half)
     out = {}
     for r, layer in layers.items():
-        for i, n in enumerate(layer):
-            along, across = r * RANK_GAP, (i - (len(layer) - 1) / 2) * NODE_GAP
-            out[n] = {"LR": (along, across), "RL": (-along, across), "TB": (across, along),
-                      "BT": (across, -along)}[rankdir]
+        spans = [across_of(size[n]) + GAP for n in layer]
+        offset = -sum(spans) / 2
+        for n, span in zip(layer, spans):
+            a, b = along[r][0], offset + span / 2
+            offset += span
+            out[n] = {"LR": (a, b), "RL": (-a, b), "TB": (b, a), "BT": (b, -a)}[rankdir]
     return out

@@ -13,7 +13,7 @@ FONT = "DejaVu Sans"
 THEMES: dict[str, dict] = {
     # large and high-contrast, for a projector
     "slide": {
-        "font": FONT, "fontsize": 18, "small": 12, "symbol_size": 24, "background": "white", "text": "#111827",
+        "font": FONT, "fontsize": 18, "small": 12, "symbol_size": 24, "background": "#ffffff", "text": "#111827",
         "muted": "#6b7280", "line": "#374151", "penwidth": 1.6,
         "fill": {"input": "#dbeafe", "param": "#fde68a", "constant": "#f3f4f6", "op": "#ffffff", "output": "#ffffff"},
         "value": "#1d4ed8", "grad": "#c2410c", "grad_font": "", "accent": "#7c3aed", "alert": "#be123c",
@@ -21,7 +21,7 @@ THEMES: dict[str, dict] = {
     },
     # for print: greyscale-safe, gradients told apart by italics as well as by colour
     "paper": {
-        "font": FONT, "fontsize": 11, "small": 8, "symbol_size": 14, "background": "white", "text": "#000000",
+        "font": FONT, "fontsize": 11, "small": 8, "symbol_size": 14, "background": "#ffffff", "text": "#000000",
         "muted": "#555555", "line": "#333333", "penwidth": 0.8,
         "fill": {"input": "#eeeeee", "param": "#d9d9d9", "constant": "#ffffff", "op": "#ffffff", "output": "#ffffff"},
         "value": "#000000", "grad": "#444444", "grad_font": "I", "accent": "#000000", "alert": "#000000",
