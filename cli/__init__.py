@@ -31,6 +31,10 @@ SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                           help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
 
 
+PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME",
+                            help="Make this leaf a param (trainable); the others are inputs. Repeatable, or a,b.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              invoke_without_command=True)
 @click.version_option(package_name="cgtools")
@@ -81,7 +85,10 @@ def run_table(result, precision: int) -> str:
 
 
 @cli.command()
-@click.argument("graph", type=click.Path(dir_okay=False))
+@click.argument("graph", type=click.Path(dir_okay=False), required=False)
+@click.option("--expr", "expression", metavar="EXPRESSION",
+              help='Draw an expression instead of a file, e.g. "(a*x + b)**2" (see `cgtools new`).')
+@PARAM_OPTION
 @click.option("-o", "--output", metavar="OUT", help="Output file; '-' writes DOT or SVG to stdout. "
               "Default: beside GRAPH, with the format's suffix.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "html"], case_sensitive=False),
@@ -99,8 +106,8 @@ def run_table(result, precision: int) -> str:
                    "instead of folding them into the op).")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
-def render(graph, output, fmt, sets, no_backward, theme, rankdir, precision, show, frames_dir):
-    """Draw GRAPH with the value and the gradient on every edge."""
+def render(graph, expression, params, output, fmt, sets, no_backward, theme, rankdir, precision, show, frames_dir):
+    """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
     import cgtools
@@ -112,9 +119,18 @@ def render(graph, output, fmt, sets, no_backward, theme, rankdir, precision, sho
     view = View(theme.lower(), rankdir.upper(), precision,
                 frozenset(s.strip().lower() for s in show.split(",") if s.strip()))
     fmt = choose_format(fmt, output)
+    if (graph is None) == (expression is None):
+        raise CgError("give a GRAPH file or --expr EXPRESSION (one of the two)")
+    sets = parse_sets(sets)
+    if expression is not None:
+        from cgtools.expr import parse
+
+        g = cgtools.load(parse(expression, values=sets, params=split_names(params)))
+        graph, sets = "expression.json", {}  # drawn beside where we are, as expression.<format>
+    else:
+        g = cgtools.load(graph)
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
-    g = cgtools.load(graph)
-    run = run_for_drawing(g, parse_sets(sets), not no_backward)
+    run = run_for_drawing(g, sets, not no_backward)
     if frames_dir is not None:
         if not frames_dir.strip():
             raise CgError("--frames needs a folder name")
@@ -197,6 +213,40 @@ def write_frames(graph, run, view, fmt: str, folder, stem: str) -> None:
         merged = merge_pdfs(pages)
         write_atomic(folder / f"{stem}-frames.pdf", lambda f: f.write(merged))
     click.echo(f"{folder}: {len(frames)} frames" + (f" and {stem}-frames.pdf" if fmt == "pdf" else ""), err=True)
+
+
+@cli.command()
+@click.argument("expression")
+@SET_OPTION
+@PARAM_OPTION
+@click.option("-o", "--output", metavar="OUT", help="Write the graph here (JSON); default: standard output.")
+@click.option("--name", help="The graph's name; default: OUT's stem, else 'expression'.")
+def new(expression, sets, params, output, name):
+    """Write the graph of EXPRESSION: "c = a*x; d = c + b; e = d**2" or "(a*x + b)**2".
+
+    Assignments name intermediate tensors; the last statement is the output. Numbers, names,
+    + - * / ** @, unary minus and calls (relu, sigmoid, tanh, exp, log, sum, mean, softmax, matmul, …)
+    are allowed; the text is parsed, never run."""
+    import json
+    from pathlib import Path
+
+    import cgtools
+    from cgtools.expr import parse
+    from cgtools.graph import write_atomic
+
+    doc = parse(expression, values=parse_sets(sets), params=split_names(params),
+                name=name or (Path(output).stem if output else "expression"))
+    cgtools.load(doc).validate()  # a graph that cannot run is refused here, not when drawn
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if output:
+        write_atomic(Path(output), lambda f: f.write(text.encode()))
+        click.echo(output)
+    else:
+        click.echo(text, nl=False)
+
+
+def split_names(items) -> list[str]:
+    return [n.strip() for item in items for n in item.split(",") if n.strip()]
 
 
 @cli.command()
