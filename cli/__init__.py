@@ -262,6 +262,50 @@ def convert(source, target):
 
 @cli.command()
 @click.argument("graph", type=click.Path(dir_okay=False))
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="An .npz with one array per graph input (examples along the first axis).")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Learning rate.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD momentum.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch shuffling.")
+@click.option("-o", "--output", metavar="OUT", help="Write the trained graph here; default: back into GRAPH.")
+def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output):
+    """Train GRAPH's params on DATA with SGD or Adam; write the trained params back (large ones to an .npz)."""
+    from pathlib import Path
+
+    import cgtools
+    from cgtools import optim
+    from cgtools import train as training
+
+    g = cgtools.load(graph)
+    arrays = training.load_data(data, g)
+    opt = optim.SGD(g, lr, momentum) if optimizer == "sgd" else optim.Adam(g, lr)
+    per_epoch = -(-len(next(iter(arrays.values()))) // batch_size)
+    latest = {"loss": float("nan")}
+
+    def show(_):
+        return f"loss {latest['loss']:.4f}"
+
+    with click.progressbar(length=epochs * per_epoch, label="training", item_show_func=show,
+                           file=sys.stderr) as bar:
+        def on_batch(epoch, loss):
+            latest["loss"] = loss
+            bar.update(1, loss)
+
+        history = training.train(g, arrays, opt, epochs=epochs, batch_size=batch_size, seed=seed,
+                                 on_batch=on_batch)
+    accuracy = training.accuracy(g, arrays)
+    click.echo(f"loss {history[0]:.4f} -> {history[-1]:.4f} over {epochs} epochs"
+               + (f"; accuracy {accuracy:.1%}" if accuracy is not None else ""))
+    target = Path(output) if output else Path(graph)
+    g.save(target)
+    click.echo(str(target))
+
+
+@cli.command()
+@click.argument("graph", type=click.Path(dir_okay=False))
 def validate(graph):
     """Check GRAPH: schema, names, ops, attributes, arity, cycles and (where known) shapes."""
     import cgtools

@@ -66,6 +66,8 @@ class Div(Operation):
 
     @staticmethod
     def forward(ctx, a, b):
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu":  # ONNX: integers divide truncating toward zero
+            return (np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))).astype(np.result_type(a, b))
         y = a / b
         ctx.save(b, y)
         return y

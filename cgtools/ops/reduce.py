@@ -16,6 +16,16 @@ def reduction_axes(x, axes_input, axes_attr, noop_with_empty_axes):
     return tuple(sorted(a % x.ndim for a in axes))
 
 
+def smallest(dtype):
+    """The max of nothing: what an empty reduction gives (ONNX: -inf, or the type's least value)."""
+    return False if dtype.kind == "b" else -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def largest(dtype):
+    """The min of nothing."""
+    return True if dtype.kind == "b" else np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+
+
 def restore_kept_axes(grad, shape, axes, keepdims):
     """The gradient of a reduced tensor, reshaped so it broadcasts against the input."""
     if keepdims or axes == ():
@@ -35,7 +45,8 @@ class _Reduce(Operation):
     def forward(cls, ctx, data, axes_tensor=None, *, axes: list[int] = (), keepdims: int = 1,
                 noop_with_empty_axes: int = 0):
         dims = reduction_axes(data, axes_tensor, axes, noop_with_empty_axes)
-        y = data if dims == () else cls.numpy_reduce(data, axis=dims, keepdims=bool(keepdims))
+        # axis=() reduces nothing, but still applies a composite reduction's elementwise step (|x|, x²), as ONNX says
+        y = cls.numpy_reduce(data, axis=dims, keepdims=bool(keepdims))
         y = np.asarray(y, data.dtype)
         ctx.save(data, y, dims, keepdims)
         return y
@@ -80,7 +91,8 @@ class ReduceMax(_Reduce):
 
     symbol = "max"
 
-    numpy_reduce = staticmethod(np.max)
+    numpy_reduce = staticmethod(lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims,
+                                                                 initial=smallest(x.dtype)))
 
     @staticmethod
     def local_grad(data, y, grad, dims):
