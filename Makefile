@@ -43,6 +43,8 @@ pictures: setup chromium
 	mkdir -p demo
 	$(BIN)/cgtools render examples/affine_square.json -o docs/affine_square.png
 	$(BIN)/cgtools render examples/square_times_3x.json -o docs/square_times_3x.png
+	mkdir -p docs/gallery
+	for graph in examples/*.json; do $(BIN)/cgtools render $$graph -o docs/gallery/$$(basename $$graph .json).png; done
 	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o docs/mlp_xent.png
 	$(BIN)/cgtools render examples/affine_square.json -f png --frames docs/frames
 	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o demo/mlp_xent.html

@@ -50,7 +50,8 @@ class Tensor:
         args = [x if isinstance(x, Tensor) else constant(x) for x in inputs]
         ctx = Context()
         ctx.needs_grad = tuple(x.value.dtype.kind == "f" and not x.constant for x in args)
-        out = cls(op.forward(ctx, *(x.value for x in args), **attrs))
+        value = op.forward(ctx, *(x.value for x in args), **attrs)
+        out = cls(value[0] if isinstance(value, tuple) else value)  # of several outputs, a tensor keeps the first
         out.op, out.inputs, out.attrs, out.ctx = op, tuple(args), attrs, ctx
         return out
 

@@ -138,3 +138,20 @@ def test_train_command_writes_the_trained_params_back(tmp_path, cli):
     np.savez(bad, Y=np.zeros(3))
     result = cli("train", graph, "--data", bad)
     assert result.returncode == 1 and "'Y' is not an input" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["affine_square", "square_times_3x", "secret_number", "perceptron", "mlp_xent"])
+def test_example_scripts_trace_their_json_twins(name):
+    """examples/python/NAME.py builds, with the tracing API, the graph of examples/NAME.json."""
+    import runpy
+
+    built = runpy.run_path(str(EXAMPLES / "python" / f"{name}.py"))["build"]()
+    traced = built[0] if isinstance(built, tuple) else built
+    traced.backward()
+    twin = cgtools.load(EXAMPLES / f"{name}.json").run()
+    for t in traced.upstream():
+        if t.name in twin.values:
+            np.testing.assert_allclose(t.value, twin.values[t.name], rtol=1e-12, err_msg=t.name)
+            if t.name in twin.grads:
+                np.testing.assert_allclose(t.grad, twin.grads[t.name], rtol=1e-10, atol=1e-14, err_msg=t.name)
+    assert traced.value == twin.values[traced.name]
