@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/bench_interpreter.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_html.py
+	$(BIN)/python bench/bench_onnx.py
 
 docs: $(STAMP)
 	$(BIN)/cgtools schema --markdown > docs/format.md

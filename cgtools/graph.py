@@ -208,8 +208,19 @@ class Graph:
         sidecar: dict = {}
         text = json.dumps(self.to_dict(sidecar, path.stem + ".npz"), indent=2) + "\n"
         if sidecar:
-            write_atomic(path.with_suffix(".npz"), lambda f: np.savez(f, **sidecar))
+            write_atomic(path.with_suffix(".npz"), lambda f: write_npz(f, sidecar))
         write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def write_npz(f, arrays: dict) -> None:
+    """np.savez's archive, written member by member: np.savez(f, **arrays) breaks on a tensor named "file" and
+    takes one named "allow_pickle" for its flag."""
+    import zipfile
+
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def _umask() -> int:
