@@ -8,7 +8,6 @@ The loops are the hot path of every run: steps are plain tuples and the per-op w
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.memory import collector_paused
 from cgtools.ops import Context, get_op
 from cgtools.schema import node_place
 from cgtools.values import decode as decode_value
@@ -160,15 +160,8 @@ def loss_name(graph) -> str:
 
 
 def run(graph, inputs=None, *, backward=True, seed=None, per_use=False) -> Run:
-    # A run makes thousands of small containers and no reference cycles: the cycle collector has nothing
-    # to find, but would keep rescanning every object the process holds (about 10% of a run's time).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _run(graph, inputs, backward, seed, per_use)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _run(graph, inputs, backward, seed, per_use) -> Run:

@@ -26,6 +26,7 @@ from cgtools.export.labels import (
     op_symbol,
 )
 from cgtools.export.themes import theme
+from cgtools.memory import collector_paused
 from cgtools.ops import get_op
 
 SHOW = ("values", "grads", "shapes", "names", "constants")
@@ -82,10 +83,11 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
     text and role) for other exporters; attributes starting with "_" never reach the DOT."""
     t = theme(view.theme)
     show = view.show
-    G = graph.to_networkx(run)
+    G = graph.to_networkx()  # the structure; the run's numbers are looked up by tensor name below
     loss = run.loss if run is not None else None
     values = run.values if run is not None else {}
     grads = run.grads if run is not None else {}
+    shares = run.use_grads if run is not None else {}
     folded = {} if "constants" in show else {
         name: format_tensor(leaf.value, view.precision) if leaf.value is not None and leaf.value.size <= 6 else name
         for name, leaf in graph.leaves.items() if leaf.kind == "constant"}
@@ -144,10 +146,10 @@ def display_graph(graph, run=None, view: View = View(), reveal: Reveal = Reveal(
             continue
         tensor = data["tensor"]
         if tensor in shared:
-            lines = use_lines(tensor, data.get("use_grad"), loss, view, reveal.shows("uses", (v, slot)))
+            lines = use_lines(tensor, shares.get((v, slot)), loss, view, reveal.shows("uses", (v, slot)))
         else:
             lines = lines_of(tensor)
-        D.add_edge(ids[u], ids[v], **edge_attrs(tensor, data.get("value"), lines, t), _slot=slot,
+        D.add_edge(ids[u], ids[v], **edge_attrs(tensor, values.get(tensor), lines, t), _slot=slot,
                    _shared=tensor in shared)
     producers = graph.producers
     loss_name = graph.loss or (graph.outputs[0] if len(graph.outputs) == 1 else None)
@@ -216,7 +218,7 @@ def dot_label(lines: list[tuple[str, str]], t: dict, *, edge: bool = False) -> s
     Edge labels sit in a padded cell so their text keeps clear of the edge's own line."""
     text = "<BR/>".join(styled(esc(text), role, t, edge) for text, role in lines)
     if edge:
-        text = f'<TABLE BORDER="0" CELLBORDER="0" CELLPADDING="3" CELLSPACING="0"><TR><TD>{text}</TD></TR></TABLE>'
+        text = f'<TABLE BORDER="0" CELLPADDING="1"><TR><TD>{text}</TD></TR></TABLE>'
     return f"<{text}>"
 
 
@@ -253,7 +255,8 @@ def tooltip(*parts: str) -> str:
 
 def to_dot(graph, run=None, view: View = View(), reveal: Reveal = Reveal()) -> str:
     """The diagram as DOT text, byte-identical for the same graph, run and view."""
-    return dot_text(display_graph(graph, run, view, reveal))
+    with collector_paused():
+        return dot_text(display_graph(graph, run, view, reveal))
 
 
 def dot_text(D: nx.MultiDiGraph) -> str:

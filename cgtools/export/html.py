@@ -20,6 +20,7 @@ from cgtools.export.frames import schedule
 from cgtools.export.labels import format_shape, format_tensor
 from cgtools.export.layout import positions
 from cgtools.export.themes import theme
+from cgtools.memory import collector_paused
 
 DRAW_LIMIT = 25_000  # nodes; past this the page asks before drawing rather than hang the tab
 LIGHT_FROM = 1_500  # nodes; past this edge labels appear only on hover or when zoomed in
@@ -73,6 +74,11 @@ def grad_magnitude(grad) -> float | None:
 
 def to_html(graph, run=None, view: View = View()) -> str:
     """The interactive page of `graph` (with a run's values and gradients)."""
+    with collector_paused():
+        return page(graph, run, view)
+
+
+def page(graph, run, view: View) -> str:
     from pyvis.network import Network
 
     t = theme(view.theme)
