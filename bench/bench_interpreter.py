@@ -9,27 +9,13 @@ thing: the forward values and the gradient of the loss with respect to every flo
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from timing import median_times
 
 import cgtools
 
 CHAIN_OPS = ("Add", "Mul", "Tanh", "Sigmoid")
-
-
-def median_times(repeat: int, *fns) -> list[float]:
-    """Median seconds of each function, timed in interleaved rounds so drifts in machine speed hit all alike."""
-    for fn in fns:
-        fn()  # warm up (compiles the plan, fills caches)
-    times = [[] for _ in fns]
-    for _ in range(repeat):
-        for fn, record in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            record.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
 
 
 # ---- a 2,000-op chain on shape (8,) -----------------------------------------------------------

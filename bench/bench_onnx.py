@@ -14,24 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
-
-
-def median_times(repeat: int, *fns) -> list[float]:
-    """Median seconds of each function, timed in interleaved rounds so drifts in machine speed hit all alike."""
-    for fn in fns:
-        fn()  # warm up (compiles the plan, fills caches)
-    times = [[] for _ in fns]
-    for _ in range(repeat):
-        for fn, record in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            record.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+from timing import median_times
 
 
 def main():

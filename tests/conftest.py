@@ -21,15 +21,44 @@ def cgtools_command() -> list[str]:
     return [str(script)] if script.exists() else [shutil.which("cgtools") or "cgtools"]
 
 
+def run_cli(*args, cwd=None, input=None, env=None) -> subprocess.CompletedProcess:
+    """The real `cgtools` console script, in a subprocess."""
+    return subprocess.run([*cgtools_command(), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          input=input, timeout=120, env=env)
+
+
 @pytest.fixture
 def cli():
     """Run the real `cgtools` command; returns the CompletedProcess."""
+    return run_cli
 
-    def run(*args, cwd=None, input=None, env=None):
-        return subprocess.run([*cgtools_command(), *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                              input=input, timeout=120, env=env)
 
-    return run
+def run_in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """`cgtools.cli.main`, the console script's entry point, called in this process (no start-up cost);
+    an exception escaping it is what the script would print as a traceback."""
+    import traceback
+
+    from cgtools.cli import main
+
+    capsys.readouterr()
+    code, crash = 0, ""
+    try:
+        main([str(arg) for arg in args])
+    except SystemExit as e:
+        code = e.code
+    except Exception:
+        code, crash = 1, traceback.format_exc()
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err + crash)
+
+
+def error_of(call, *args, **kwargs) -> str:
+    """The message of the CgError that `call` raises."""
+    from cgtools.errors import CgError
+
+    with pytest.raises(CgError) as info:
+        call(*args, **kwargs)
+    return str(info.value)
 
 
 def pytest_addoption(parser):

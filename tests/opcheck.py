@@ -135,3 +135,14 @@ def check_finite_differences(c: Case):
             numeric[i] = (objective(name, up) - objective(name, down)) / (2 * EPS)
         np.testing.assert_allclose(run.grads[name], numeric, rtol=1e-6, atol=1e-7, strict=True,
                                    err_msg=f"gradient of input {name!r}")
+
+
+def check_keeps_float32(c: Case):
+    """Fed float32, the case's values and gradients stay float32 and agree with float64."""
+    _, feed64, out, _, run64 = run_case(c)
+    _, feed, _, _, run = run_case(c, {name: x.astype(np.float32) for name, x in feed64.items()})
+    assert run.values[out].dtype == np.float32
+    np.testing.assert_allclose(run.values[out], run64.values[out], rtol=1e-5, atol=1e-6)
+    for name in feed:
+        assert run.grads[name].dtype == np.float32, f"gradient of {name!r}"
+        np.testing.assert_allclose(run.grads[name], run64.grads[name], rtol=1e-4, atol=1e-5)

@@ -17,20 +17,17 @@ import json
 import os
 import re
 import subprocess
-import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import cgtools
-from cgtools import CgError
+from conftest import error_of, run_cli, run_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "affine_square.json"
 AFFINE = json.loads(EXAMPLE.read_text(encoding="utf-8"))
-CGTOOLS = Path(sys.executable).with_name("cgtools")  # the console script; cgtools.cli has no __main__
 DELETE = object()
 
 
@@ -59,32 +56,7 @@ def write(path: Path, doc: dict) -> Path:
     return path
 
 
-def error_of(call, *args, **kwargs) -> str:
-    with pytest.raises(CgError) as info:
-        call(*args, **kwargs)
-    return str(info.value)
 
-
-def script(*args) -> subprocess.CompletedProcess:
-    """The real `cgtools` console script, in a subprocess."""
-    return subprocess.run([str(CGTOOLS), *map(str, args)], capture_output=True, text=True, timeout=60)
-
-
-def in_process(capsys, *args) -> subprocess.CompletedProcess:
-    """`cgtools.cli.main`, the console script's entry point, called in this process (no start-up cost);
-    an exception escaping it is what the script would print as a traceback."""
-    from cgtools.cli import main
-
-    capsys.readouterr()
-    code, crash = 0, ""
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as e:
-        code = e.code
-    except Exception:
-        code, crash = 1, traceback.format_exc()
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out, err + crash)
 
 
 def assert_cli_error(result: subprocess.CompletedProcess, *expected: str, one_line: bool = True) -> None:
@@ -181,14 +153,14 @@ def test_unreadable_file(tmp_path, make, expected):
 @pytest.mark.parametrize("make, expected", FILE_CASES)
 def test_unreadable_file_cli(tmp_path, make, expected):
     path = make(tmp_path)
-    assert_cli_error(script("run", path), f"error: {path}: ", *expected)
+    assert_cli_error(run_cli("run", path), f"error: {path}: ", *expected)
 
 
 def test_folder_instead_of_file(tmp_path):
     message = error_of(cgtools.load, tmp_path)
     assert message == f"{tmp_path}: expected a graph file, found a folder"
     for command in ("run", "validate"):
-        assert_cli_error(script(command, tmp_path), str(tmp_path), "is a directory")
+        assert_cli_error(run_cli(command, tmp_path), str(tmp_path), "is a directory")
 
 
 # ---- broken graphs: schema, names, ops, arity, attributes, cycles, values ---------------------------
@@ -304,7 +276,7 @@ def test_broken_graph(folder, changes, expected):
 @pytest.mark.parametrize("changes, expected", GRAPH_CASES)
 def test_broken_graph_cli(folder, capsys, changes, expected):
     path = write(folder / "graph.json", edited(changes))
-    assert_cli_error(in_process(capsys, "validate", path), f"error: {path}: ", *expected)
+    assert_cli_error(run_in_process(capsys, "validate", path), f"error: {path}: ", *expected)
 
 
 THROUGH_THE_SCRIPT = {  # the cases also run through the real console script
@@ -320,14 +292,14 @@ def test_broken_graph_script(folder, changes, expected):
     """A representative subset through the real console script (all cases run in-process above, where
     start-up costs nothing): stderr is exactly `error: ` and the library's message."""
     path = write(folder / "graph.json", edited(changes))
-    result = script("validate", path)
+    result = run_cli("validate", path)
     assert_cli_error(result, *expected)
     assert result.stderr == f"error: {error_of(cgtools.load, path)}\n"
 
 
 def test_run_reports_load_errors_like_validate(folder):
     path = write(folder / "graph.json", edited({"nodes[1].inputs[0]": "cc"}))
-    assert_cli_error(script("run", path), f"error: {error_of(cgtools.load, path)}\n")
+    assert_cli_error(run_cli("run", path), f"error: {error_of(cgtools.load, path)}\n")
 
 
 # ---- .npz files: confined to the graph's folder, never unpickled ----------------------------------------
@@ -463,24 +435,24 @@ RUN_CASES = [
 @pytest.mark.parametrize("doc, args, expected", RUN_CASES)
 def test_run_errors_cli(tmp_path, capsys, doc, args, expected):
     path = write(tmp_path / "graph.json", doc)
-    assert_cli_error(in_process(capsys, "run", path, *args), *expected)
+    assert_cli_error(run_in_process(capsys, "run", path, *args), *expected)
 
 
 @pytest.mark.parametrize("doc, args, expected", [case for case in RUN_CASES if case.id in THROUGH_THE_SCRIPT])
 def test_run_errors_script(tmp_path, doc, args, expected):
     path = write(tmp_path / "graph.json", doc)
-    assert_cli_error(script("run", path, *args), *expected)
+    assert_cli_error(run_cli("run", path, *args), *expected)
 
 
 def test_two_outputs_run_forward_only_cli(tmp_path):
-    result = script("run", write(tmp_path / "graph.json", TWO_OUTPUTS), "--no-backward", "--json")
+    result = run_cli("run", write(tmp_path / "graph.json", TWO_OUTPUTS), "--no-backward", "--json")
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)["values"]) == {"a", "s", "t"}
 
 
 def test_validate_dry_run_cli(tmp_path):
     path = write(tmp_path / "graph.json", SHAPES_ONLY)
-    assert_cli_error(script("validate", path), "nodes[0] (Add 's'): ", "float64[3], float64[4]")
+    assert_cli_error(run_cli("validate", path), "nodes[0] (Add 's'): ", "float64[3], float64[4]")
 
 
 @pytest.mark.parametrize("doc, command, args", [
@@ -492,7 +464,7 @@ def test_validate_dry_run_cli(tmp_path):
 def test_runtime_errors_name_the_file(tmp_path, capsys, doc, command, args):
     """Like every load error, an error found while running a graph file says which file."""
     path = write(tmp_path / "graph.json", doc)
-    assert_cli_error(in_process(capsys, command, path, *args), f"error: {path}: ")
+    assert_cli_error(run_in_process(capsys, command, path, *args), f"error: {path}: ")
 
 
 # ---- the command line itself ------------------------------------------------------------------------------
@@ -510,11 +482,11 @@ def test_runtime_errors_name_the_file(tmp_path, capsys, doc, command, args):
     pytest.param(["run", EXAMPLE, EXAMPLE], ["unexpected extra argument"], id="extra-argument"),
 ])
 def test_cli_usage_errors(args, expected):
-    assert_cli_error(script(*args), *expected)
+    assert_cli_error(run_cli(*args), *expected)
 
 
 def test_cli_without_a_command_shows_usage_without_traceback():
-    result = script()
+    result = run_cli()
     assert "Traceback" not in result.stderr
     assert "Usage: cgtools" in result.stdout + result.stderr
     if result.returncode != 0:
@@ -523,8 +495,8 @@ def test_cli_without_a_command_shows_usage_without_traceback():
 
 def test_cli_runs_a_valid_graph():
     """The control: the same commands succeed on the unchanged example."""
-    assert script("validate", EXAMPLE).returncode == 0
-    result = script("run", EXAMPLE, "--set", "x=2", "--json")
+    assert run_cli("validate", EXAMPLE).returncode == 0
+    result = run_cli("run", EXAMPLE, "--set", "x=2", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["values"]["e"] == 64.0
 
@@ -549,5 +521,5 @@ def test_duplicate_json_keys_are_refused(tmp_path):
 
 
 def test_bare_command_prints_help():
-    result = script()
+    result = run_cli()
     assert result.returncode == 0 and "Usage:" in result.stdout and "run" in result.stdout

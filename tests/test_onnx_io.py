@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import cgtools
-from cgtools import CgError
 from cgtools.onnx_io import INSTALL_HINT, convert, load_onnx, save_onnx, to_onnx
-from conftest import EXAMPLES, cgtools_command
+from conftest import EXAMPLES, error_of, run_cli, run_in_process
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 F = TensorProto.FLOAT
@@ -52,32 +50,7 @@ def onnxruntime_run(model, feeds: dict) -> list[np.ndarray]:
     return session.run(None, feeds)
 
 
-def error_of(call, *args, **kwargs) -> str:
-    with pytest.raises(CgError) as info:
-        call(*args, **kwargs)
-    return str(info.value)
 
-
-def script(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([*cgtools_command(), *map(str, args)], capture_output=True, text=True, timeout=120,
-                          cwd=cwd)
-
-
-def in_process(capsys, *args) -> subprocess.CompletedProcess:
-    """`cgtools.cli.main` in this process; an exception escaping it is what the script would print as a
-    traceback."""
-    from cgtools.cli import main
-
-    capsys.readouterr()
-    code, crash = 0, ""
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as e:
-        code = e.code
-    except Exception:
-        code, crash = 1, traceback.format_exc()
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out, err + crash)
 
 
 def assert_cli_error(result, *expected: str) -> None:
@@ -432,22 +405,22 @@ def test_a_loss_survives_the_round_trip(tmp_path):
 # ---- the CLI --------------------------------------------------------------------------------------------
 
 def test_cli_converts_both_ways_and_runs_and_renders_onnx(tmp_path):
-    done = script("convert", EXAMPLES / "affine_square.json", tmp_path / "affine.onnx")
+    done = run_cli("convert", EXAMPLES / "affine_square.json", tmp_path / "affine.onnx")
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{tmp_path / 'affine.onnx'}\n"
-    done = script("run", tmp_path / "affine.onnx", "--json")
+    done = run_cli("run", tmp_path / "affine.onnx", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["values"]["e"] == 25 and result["grads"]["x"] == 30 and result["grads"]["a"] == 10
-    done = script("run", tmp_path / "affine.onnx", "--set", "x=2")
+    done = run_cli("run", tmp_path / "affine.onnx", "--set", "x=2")
     assert done.returncode == 0 and "64" in done.stdout, done.stderr
     for suffix, start in (("svg", "<?xml"), ("html", "<!DOCTYPE html>")):
         out = tmp_path / f"affine.{suffix}"
-        done = script("render", tmp_path / "affine.onnx", "-o", out)
+        done = run_cli("render", tmp_path / "affine.onnx", "-o", out)
         assert done.returncode == 0, done.stderr
         assert done.stdout == f"{out}\n" and out.read_text(encoding="utf-8").lstrip().startswith(start)
         assert "∂e/∂" in out.read_text(encoding="utf-8")
-    done = script("convert", tmp_path / "affine.onnx", tmp_path / "back.json")
+    done = run_cli("convert", tmp_path / "affine.onnx", tmp_path / "back.json")
     assert done.returncode == 0 and done.stdout == f"{tmp_path / 'back.json'}\n", done.stderr
     back = cgtools.load(tmp_path / "back.json")
     assert back.run().values["e"] == 25 and back.leaves["two"].kind == "constant"
@@ -455,13 +428,13 @@ def test_cli_converts_both_ways_and_runs_and_renders_onnx(tmp_path):
 
 def test_cli_runs_an_onnx_model_whose_input_needs_a_value(tmp_path):
     path = save(mlp_model(hidden=4), tmp_path / "mlp.onnx")
-    done = script("run", path, "--no-backward")
+    done = run_cli("run", path, "--no-backward")
     assert_cli_error(done, "input 'x' has no value")
-    done = script("run", path, "--no-backward", "--json", "--set", f"x={json.dumps(X30.tolist())}")
+    done = run_cli("run", path, "--no-backward", "--json", "--set", f"x={json.dumps(X30.tolist())}")
     assert done.returncode == 0, done.stderr
     expected = cgtools.load(path).run({"x": X30}, backward=False).values["y"]
     np.testing.assert_allclose(json.loads(done.stdout)["values"]["y"], expected, rtol=1e-6)
-    done = script("render", path, "-o", tmp_path / "mlp.svg")  # drawn without values, with a note
+    done = run_cli("render", path, "-o", tmp_path / "mlp.svg")  # drawn without values, with a note
     assert done.returncode == 0 and "note: no value for x" in done.stderr, done.stderr
 
 
@@ -544,7 +517,7 @@ def test_onnx_errors_through_the_cli(tmp_path, make, expected):
     path = make(tmp_path)
     for command in (("run", path), ("convert", path, tmp_path / "out.json"), ("render", path, "-o",
                                                                               tmp_path / "out.svg")):
-        assert_cli_error(script(*command), f"error: {path}: ", *expected)
+        assert_cli_error(run_cli(*command), f"error: {path}: ", *expected)
     assert not (tmp_path / "out.json").exists() and not (tmp_path / "out.svg").exists()
 
 
@@ -563,8 +536,8 @@ def test_missing_onnx_package(tmp_path, monkeypatch, capsys):
     assert error_of(cgtools.load, model) == INSTALL_HINT
     assert error_of(convert, EXAMPLES / "affine_square.json", tmp_path / "a.onnx") == INSTALL_HINT
     assert error_of(save_onnx, cgtools.load(EXAMPLES / "affine_square.json"), tmp_path / "a.onnx") == INSTALL_HINT
-    assert_cli_error(in_process(capsys, "run", model), f"error: {INSTALL_HINT}")
-    assert_cli_error(in_process(capsys, "convert", EXAMPLES / "affine_square.json", tmp_path / "a.onnx"),
+    assert_cli_error(run_in_process(capsys, "run", model), f"error: {INSTALL_HINT}")
+    assert_cli_error(run_in_process(capsys, "convert", EXAMPLES / "affine_square.json", tmp_path / "a.onnx"),
                      f"error: {INSTALL_HINT}")
     assert not (tmp_path / "a.onnx").exists()
 
@@ -577,11 +550,11 @@ def test_missing_onnx_package(tmp_path, monkeypatch, capsys):
 ])
 def test_convert_refuses_what_it_cannot_do(tmp_path, capsys, source, target, expected):
     assert expected in error_of(convert, EXAMPLES / source, tmp_path / target)
-    assert_cli_error(in_process(capsys, "convert", EXAMPLES / source, tmp_path / target), expected)
+    assert_cli_error(run_in_process(capsys, "convert", EXAMPLES / source, tmp_path / target), expected)
 
 
 def test_convert_names_a_missing_source(tmp_path, capsys):
-    assert_cli_error(in_process(capsys, "convert", tmp_path / "nothing.onnx", tmp_path / "x.json"),
+    assert_cli_error(run_in_process(capsys, "convert", tmp_path / "nothing.onnx", tmp_path / "x.json"),
                      f"error: {tmp_path / 'nothing.onnx'}: no such file")
 
 
