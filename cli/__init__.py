@@ -145,20 +145,16 @@ def render(graph, expression, params, output, fmt, sets, no_backward, theme, ran
 
 def run_for_drawing(graph, sets: dict, backward: bool):
     """The run to draw; a graph whose inputs have no values is drawn without numbers, with a note."""
-    from cgtools.errors import CgError
-
     missing = [name for name, leaf in graph.leaves.items() if leaf.value is None and name not in sets]
     if missing:
         click.echo(f"note: no value for {', '.join(missing)}; drawing the graph without values "
                    f"(give them with --set NAME=VALUE)", err=True)
         return None
-    try:
-        return checked_run(graph, sets, backward=backward, per_use=True)
-    except CgError as e:
-        if backward and "backward needs one scalar" in e.detail:
-            click.echo(f"note: {e.detail.split(';')[0]}; drawing forward values only", err=True)
-            return checked_run(graph, sets, backward=False)
-        raise
+    if backward and not graph.loss and len(graph.outputs) != 1:
+        click.echo(f"note: the graph has {len(graph.outputs)} outputs and no \"loss\" to start backward from; "
+                   "drawing forward values only", err=True)
+        backward = False
+    return checked_run(graph, sets, backward=backward, per_use=backward)
 
 
 def checked_run(graph, sets: dict, **options):

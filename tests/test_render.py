@@ -313,3 +313,13 @@ def test_cli_notes_where_the_first_nan_appears(tmp_path, cli):
     assert result.returncode == 0
     assert "first NaN or infinity in the forward pass is 'lx', made by nodes[0] (Log 'lx')" in result.stderr
     assert "RuntimeWarning" not in result.stderr
+
+
+def test_two_outputs_and_no_loss_draw_forward_values_with_a_note(tmp_path, cli):
+    doc = {"cgtools": "1.0", "inputs": [{"name": "x", "value": 2.0}],
+           "nodes": [{"op": "Neg", "inputs": ["x"], "outputs": ["y"]},
+                     {"op": "Exp", "inputs": ["x"], "outputs": ["z"]}], "outputs": ["y", "z"]}
+    (tmp_path / "two.json").write_text(json.dumps(doc))
+    result = cli("render", tmp_path / "two.json", "-f", "dot", "-o", "-")
+    assert result.returncode == 0 and "2 outputs and no \"loss\"" in result.stderr
+    assert "y = -2" in result.stdout and "∂" not in result.stdout
