@@ -136,6 +136,14 @@ def parse(source: str, *, values: dict | None = None, params=(), name: str = "ex
     if len(source) > MAX_LENGTH:
         raise CgError(f"expected at most {MAX_LENGTH:,} characters, found {len(source):,}", where="expression")
     try:
+        return _parse(source, values, params, name)
+    except (RecursionError, MemoryError):  # Python's own parser and our walk both recurse on nesting
+        raise CgError("expected an expression nested at most a few hundred levels deep; split it into named "
+                      "steps (c = …; d = …)", where="expression") from None
+
+
+def _parse(source: str, values: dict, params: set, name: str) -> dict:
+    try:
         tree = ast.parse(source.strip(), mode="exec")
     except SyntaxError as e:
         raise CgError(f"invalid syntax (line {e.lineno}, column {e.offset}): {e.msg}", where="expression") from None

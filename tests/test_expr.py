@@ -85,3 +85,8 @@ def test_render_an_expression_directly(tmp_path, cli, graphviz):
     assert "∂f/∂x = 30" in svg and "f = 25" in svg
     result = cli("render", EXAMPLES / "affine_square.json", "--expr", "x")
     assert result.returncode == 1 and "one of the two" in result.stderr
+
+
+def test_deep_nesting_is_refused_not_a_crash():
+    with pytest.raises(cgtools.CgError, match="nested at most a few hundred levels"):
+        parse(" + ".join(["x"] * 3000))
