@@ -14,8 +14,12 @@ class CgError(Exception):
         super().__init__(": ".join(part for part in (file, where, message) if part))
 
     def located(self, *, file: str | None = None, where: str | None = None) -> CgError:
-        """The same error with a file or place filled in where it had none."""
-        return CgError(self.detail, file=self.file or file, where=self.where or where)
+        """The same error (of the same kind) with a file or place filled in where it had none."""
+        return type(self)(self.detail, file=self.file or file, where=self.where or where)
+
+
+class LossNotScalar(CgError):
+    """Backward was asked for from a loss that is not a scalar, and no seed gradient was given."""
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cgtools.errors import CgError, did_you_mean
+from cgtools.errors import CgError, LossNotScalar, did_you_mean
 from cgtools.memory import collector_paused
 from cgtools.ops import Context, get_op
 from cgtools.schema import node_place
@@ -247,7 +247,7 @@ def flow_of(plan: Plan, vals: list) -> Flow:
 def seed_gradient(value, loss, seed):
     if seed is None:
         if value.size != 1:
-            raise CgError(f"the loss {loss!r} has shape {list(value.shape)}, not a scalar; sum it into one "
+            raise LossNotScalar(f"the loss {loss!r} has shape {list(value.shape)}, not a scalar; sum it into one "
                           "(ReduceSum), give a seed gradient of that shape (Graph.run(seed=…)) or run forward only "
                           "(--no-backward)")
         return np.ones_like(value)

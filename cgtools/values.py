@@ -70,21 +70,27 @@ def _from_npz(file: str, key: str, folder: Path, cache: dict | None):
     else:
         if not path.is_file():
             raise CgError(f"no such file {file!r} in {str(folder)!r}", where="file")
-        if not zipfile.is_zipfile(path):
-            raise CgError(f"expected an .npz (zip) archive of arrays, found another kind of file: {file!r}",
-                          where="file")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except ValueError:  # numpy refuses object arrays without pickle, and we never allow pickle
-            raise CgError(f"{file!r} holds object arrays; expected plain numeric arrays", where="file") from None
-        except (OSError, zipfile.BadZipFile) as e:
-            raise CgError(f"cannot read {file!r}: {e}", where="file") from None
+        arrays = read_npz(path, file)
         if cache is not None:
             cache[path] = arrays
     if key not in arrays:
         raise CgError(f"{file!r} has no array {key!r}{did_you_mean(key, arrays)}", where="key")
     return arrays[key]
+
+
+def read_npz(path: Path, shown: str | None = None) -> dict[str, np.ndarray]:
+    """Every array of an .npz, read without ever unpickling; `shown` is how messages name the file."""
+    shown = shown or str(path)
+    if not zipfile.is_zipfile(path):
+        raise CgError(f"expected an .npz (zip) archive of arrays, found another kind of file: {shown!r}",
+                      where="file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError:  # numpy refuses object arrays without pickle, and we never allow pickle
+        raise CgError(f"{shown!r} holds object arrays; expected plain numeric arrays", where="file") from None
+    except (OSError, zipfile.BadZipFile) as e:
+        raise CgError(f"cannot read {shown!r}: {e}", where="file") from None
 
 
 def parse_cli_value(text: str):

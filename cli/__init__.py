@@ -27,10 +27,27 @@ def parse_sets(pairs) -> dict:
     return values
 
 
+INPUTS_OPTION = click.option("--inputs", "inputs_file", type=click.Path(exists=True, dir_okay=False),
+                             metavar="FILE.npz", help="Feed inputs (or params) from an .npz, arrays by name; "
+                             "--set values win.")
+
+
+def given_values(sets, inputs_file) -> dict:
+    """The values given on the command line: an .npz's arrays, then each --set over them."""
+    from pathlib import Path
+
+    from cgtools.values import read_npz
+
+    values = read_npz(Path(inputs_file)) if inputs_file else {}
+    values.update(parse_sets(sets))
+    return values
+
+
 SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                           help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
 
 
+WIDE_UP_TO = 40  # nodes: a lecture's graph reads left to right; a deep model top to bottom, as in Netron
 PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME",
                             help="Make this leaf a param (trainable); the others are inputs. Repeatable, or a,b.")
 
@@ -48,14 +65,15 @@ def cli(ctx):
 @cli.command()
 @click.argument("graph", type=click.Path(dir_okay=False))
 @SET_OPTION
+@INPUTS_OPTION
 @click.option("--no-backward", is_flag=True, help="Run the forward pass only.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"values": {...}, "grads": {...}} as JSON.')
 @click.option("--precision", default=4, show_default=True, help="Significant digits in the table.")
-def run(graph, sets, no_backward, as_json, precision):
+def run(graph, sets, inputs_file, no_backward, as_json, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
     import cgtools
 
-    result = checked_run(cgtools.load(graph), parse_sets(sets), backward=not no_backward)
+    result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), backward=not no_backward)
     if as_json:
         import json
 
@@ -94,19 +112,22 @@ def run_table(result, precision: int) -> str:
 @click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "html"], case_sensitive=False),
               help="Output format; default: from OUT's suffix, else svg.")
 @SET_OPTION
+@INPUTS_OPTION
 @click.option("--no-backward", is_flag=True, help="Draw forward values only.")
 @click.option("--theme", type=click.Choice(["slide", "paper", "dark"], case_sensitive=False), default="slide",
               show_default=True,
               help="slide: large, high contrast; paper: print, greyscale-safe; dark.")
-@click.option("--rankdir", type=click.Choice(["LR", "TB", "BT", "RL"], case_sensitive=False), default="LR",
-              show_default=True, help="Direction the graph flows in.")
+@click.option("--rankdir", type=click.Choice(["auto", "LR", "TB", "BT", "RL"], case_sensitive=False), default="auto",
+              show_default=True, help="Direction the graph flows in; auto: left to right for a slide-sized graph "
+              f"(up to {WIDE_UP_TO} nodes), top to bottom for a deep model.")
 @click.option("--precision", type=click.IntRange(1, 17), default=4, show_default=True, help="Significant digits.")
 @click.option("--show", default="values,grads,names", show_default=True, metavar="ITEMS",
               help="Comma-separated: values, grads, shapes, names, constants (draw constants as nodes "
                    "instead of folding them into the op).")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
-def render(graph, expression, params, output, fmt, sets, no_backward, theme, rankdir, precision, show, frames_dir):
+def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, theme, rankdir, precision, show,
+           frames_dir):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
@@ -116,12 +137,11 @@ def render(graph, expression, params, output, fmt, sets, no_backward, theme, ran
     from cgtools.export.dot import View
     from cgtools.graph import write_atomic
 
-    view = View(theme.lower(), rankdir.upper(), precision,
-                frozenset(s.strip().lower() for s in show.split(",") if s.strip()))
+    show_items = frozenset(s.strip().lower() for s in show.split(",") if s.strip())
     fmt = choose_format(fmt, output)
     if (graph is None) == (expression is None):
         raise CgError("give a GRAPH file or --expr EXPRESSION (one of the two)")
-    sets = parse_sets(sets)
+    sets = given_values(sets, inputs_file)
     if expression is not None:
         from cgtools.expr import parse
 
@@ -130,6 +150,9 @@ def render(graph, expression, params, output, fmt, sets, no_backward, theme, ran
     else:
         g = cgtools.load(graph)
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
+    if rankdir.lower() == "auto":
+        rankdir = "LR" if len(g.nodes) + len(g.leaves) <= WIDE_UP_TO else "TB"
+    view = View(theme.lower(), rankdir.upper(), precision, show_items)
     run = run_for_drawing(g, sets, not no_backward)
     if frames_dir is not None:
         if not frames_dir.strip():
@@ -144,7 +167,10 @@ def render(graph, expression, params, output, fmt, sets, no_backward, theme, ran
 
 
 def run_for_drawing(graph, sets: dict, backward: bool):
-    """The run to draw; a graph whose inputs have no values is drawn without numbers, with a note."""
+    """The run to draw; a graph whose inputs have no values is drawn without numbers, one with no scalar loss
+    without gradients, each with a note."""
+    from cgtools.errors import LossNotScalar
+
     missing = [name for name, leaf in graph.leaves.items() if leaf.value is None and name not in sets]
     if missing:
         click.echo(f"note: no value for {', '.join(missing)}; drawing the graph without values "
@@ -154,7 +180,11 @@ def run_for_drawing(graph, sets: dict, backward: bool):
         click.echo(f"note: the graph has {len(graph.outputs)} outputs and no \"loss\" to start backward from; "
                    "drawing forward values only", err=True)
         backward = False
-    return checked_run(graph, sets, backward=backward, per_use=backward)
+    try:
+        return checked_run(graph, sets, backward=backward, per_use=backward)
+    except LossNotScalar as e:
+        click.echo(f"note: {e.detail.split(';')[0]}; drawing forward values only", err=True)
+        return checked_run(graph, sets, backward=False)
 
 
 def checked_run(graph, sets: dict, **options):

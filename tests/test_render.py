@@ -323,3 +323,29 @@ def test_two_outputs_and_no_loss_draw_forward_values_with_a_note(tmp_path, cli):
     result = cli("render", tmp_path / "two.json", "-f", "dot", "-o", "-")
     assert result.returncode == 0 and "2 outputs and no \"loss\"" in result.stderr
     assert "y = -2" in result.stdout and "∂" not in result.stdout
+
+
+def test_inputs_from_an_npz_and_a_non_scalar_loss(tmp_path, cli):
+    """A model whose input has no value is fed from an .npz; its output is no scalar, so the drawing shows
+    forward values and says why there are no gradients."""
+    doc = {"cgtools": "1.0", "inputs": [{"name": "x", "shape": [3]}],
+           "nodes": [{"op": "Softmax", "inputs": ["x"], "outputs": ["p"]}], "outputs": ["p"]}
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    np.savez(tmp_path / "in.npz", x=np.array([1.0, 2.0, 3.0]))
+    result = cli("render", tmp_path / "m.json", "--inputs", tmp_path / "in.npz", "-f", "dot", "-o", "-")
+    assert result.returncode == 0, result.stderr
+    assert "has shape [3], not a scalar; drawing forward values only" in result.stderr
+    assert "p = [0.09003, 0.2447, 0.6652]" in result.stdout and "rankdir=LR" in result.stdout
+    result = cli("run", tmp_path / "m.json", "--inputs", tmp_path / "in.npz", "--no-backward", "--json")
+    assert json.loads(result.stdout)["values"]["p"][2] == pytest.approx(0.6652, abs=1e-4)
+    np.savez(tmp_path / "bad.npz", y=np.zeros(3))
+    result = cli("run", tmp_path / "m.json", "--inputs", tmp_path / "bad.npz")
+    assert result.returncode == 1 and "cannot set 'y'" in result.stderr
+
+
+def test_deep_graphs_flow_top_to_bottom_by_default(tmp_path, cli):
+    nodes = [{"op": "Tanh", "inputs": [f"t{k}"], "outputs": [f"t{k + 1}"]} for k in range(50)]
+    doc = {"cgtools": "1.0", "inputs": [{"name": "t0", "value": 0.5}], "nodes": nodes, "outputs": ["t50"]}
+    (tmp_path / "deep.json").write_text(json.dumps(doc))
+    result = cli("render", tmp_path / "deep.json", "-f", "dot", "-o", "-")
+    assert result.returncode == 0 and "rankdir=TB" in result.stdout
