@@ -121,7 +121,7 @@ def discover(folder: Path) -> list[Case]:
     """Every case of the suite, with whether it is runnable and, if not, why."""
     import onnx
 
-    from cgtools.onnx_io import _op_label, _type_problem, onnx_dtype_name
+    from cgtools.onnx_io import onnx_dtype_name, op_label, type_problem
     from cgtools.values import DTYPES
 
     supported = supported_ops()
@@ -132,7 +132,7 @@ def discover(folder: Path) -> list[Case]:
         while stack:
             g = stack.pop()
             for node in g.node:
-                ops.add(_op_label(node))
+                ops.add(op_label(node))
                 for attr in node.attribute:
                     if attr.HasField("g"):
                         stack.append(attr.g)
@@ -142,7 +142,7 @@ def discover(folder: Path) -> list[Case]:
         case = Case(case_dir.name, case_dir, tuple(sorted(ops)), [i.name for i in g.input if i.name not in inits],
                     [o.name for o in g.output])
         missing = sorted(ops - supported)
-        types = [(f"{what} {v.name!r}", _type_problem(v.type)) for what, vs in (("input", g.input),
+        types = [(f"{what} {v.name!r}", type_problem(v.type)) for what, vs in (("input", g.input),
                                                                                   ("output", g.output)) for v in vs]
         types += [(f"initializer {t.name!r}", None if onnx_dtype_name(t.data_type) in DTYPES
                    else f"has dtype {onnx_dtype_name(t.data_type)}") for t in g.initializer]

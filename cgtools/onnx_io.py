@@ -91,7 +91,7 @@ def _elem_type(dtype) -> int:
 SUPPORTED_WORDS = "float16, float32, float64, int32, int64 and bool"
 
 
-def _type_problem(type_proto) -> str | None:
+def type_problem(type_proto) -> str | None:
     """Why a value of this type cannot be a cgtools tensor, or None when it can."""
     kind = type_proto.WhichOneof("value")
     if kind != "tensor_type":
@@ -202,7 +202,7 @@ def _default_opset(model) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
-def _op_label(node) -> str:
+def op_label(node) -> str:
     return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
 
 
@@ -215,7 +215,7 @@ def unsupported_ops(model) -> Counter:
     while stack:
         g = stack.pop()
         for node in g.node:
-            label = _op_label(node)
+            label = op_label(node)
             if label not in REGISTRY and label not in LOADER_OPS:
                 counts[label] += 1
             for attr in node.attribute:
@@ -231,7 +231,7 @@ def _unsupported_message(counts: Counter) -> str:
 
 
 def _node_where(index: int, node) -> str:
-    return f"node {index} ({_op_label(node)} {node.name or (node.output[0] if node.output else '')!r})"
+    return f"node {index} ({op_label(node)} {node.name or (node.output[0] if node.output else '')!r})"
 
 
 def load_onnx(path) -> Graph:
@@ -244,7 +244,7 @@ def load_onnx(path) -> Graph:
     initializer_names = {t.name for t in g.initializer}
     for what, entries in (("graph input", g.input), ("graph output", g.output)):
         for entry in entries:
-            problem = _type_problem(entry.type)
+            problem = type_problem(entry.type)
             weight = model.ir_version < 4 and what == "graph input" and entry.name in initializer_names
             if problem and not (weight and problem.startswith("has dtype")):  # weights are widened below
                 raise CgError(problem, file=file, where=f"{what} {entry.name!r}")
