@@ -24,5 +24,7 @@ class LossNotScalar(CgError):
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """' (did you mean 'x'?)' when a known name is close to `name`, else ''."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    known = list(known)
+    same = [k for k in known if k.lower() == name.lower()]  # relu -> Relu before relu -> Selu
+    close = same or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

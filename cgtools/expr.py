@@ -90,6 +90,16 @@ class Builder:
         self.fail(node, f"{describe(node)} is not allowed in an expression; expected numbers, names, "
                         f"+ - * / ** @ and calls of: {', '.join(sorted(FUNCTIONS))}")
 
+    def literal(self, node: ast.AST, name: str):
+        """An attribute's value: a number, a string, or a list of numbers."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)) and all(_number(item) is not None for item in node.elts):
+            return [_number(item) for item in node.elts]
+        if _number(node) is None:
+            self.fail(node, f"attribute {name!r} must be a number, a string or a list of numbers")
+        return _number(node)
+
     def check_exponent(self, node: ast.AST):
         literal = node.operand if isinstance(node, ast.UnaryOp) else node
         if isinstance(literal, ast.Constant) and isinstance(literal.value, (int, float)):
@@ -108,17 +118,27 @@ class Builder:
         op, attrs = FUNCTIONS[name]
         attrs = dict(attrs)
         for keyword in node.keywords:
-            value = keyword.value
             if keyword.arg is None:
                 self.fail(node, "** arguments are not allowed")
-            number = value.operand if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub) else value
-            if not isinstance(number, ast.Constant) or isinstance(number.value, bool):
-                self.fail(value, f"attribute {keyword.arg!r} must be a number or a string")
-            attrs[keyword.arg] = -number.value if number is not value else number.value
+            value = self.literal(keyword.value, keyword.arg)
+            if keyword.arg == "axis" and op.startswith("Reduce"):  # sum(x, axis=0): ONNX's reductions take axes
+                attrs["axes"] = value if isinstance(value, list) else [value]
+            else:
+                attrs[keyword.arg] = value
         if name in ("maximum", "minimum") and len(node.args) < 2:
             self.fail(node, f"{name} takes two or more arguments")
         args = [self.tensor(arg) for arg in node.args]
         return self.emit(op, args, attrs, target)
+
+
+def _number(node: ast.AST):
+    """The value of a number literal, minus sign included; None for anything else."""
+    negative = isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+    literal = node.operand if negative else node
+    if isinstance(literal, ast.Constant) and isinstance(literal.value, (int, float)) \
+            and not isinstance(literal.value, bool):
+        return -literal.value if negative else literal.value
+    return None
 
 
 def describe(node: ast.AST) -> str:

@@ -190,8 +190,8 @@ def feed(graph, plan, inputs: dict) -> list:
     for name, leaf in graph.leaves.items():
         value = inputs.get(name, leaf.value)
         if value is None:
-            raise CgError(f"input {name!r} has no value; give one (cgtools run --set {name}=…, "
-                          f"or Graph.run(inputs={{{name!r}: …}}))")
+            raise CgError(f"input {name!r} has no value; give one (cgtools run --set {name}=… or --inputs "
+                          f"FILE.npz, or Graph.run(inputs={{{name!r}: …}}))")
         if not isinstance(value, np.ndarray) or name in inputs:
             try:  # given values are checked like the graph's own
                 value = decode_value(value, dtype=leaf.dtype, shape=leaf.shape)

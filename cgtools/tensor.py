@@ -141,14 +141,14 @@ class Tensor:
         counters = {"leaf": itertools.count(1), "op": itertools.count(1)}
         used: set[str] = set()
         for t in order:
-            name = t.name
-            if name is None and t.constant and t.value.size == 1:
-                name = repr(float(t.value)).removesuffix(".0")  # the 2 of `d ** 2` is called "2"
-            while name is None or name in used:
-                name = f"{'x' if t.op is None else 't'}{next(counters['leaf' if t.op is None else 'op'])}"
-                name = None if name in taken else name
-            names[id(t)] = name
-            used.add(name)
+            label = t.name
+            if label is None and t.constant and t.value.size == 1:
+                label = repr(float(t.value)).removesuffix(".0")  # the 2 of `d ** 2` is called "2"
+            while label is None or label in used:
+                label = f"{'x' if t.op is None else 't'}{next(counters['leaf' if t.op is None else 'op'])}"
+                label = None if label in taken else label
+            names[id(t)] = label
+            used.add(label)
         leaves = {"inputs": [], "params": [], "constants": []}
         nodes = []
         for t in order:
@@ -160,9 +160,8 @@ class Tensor:
                 if t.attrs:
                     node["attrs"] = dict(t.attrs)
                 nodes.append(node)
-        doc_ = {"cgtools": "1.0", "name": name, **({"doc": doc} if doc else {}),
-                **{k: v for k, v in leaves.items() if v}, "nodes": nodes, "outputs": [names[id(self)]]}
-        return cgtools.load(doc_)
+        return cgtools.load({"cgtools": "1.0", "name": name, **({"doc": doc} if doc else {}),
+                             **{k: v for k, v in leaves.items() if v}, "nodes": nodes, "outputs": [names[id(self)]]})
 
 
 def constant(value) -> Tensor:

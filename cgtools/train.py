@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.values import read_npz
 
 
 def load_data(path, graph) -> dict[str, np.ndarray]:
     """The arrays of an .npz, one per graph input, all with the same number of examples (first axis)."""
+    if not Path(path).is_file():
+        raise CgError("no such file", file=str(path))
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {key: npz[key] for key in npz.files}
-    except FileNotFoundError:
-        raise CgError("no such file", file=str(path)) from None
-    except (ValueError, OSError) as e:
-        raise CgError(f"expected an .npz of plain arrays: {e}", file=str(path)) from None
+        data = read_npz(Path(path))
+    except CgError as e:
+        raise CgError(e.detail, file=str(path)) from None
     inputs = [leaf.name for leaf in graph.leaves_of("input")]
     for key in data:
         if key not in inputs:

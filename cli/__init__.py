@@ -36,13 +36,19 @@ def given_values(sets, inputs_file) -> dict:
     """The values given on the command line: an .npz's arrays, then each --set over them."""
     from pathlib import Path
 
+    from cgtools.errors import CgError
     from cgtools.values import read_npz
 
-    values = read_npz(Path(inputs_file)) if inputs_file else {}
+    try:
+        values = read_npz(Path(inputs_file)) if inputs_file else {}
+    except CgError as e:
+        raise CgError(e.detail, where=f"--inputs {inputs_file}") from None
     values.update(parse_sets(sets))
     return values
 
 
+PRECISION_OPTION = click.option("--precision", type=click.IntRange(1, 17), default=4, show_default=True,
+                                help="Significant digits.")
 SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                           help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
 
@@ -68,18 +74,19 @@ def cli(ctx):
 @INPUTS_OPTION
 @click.option("--no-backward", is_flag=True, help="Run the forward pass only.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"values": {...}, "grads": {...}} as JSON.')
-@click.option("--precision", default=4, show_default=True, help="Significant digits in the table.")
+@PRECISION_OPTION
 def run(graph, sets, inputs_file, no_backward, as_json, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
     import cgtools
 
+    # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
     result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), backward=not no_backward)
     if as_json:
         import json
 
         doc = {"values": {k: v.tolist() for k, v in result.values.items()},
                "grads": {k: v.tolist() for k, v in result.grads.items()}}
-        click.echo(json.dumps(doc, indent=2, allow_nan=True))
+        click.echo(json.dumps(strict_json(doc), indent=2))
     else:
         click.echo(run_table(result, precision))
 
@@ -120,14 +127,15 @@ def run_table(result, precision: int) -> str:
 @click.option("--rankdir", type=click.Choice(["auto", "LR", "TB", "BT", "RL"], case_sensitive=False), default="auto",
               show_default=True, help="Direction the graph flows in; auto: left to right for a slide-sized graph "
               f"(up to {WIDE_UP_TO} nodes), top to bottom for a deep model.")
-@click.option("--precision", type=click.IntRange(1, 17), default=4, show_default=True, help="Significant digits.")
+@PRECISION_OPTION
 @click.option("--show", default="values,grads,names", show_default=True, metavar="ITEMS",
-              help="Comma-separated: values, grads, shapes, names, constants (draw constants as nodes "
-                   "instead of folding them into the op).")
+              help="What to write, comma-separated, among: values, grads, shapes, names.")
+@click.option("--constants", "draw_constants", is_flag=True,
+              help="Draw constants as nodes instead of folding them into the ops that read them.")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
 def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, theme, rankdir, precision, show,
-           frames_dir):
+           draw_constants, frames_dir):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
@@ -137,7 +145,12 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     from cgtools.export.dot import View
     from cgtools.graph import write_atomic
 
-    show_items = frozenset(s.strip().lower() for s in show.split(",") if s.strip())
+    show_items = {s.strip().lower() for s in show.split(",") if s.strip()}
+    if not show_items:
+        raise CgError("--show needs at least one of values, grads, shapes, names")
+    if "constants" in show_items:
+        raise CgError("constants are drawn with --constants, not --show")
+    show_items = frozenset(show_items | ({"constants"} if draw_constants else set()))
     fmt = choose_format(fmt, output)
     if (graph is None) == (expression is None):
         raise CgError("give a GRAPH file or --expr EXPRESSION (one of the two)")
@@ -169,13 +182,19 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
 def run_for_drawing(graph, sets: dict, backward: bool):
     """The run to draw; a graph whose inputs have no values is drawn without numbers, one with no scalar loss
     without gradients, each with a note."""
-    from cgtools.errors import LossNotScalar
-
     missing = [name for name, leaf in graph.leaves.items() if leaf.value is None and name not in sets]
     if missing:
         click.echo(f"note: no value for {', '.join(missing)}; drawing the graph without values "
-                   f"(give them with --set NAME=VALUE)", err=True)
+                   f"(give them with --set NAME=VALUE or --inputs FILE.npz)", err=True)
         return None
+    return forgiving_run(graph, sets, backward)
+
+
+def forgiving_run(graph, sets: dict, backward: bool):
+    """A run to draw that falls back to forward values, with a note, when backward has nowhere to start:
+    several outputs and no loss, or a loss that is not a scalar (a model's logits)."""
+    from cgtools.errors import LossNotScalar
+
     if backward and not graph.loss and len(graph.outputs) != 1:
         click.echo(f"note: the graph has {len(graph.outputs)} outputs and no \"loss\" to start backward from; "
                    "drawing forward values only", err=True)
@@ -185,6 +204,19 @@ def run_for_drawing(graph, sets: dict, backward: bool):
     except LossNotScalar as e:
         click.echo(f"note: {e.detail.split(';')[0]}; drawing forward values only", err=True)
         return checked_run(graph, sets, backward=False)
+
+
+def strict_json(doc):
+    """JSON that every parser reads: NaN and infinities written as the strings "NaN", "Infinity", "-Infinity"."""
+    import math
+
+    if isinstance(doc, dict):
+        return {k: strict_json(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [strict_json(v) for v in doc]
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return "NaN" if math.isnan(doc) else "Infinity" if doc > 0 else "-Infinity"
+    return doc
 
 
 def checked_run(graph, sets: dict, **options):
@@ -200,7 +232,8 @@ def checked_run(graph, sets: dict, **options):
     if values:
         first = values[0]
         made = f", made by {node_place(producers[first], graph.nodes[producers[first]])}" if first in producers else ""
-        more = f"; {len(values) - 1} more tensors follow it" if len(values) > 1 else ""
+        more = len(values) - 1
+        more = f"; {more} more tensor{'s follow' if more > 1 else ' follows'} it" if more else ""
         click.echo(f"note: the first NaN or infinity in the forward pass is {first!r}{made}{more}", err=True)
     if grads and grads[0] not in values:
         click.echo(f"note: the first NaN or infinity in the backward pass is ∂{result.loss}/∂{grads[0]}", err=True)

@@ -1,6 +1,6 @@
 """Screenshot an interactive cgtools page in headless Chromium (for the README): `make pictures` runs it.
 
-    python docs/screenshot.py PAGE.html OUT.png [--hover TENSOR] [--step N]
+    python docs/screenshot.py PAGE.html OUT.png [--hover TENSOR] [--width W] [--height H]
 """
 
 from __future__ import annotations

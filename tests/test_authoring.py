@@ -27,6 +27,7 @@ def test_traced_lecture_example_matches_its_json_twin():
     a, x, b, c, d, e = lecture_tensors()
     e.backward()
     assert (e.value, d.grad, c.grad, a.grad, b.grad, x.grad) == (25, 10, 10, 10, 10, 30)
+    assert e.graph(name="affine_square").name == "affine_square"
     traced, twin = e.graph(name="affine_square").run(), cgtools.load(EXAMPLES / "affine_square.json").run()
     for name in "xabcde":
         assert traced.values[name] == twin.values[name] and traced.grads[name] == twin.grads[name]

@@ -90,3 +90,12 @@ def test_render_an_expression_directly(tmp_path, cli, graphviz):
 def test_deep_nesting_is_refused_not_a_crash():
     with pytest.raises(cgtools.CgError, match="nested at most a few hundred levels"):
         parse(" + ".join(["x"] * 3000))
+
+
+def test_reductions_along_an_axis_and_list_attributes():
+    doc = parse("s = sum(x, axis=0); m = mean(x, axis=[0, 1]); y = s + m", values={"x": [[1.0, 2.0], [3.0, 5.0]]})
+    run = cgtools.load(doc).run(backward=False)
+    np.testing.assert_allclose(run.values["s"], [4.0, 7.0])
+    assert run.values["m"] == 2.75
+    with pytest.raises(cgtools.CgError, match="must be a number, a string or a list of numbers"):
+        parse("sum(x, axis=y)")
