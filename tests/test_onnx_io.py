@@ -183,9 +183,9 @@ TANH = {"cgtools": "1.0", "inputs": [{"name": "x", "dtype": "float32", "shape": 
 
 
 def test_without_a_forward_pass_shape_inference_types_the_outputs(monkeypatch):
-    import cgtools.onnx_io
+    import cgtools.onnx_write
 
-    monkeypatch.setattr(cgtools.onnx_io, "_forward_values", lambda graph, run: None)
+    monkeypatch.setattr(cgtools.onnx_write, "_forward_values", lambda graph, run: None)
     model = to_onnx(cgtools.load(TANH))
     assert model.graph.output[0].type.tensor_type.elem_type == F
     assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim] == [2]
