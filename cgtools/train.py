@@ -69,7 +69,3 @@ def accuracy(graph, data: dict) -> float | None:
             guess, target = run.values[node.inputs[0]], run.values[node.inputs[1]]
             return float(np.mean((guess > 0.5) == (target > 0.5)))
     return None
-
-
-def output_path(graph_path: str, output: str | None) -> Path:
-    return Path(output) if output else Path(graph_path)

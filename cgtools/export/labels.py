@@ -86,10 +86,6 @@ def font(text: str, *, color: str | None = None, size: int | None = None, style:
     return f"<FONT{attrs}>{text}</FONT>" if attrs else text
 
 
-def html_label(*lines: str) -> str:
-    return "<" + "<BR/>".join(lines) + ">"
-
-
 def op_symbol(cls, inputs: list[str], folded: dict[str, str]) -> str:
     """The op as drawn: its symbol, with folded constants written in place of their inputs.
 
