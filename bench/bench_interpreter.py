@@ -3,7 +3,9 @@
     python bench/bench_interpreter.py [--repeat N]
 
 Prints medians of repeated runs and the ratios the README quotes. Every contender computes the same
-thing: the forward values and the gradient of the loss with respect to every float tensor.
+thing: the forward values and the gradient of the loss with respect to every float tensor. cgtools is
+measured in its steady state (a plan is compiled after `compiled.COMPILE_AFTER` runs) and, for the chain,
+also interpreted, as its first runs go.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from timing import median_times
 
 import cgtools
+from cgtools import compiled
 
 CHAIN_OPS = ("Add", "Mul", "Tanh", "Sigmoid")
 
@@ -130,6 +133,13 @@ def mlp_numpy(X, labels, w):
     return loss, (gW1, gb1, gW2, gb2, gW3, gb3, gX)
 
 
+def steady_state(graph, feed=None):
+    """Run a graph until its plan is compiled, as a training loop's or a sweep's runs are."""
+    for _ in range(compiled.COMPILE_AFTER + 1):
+        graph.run(feed)
+    assert graph._plan.compiled_forward is not None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=51)
@@ -143,6 +153,7 @@ def main():
         torch = None
 
     graph, x, params = chain_graph(2000, rng)
+    steady_state(graph)
     # Pairs, each against the same hand-written baseline: a PyTorch run between two of ours would evict
     # the caches our next run starts from.
     ours, hand = median_times(args.repeat, lambda: graph.run(), lambda: chain_numpy(x, params))
@@ -151,6 +162,11 @@ def main():
     assert np.allclose(run.grads["x"], gx), "chain gradients disagree with the hand-written version"
     print(f"chain 2000 ops (8,) fwd+bwd: cgtools {ours * 1e3:.2f} ms, numpy by hand {hand * 1e3:.2f} ms"
           f" -> {ours / hand:.2f}x hand numpy (target <= 1.5x)")
+    interpreted = chain_graph(2000, np.random.default_rng(0))[0]
+    compiled.COMPILE_AFTER, threshold = args.repeat + 1, compiled.COMPILE_AFTER
+    first, hand_again = median_times(args.repeat, lambda: interpreted.run(), lambda: chain_numpy(x, params))
+    compiled.COMPILE_AFTER = threshold
+    print(f"  its first {threshold} runs, interpreted: {first * 1e3:.2f} ms -> {first / hand_again:.2f}x hand numpy")
     if torch is not None:
         eager, hand_again = median_times(args.repeat, lambda: chain_torch(torch, x, params),
                                          lambda: chain_numpy(x, params))
@@ -159,6 +175,7 @@ def main():
 
     graph, X, labels, w = mlp_graph(rng)
     feed = {"X": X, "labels": labels}
+    steady_state(graph, feed)
     ours, hand = median_times(args.repeat, lambda: graph.run(feed), lambda: mlp_numpy(X, labels, w))
     loss, hand_grads = mlp_numpy(X, labels, w)
     run = graph.run(feed)

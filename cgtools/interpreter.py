@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cgtools import compiled
 from cgtools.errors import CgError, LossNotScalar, did_you_mean
 from cgtools.memory import collector_paused
 from cgtools.ops import Context, get_op
@@ -42,14 +43,19 @@ class Plan:
     leaf_slots: list[int]
     constant_slots: set[int]
     flows: dict = field(default_factory=dict)  # leaf dtypes -> Flow
+    runs: int = 0
+    compiled_forward: object = None
 
 
-class Flow(NamedTuple):
+@dataclass
+class Flow:
     """Which tensors get a gradient, and which steps pass one back: fixed by the leaves' dtypes."""
 
     requires: list[bool]  # per slot
     backward_steps: list[tuple]  # (step index, backward, (position, slot) of inputs wanting a gradient, outs,
     #                               needs_grad per input, place), in reverse
+    runs: int = 0
+    compiled_backward: object = None
 
 
 class SlotView(Mapping):
@@ -167,18 +173,50 @@ def run(graph, inputs=None, *, backward=True, seed=None, per_use=False) -> Run:
 def _run(graph, inputs, backward, seed, per_use) -> Run:
     plan = plan_of(graph)
     vals = feed(graph, plan, inputs or {})
-    ctxs = forward(plan.steps, vals)
+    ctxs = run_forward(plan, vals)
     values = SlotView(plan, vals)
     if not backward:
         return Run(graph, values, {}, None)
     loss = loss_name(graph)
     flow = flow_of(plan, vals)
+    seeded = plan.slots[loss]
     grads = [None] * len(vals)
-    grads[plan.slots[loss]] = seed_gradient(vals[plan.slots[loss]], loss, seed)
-    uses = {} if per_use else None
-    backpropagate(flow.backward_steps, ctxs, vals, grads, uses)
-    use_grads = {(plan.steps[k].node, pos): g for (k, pos), g in uses.items()} if per_use else {}
+    grads[seeded] = seed_gradient(vals[seeded], loss, seed)
+    use_grads = {}
+    if per_use:
+        uses = {}
+        backpropagate(flow.backward_steps, ctxs, vals, grads, uses)
+        use_grads = {(plan.steps[k].node, pos): g for (k, pos), g in uses.items()}
+    else:
+        run_backward(flow, ctxs, vals, grads, seeded)
     return Run(graph, values, SlotView(plan, grads, flow.requires, vals), loss, use_grads)
+
+
+def run_forward(plan: Plan, vals: list) -> list:
+    """Forward through the interpreter, or through compiled code once the plan has run often enough."""
+    plan.runs += 1
+    if plan.runs > compiled.COMPILE_AFTER:
+        if plan.compiled_forward is None:
+            plan.compiled_forward = compiled.compile_forward(plan.steps)
+        try:
+            return plan.compiled_forward(vals)
+        except Exception:
+            pass  # the interpreter, on the same values, says which node fails
+    return forward(plan.steps, vals)
+
+
+def run_backward(flow: Flow, ctxs: list, vals: list, grads: list, seeded: int) -> None:
+    flow.runs += 1
+    if flow.runs > compiled.COMPILE_AFTER:
+        if flow.compiled_backward is None:
+            flow.compiled_backward = compiled.compile_backward(flow.backward_steps, seeded)
+        seed = grads[seeded]
+        try:
+            return flow.compiled_backward(vals, grads, ctxs)
+        except Exception:  # start again in the interpreter, which says which node fails
+            grads[:] = [None] * len(grads)
+            grads[seeded] = seed
+    backpropagate(flow.backward_steps, ctxs, vals, grads)
 
 
 def feed(graph, plan, inputs: dict) -> list:
@@ -187,18 +225,25 @@ def feed(graph, plan, inputs: dict) -> list:
             raise CgError(f"cannot set {name!r}: not an input, param or constant of the graph"
                           f"{did_you_mean(name, graph.leaves)}")
     vals = [None] * len(plan.names)
-    for name, leaf in graph.leaves.items():
-        value = inputs.get(name, leaf.value)
-        if value is None:
-            raise CgError(f"input {name!r} has no value; give one (cgtools run --set {name}=… or --inputs "
-                          f"FILE.npz, or Graph.run(inputs={{{name!r}: …}}))")
-        if not isinstance(value, np.ndarray) or name in inputs:
-            try:  # given values are checked like the graph's own
-                value = decode_value(value, dtype=leaf.dtype, shape=leaf.shape)
-            except CgError as e:
-                raise CgError(f"{leaf.kind} {name!r}: {e.detail}") from None
-        vals[plan.slots[name]] = value
+    for slot, leaf in zip(plan.leaf_slots, graph.leaves.values()):
+        value = leaf.value
+        if type(value) is not np.ndarray or inputs and leaf.name in inputs:
+            value = leaf_value(leaf, inputs)
+        vals[slot] = value
     return vals
+
+
+def leaf_value(leaf, inputs: dict) -> np.ndarray:
+    """The value given for a leaf, else its own, checked against its declared dtype and shape."""
+    name = leaf.name
+    value = inputs.get(name, leaf.value)
+    if value is None:
+        raise CgError(f"input {name!r} has no value; give one (cgtools run --set {name}=… or --inputs "
+                      f"FILE.npz, or Graph.run(inputs={{{name!r}: …}}))")
+    try:
+        return decode_value(value, dtype=leaf.dtype, shape=leaf.shape)
+    except CgError as e:
+        raise CgError(f"{leaf.kind} {name!r}: {e.detail}") from None
 
 
 def forward(steps: list[Step], vals: list) -> list:

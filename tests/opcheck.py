@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 import cgtools
+from cgtools import compiled
 
 EPS = 1e-6  # finite-difference step; float64 leaves ~1e-10 of rounding error in the quotient
 
@@ -91,9 +93,32 @@ def run_case(c: Case, feed=None):
     return graph, feed, out, seed, graph.run(feed, seed=seed)
 
 
+@contextmanager
+def compiled_at_once():
+    """Runs go through compiled code from the first (by default only after compiled.COMPILE_AFTER runs)."""
+    saved, compiled.COMPILE_AFTER = compiled.COMPILE_AFTER, 0
+    try:
+        yield
+    finally:
+        compiled.COMPILE_AFTER = saved
+
+
+def assert_same_run(expected, run):
+    """Two runs agree bit for bit: the same tensors, values and gradients."""
+    assert list(run.values) == list(expected.values) and list(run.grads) == list(expected.grads)
+    for kind in ("values", "grads"):
+        for name, array in getattr(expected, kind).items():
+            got = getattr(run, kind)[name]
+            assert got.dtype == array.dtype, f"{kind}[{name!r}] dtype"
+            np.testing.assert_array_equal(got, array, strict=True, err_msg=f"{kind}[{name!r}]")
+
+
 def check_against_torch(c: Case):
-    """The node's value, and its gradients for the same seed, equal torch autograd's."""
+    """The node's value, and its gradients for the same seed, equal torch autograd's (interpreted, and
+    compiled, which must give the very same numbers)."""
     _, feed, out, seed, run = run_case(c)
+    with compiled_at_once():
+        assert_same_run(run, run_case(c)[-1])
     args = []
     for arg in c.args:
         if isinstance(arg, str):

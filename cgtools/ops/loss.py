@@ -54,13 +54,15 @@ class SoftmaxCrossEntropyLoss(Operation):
     def backward(ctx, grad, grad_log_prob=None):
         log_prob, at_label, w, reduction, denominator = ctx
         prob = np.exp(log_prob)
-        gscores = np.zeros_like(log_prob)
-        if grad is not None:  # None when only log_prob is used downstream
+        if grad is None:  # only log_prob is used downstream
+            gscores = np.zeros_like(log_prob)
+        else:
             if reduction == "mean":
                 grad = grad / denominator
             if w is not None:
                 grad = grad * w
-            gscores = prob.copy()  # d(−log softmax[label])/d scores = softmax − onehot(label)
+            # d(−log softmax[label])/d scores = softmax − onehot(label)
+            gscores = prob if grad_log_prob is None else prob.copy()
             gscores[at_label] -= 1
             gscores *= np.expand_dims(grad, 1) if np.ndim(grad) else grad
         if grad_log_prob is not None:

@@ -1,0 +1,146 @@
+"""Compiled plans: the same numbers as the interpreter, the same errors, and nothing of the graph in the code."""
+
+import re
+
+import numpy as np
+import pytest
+from opcheck import assert_same_run, compiled_at_once
+
+import cgtools
+from cgtools import compiled
+from conftest import EXAMPLES, NAN_GRAPH, error_of
+
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
+
+
+def graph_of(nodes, inputs=(), params=(), outputs=None, **extra):
+    return cgtools.load({"cgtools": "1.0", "inputs": list(inputs), "params": list(params), "nodes": nodes,
+                         "outputs": outputs or [nodes[-1]["outputs"][0]], **extra})
+
+
+def interpreted_and_compiled(make_graph, feed=None, runs=3):
+    """One interpreted run of a fresh graph, and `runs` compiled runs of another (to catch stale state)."""
+    expected = make_graph().run(feed)
+    with compiled_at_once():
+        graph = make_graph()
+        again = [graph.run(feed) for _ in range(runs)]
+    assert graph._plan.compiled_forward is not None and all(f.compiled_backward for f in graph._plan.flows.values())
+    return expected, again
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_examples_compiled_give_the_interpreters_numbers(path):
+    expected, again = interpreted_and_compiled(lambda: cgtools.load(path))
+    for run in again:
+        assert_same_run(expected, run)
+
+
+def test_a_plan_is_compiled_once_it_has_run_often_enough():
+    graph = cgtools.load(EXAMPLES / "affine_square.json")
+    for _ in range(compiled.COMPILE_AFTER):
+        run = graph.run()
+    plan = graph._plan
+    assert plan.compiled_forward is None and all(f.compiled_backward is None for f in plan.flows.values())
+    assert_same_run(run, graph.run())
+    assert plan.compiled_forward is not None and all(f.compiled_backward for f in plan.flows.values())
+    assert graph.run().grads["x"] == 30  # the lecture's ∂e/∂x, now from compiled code
+
+
+def test_broadcasting_mixed_dtypes_shared_tensors_and_several_outputs():
+    f32 = {"dtype": "float32", "shape": [2, 3], "data": [1, -2, 3, -4, 5, -6]}
+
+    def make():
+        return graph_of([{"op": "Add", "inputs": ["x", "b"], "outputs": ["z"]},        # b broadcast, x float32
+                         {"op": "Split", "inputs": ["z"], "outputs": ["l", "r"], "attrs": {"axis": 1, "num_outputs": 2}},
+                         {"op": "ReduceSum", "inputs": ["l"], "outputs": ["sl"], "attrs": {"keepdims": 0}},
+                         {"op": "Mul", "inputs": ["sl", "z"], "outputs": ["m"]},       # z read twice
+                         {"op": "ReduceSum", "inputs": ["m"], "outputs": ["loss"], "attrs": {"keepdims": 0}}],
+                        inputs=[{"name": "x", "value": f32}], params=[{"name": "b", "value": [0.5, 1.5, -1.0]}],
+                        outputs=["loss", "r"], loss="loss")
+
+    expected, again = interpreted_and_compiled(make)
+    for run in again:
+        assert_same_run(expected, run)
+    assert again[0].grads["x"].dtype == np.float32 and again[0].grads["b"].shape == (3,)
+
+
+def test_non_finite_values_compiled():
+    with np.errstate(all="ignore"):
+        expected, again = interpreted_and_compiled(lambda: cgtools.load(NAN_GRAPH))
+        assert again[0].non_finite() == expected.non_finite() == (["lx", "ex", "L"], ["lx", "x"])
+    assert_same_run(expected, again[-1])
+
+
+def test_per_use_runs_agree_with_compiled_ones():
+    with compiled_at_once():
+        graph = cgtools.load(EXAMPLES / "square_times_3x.json")
+        plain, shared = graph.run(), graph.run(per_use=True)
+    assert_same_run(plain, shared)
+    assert shared.use_grads[("f", 0)] + shared.use_grads[("g", 1)] == shared.grads["x"] == 36
+
+
+def test_forward_errors_in_compiled_code_name_the_node():
+    def make():
+        return graph_of([{"op": "Tanh", "inputs": ["x"], "outputs": ["t"]},
+                         {"op": "MatMul", "inputs": ["t", "W"], "outputs": ["y"], "name": "project"},
+                         {"op": "ReduceSum", "inputs": ["y"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
+                        inputs=[{"name": "x", "value": [[1.0, 2.0]]}], params=[{"name": "W", "value": [[1.0], [2.0]]}])
+
+    bad = {"x": np.ones((1, 3))}
+    expected = error_of(make().run, bad)
+    with compiled_at_once():
+        graph = make()
+        graph.run()
+        assert graph._plan.compiled_forward is not None
+        message = error_of(graph.run, bad)
+        assert graph.run().values["s"] == pytest.approx(np.tanh([1.0, 2.0]) @ [1.0, 2.0])  # still usable after
+    assert message == expected and "nodes[1] (MatMul 'project')" in message and "float64[1, 3]" in message
+
+
+@pytest.mark.parametrize("returned, complaint", [
+    ("short", "backward returned 1 gradients for 2 inputs"),
+    ("wrong shape", "backward gave a gradient of shape [3] for an input of shape [2]"),
+])
+def test_backward_errors_in_compiled_code_name_the_node(returned, complaint):
+    @cgtools.register_op("CompiledTestFaulty")
+    class Faulty(cgtools.Operation):
+        """a · b, with a faulty backward"""
+
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.append(b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad):
+            return (grad * ctx[0],) if returned == "short" else (np.ones(3), grad)
+
+    def make():
+        return graph_of([{"op": "CompiledTestFaulty", "inputs": ["a", "b"], "outputs": ["y"], "name": "faulty"},
+                         {"op": "ReduceSum", "inputs": ["y"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
+                        inputs=[{"name": "a", "value": [1.0, 2.0]}, {"name": "b", "value": [3.0, 4.0]}])
+
+    expected = error_of(make().run)
+    with compiled_at_once():
+        graph = make()
+        message = error_of(graph.run)
+    assert graph._plan.flows and all(f.compiled_backward for f in graph._plan.flows.values())
+    assert message == expected and complaint in message and "CompiledTestFaulty 'faulty'" in message
+
+
+def test_compiled_code_holds_no_text_from_the_graph():
+    hostile = "__import__('os').system('echo pwned')"
+    with compiled_at_once():
+        graph = graph_of([{"op": "Mul", "inputs": [hostile, hostile], "outputs": ["y\"); x = ('"],
+                           "name": "'''; import os; '''"},
+                          {"op": "LeakyRelu", "inputs": ["y\"); x = ('"], "outputs": ["z"], "attrs": {"alpha": 0.5}},
+                          {"op": "ReduceSum", "inputs": ["z"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
+                         inputs=[{"name": hostile, "value": [-1.0, 2.0]}])
+        assert graph.run().grads[hostile].tolist() == [-2.0, 4.0]  # d(x²)/dx
+    plan = graph._plan
+    generated = re.compile(r"[fbn]\d+|v|g|K|C|c|o|r|t|x|p|Context|ndarray|asarray|first_output|outputs_of|unbroadcast"
+                           r"|type|shape|dtype|astype|needs_grad")
+    for code in (plan.compiled_forward.__code__, *(f.compiled_backward.__code__ for f in plan.flows.values())):
+        names = {*code.co_names, *code.co_varnames}
+        assert all(generated.fullmatch(name) for name in names), names
+        assert all(c is None or type(c) is int for c in code.co_consts), code.co_consts
