@@ -50,10 +50,11 @@ def test_broadcasting_mixed_dtypes_shared_tensors_and_several_outputs():
     f32 = {"dtype": "float32", "shape": [2, 3], "data": [1, -2, 3, -4, 5, -6]}
 
     def make():
-        return graph_of([{"op": "Add", "inputs": ["x", "b"], "outputs": ["z"]},        # b broadcast, x float32
-                         {"op": "Split", "inputs": ["z"], "outputs": ["l", "r"], "attrs": {"axis": 1, "num_outputs": 2}},
+        halves = {"axis": 1, "num_outputs": 2}
+        return graph_of([{"op": "Add", "inputs": ["x", "b"], "outputs": ["z"]},  # b broadcast, x float32
+                         {"op": "Split", "inputs": ["z"], "outputs": ["l", "r"], "attrs": halves},
                          {"op": "ReduceSum", "inputs": ["l"], "outputs": ["sl"], "attrs": {"keepdims": 0}},
-                         {"op": "Mul", "inputs": ["sl", "z"], "outputs": ["m"]},       # z read twice
+                         {"op": "Mul", "inputs": ["sl", "z"], "outputs": ["m"]},  # z read twice
                          {"op": "ReduceSum", "inputs": ["m"], "outputs": ["loss"], "attrs": {"keepdims": 0}}],
                         inputs=[{"name": "x", "value": f32}], params=[{"name": "b", "value": [0.5, 1.5, -1.0]}],
                         outputs=["loss", "r"], loss="loss")
