@@ -4,8 +4,8 @@
 
 Prints medians of repeated runs and the ratios the README quotes. Every contender computes the same
 thing: the forward values and the gradient of the loss with respect to every float tensor. cgtools is
-measured in its steady state (a plan is compiled after `compiled.COMPILE_AFTER` runs) and, for the chain,
-also interpreted, as its first runs go.
+measured in its steady state (a plan is compiled once interpreting it has cost what compiling would) and,
+for the chain, also interpreted, as its first runs go.
 """
 
 from __future__ import annotations
@@ -133,11 +133,15 @@ def mlp_numpy(X, labels, w):
     return loss, (gW1, gb1, gW2, gb2, gW3, gb3, gX)
 
 
-def steady_state(graph, feed=None):
-    """Run a graph until its plan is compiled, as a training loop's or a sweep's runs are."""
-    for _ in range(compiled.COMPILE_AFTER + 1):
+def steady_state(graph, feed=None) -> int:
+    """Run a graph until its plan is compiled, as a training loop's or a sweep's runs are; returns how many runs
+    that took."""
+    runs = 0
+    while graph._plan is None or graph._plan.compiled_forward is None or \
+            not all(flow.compiled_backward for flow in graph._plan.flows.values()):
         graph.run(feed)
-    assert graph._plan.compiled_forward is not None
+        runs += 1
+    return runs
 
 
 def main():
@@ -153,7 +157,7 @@ def main():
         torch = None
 
     graph, x, params = chain_graph(2000, rng)
-    steady_state(graph)
+    runs = steady_state(graph)
     # Pairs, each against the same hand-written baseline: a PyTorch run between two of ours would evict
     # the caches our next run starts from.
     ours, hand = median_times(args.repeat, lambda: graph.run(), lambda: chain_numpy(x, params))
@@ -163,10 +167,11 @@ def main():
     print(f"chain 2000 ops (8,) fwd+bwd: cgtools {ours * 1e3:.2f} ms, numpy by hand {hand * 1e3:.2f} ms"
           f" -> {ours / hand:.2f}x hand numpy (target <= 1.5x)")
     interpreted = chain_graph(2000, np.random.default_rng(0))[0]
-    compiled.COMPILE_AFTER, threshold = args.repeat + 1, compiled.COMPILE_AFTER
+    compiled.COMPILE_SECONDS_PER_STEP, cost = float("inf"), compiled.COMPILE_SECONDS_PER_STEP
     first, hand_again = median_times(args.repeat, lambda: interpreted.run(), lambda: chain_numpy(x, params))
-    compiled.COMPILE_AFTER = threshold
-    print(f"  its first {threshold} runs, interpreted: {first * 1e3:.2f} ms -> {first / hand_again:.2f}x hand numpy")
+    compiled.COMPILE_SECONDS_PER_STEP = cost
+    print(f"  its first runs, interpreted: {first * 1e3:.2f} ms -> {first / hand_again:.2f}x hand numpy; compiled "
+          f"after {runs} runs")
     if torch is not None:
         eager, hand_again = median_times(args.repeat, lambda: chain_torch(torch, x, params),
                                          lambda: chain_numpy(x, params))

@@ -18,7 +18,14 @@ import numpy as np
 
 from cgtools.ops import Context
 
-COMPILE_AFTER = 20  # runs interpreted before a plan is compiled: compiling costs about as much as ~20 runs
+# What compiling costs, about, per step (Python's own compiler dominates). A plan is compiled once the time
+# spent interpreting it reaches that: then a graph run a few times is never slowed down by compiling, and a
+# graph run often pays at most twice what it would have had it known in advance.
+COMPILE_SECONDS_PER_STEP = 1e-4
+
+
+def worth_compiling(seconds_interpreted: float, steps: int) -> bool:
+    return seconds_interpreted >= COMPILE_SECONDS_PER_STEP * steps
 
 
 def first_output(out):
@@ -32,7 +39,7 @@ def outputs_of(out, n: int) -> list:
 
 
 def build(name: str, lines: list[str], namespace: dict):
-    namespace.update(ndarray=np.ndarray, asarray=np.asarray)
+    namespace["ndarray"] = np.ndarray
     exec(compile("\n".join(lines), f"<cgtools {name}>", "exec"), namespace)
     return namespace[name]
 
@@ -53,13 +60,17 @@ def compile_forward(steps: list):
     return build("forward", lines, namespace)
 
 
+# a gradient not yet an array of its input's shape and dtype is made one (x is the input's value)
+FIT = "(type(t) is not ndarray or t.shape != x.shape or t.dtype is not x.dtype): t = fitted(t, x)"
+
+
 def compile_backward(backward_steps: list, seeded: int):
     """`backward(vals, grads, contexts)`: fills the gradient slots as interpreter.backpropagate does (seeded at
     slot `seeded`); a slot only one step passes a gradient to is assigned instead of added to."""
-    from cgtools.interpreter import unbroadcast
+    from cgtools.interpreter import fitted
 
     senders = Counter(i for _, _, wanted, *_ in backward_steps for _, i in wanted)
-    namespace = {"unbroadcast": unbroadcast}
+    namespace = {"fitted": fitted}
     lines = ["def backward(v, g, K):"]
     for k, bwd, wanted, outs, needs, _ in backward_steps:
         namespace[f"b{k}"], namespace[f"n{k}"] = bwd, needs
@@ -67,14 +78,12 @@ def compile_backward(backward_steps: list, seeded: int):
                   f"        c = K[{k}]; c.needs_grad = n{k}; r = b{k}(c, {', '.join(f'g[{i}]' for i in outs)})",
                   "        if type(r) is ndarray: r = (r,)"]
         for pos, i in wanted:
-            lines += [f"        t = r[{pos}]",
-                      "        if t is not None:",
-                      f"            x = v[{i}]",
-                      "            if type(t) is not ndarray: t = asarray(t)",
-                      "            if t.shape != x.shape: t = unbroadcast(t, x.shape)",
-                      "            if t.dtype is not x.dtype and t.dtype != x.dtype: t = t.astype(x.dtype)",
-                      f"            g[{i}] = t" if senders[i] == 1 and i != seeded else
-                      f"            p = g[{i}]; g[{i}] = t if p is None else p + t"]
+            if senders[i] == 1 and i != seeded:  # the slot is still None: a None gradient may be stored as is
+                lines += [f"        t = r[{pos}]; x = v[{i}]", f"        if t is not None and {FIT}",
+                          f"        g[{i}] = t"]
+            else:
+                lines += [f"        t = r[{pos}]", "        if t is not None:", f"            x = v[{i}]",
+                          f"            if {FIT}", f"            p = g[{i}]; g[{i}] = t if p is None else p + t"]
         if max(pos for pos, _ in wanted) < len(needs) - 1:  # too few gradients fails as in the interpreter
             lines.append(f"        r[{len(needs) - 1}]")
     lines.append("    pass")  # a flow with no steps

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
+from time import perf_counter
 from typing import NamedTuple
 
 import numpy as np
@@ -43,7 +44,7 @@ class Plan:
     leaf_slots: list[int]
     constant_slots: set[int]
     flows: dict = field(default_factory=dict)  # leaf dtypes -> Flow
-    runs: int = 0
+    interpreted: float = 0.0  # seconds spent interpreting forward
     compiled_forward: object = None
 
 
@@ -54,7 +55,7 @@ class Flow:
     requires: list[bool]  # per slot
     backward_steps: list[tuple]  # (step index, backward, (position, slot) of inputs wanting a gradient, outs,
     #                               needs_grad per input, place), in reverse
-    runs: int = 0
+    interpreted: float = 0.0  # seconds spent interpreting backward
     compiled_backward: object = None
 
 
@@ -193,30 +194,34 @@ def _run(graph, inputs, backward, seed, per_use) -> Run:
 
 
 def run_forward(plan: Plan, vals: list) -> list:
-    """Forward through the interpreter, or through compiled code once the plan has run often enough."""
-    plan.runs += 1
-    if plan.runs > compiled.COMPILE_AFTER:
-        if plan.compiled_forward is None:
-            plan.compiled_forward = compiled.compile_forward(plan.steps)
+    """Forward through the interpreter, or through compiled code once interpreting has cost as much as
+    compiling would (so a graph run a few times is never slowed down, and one run often pays at most twice)."""
+    if plan.compiled_forward is None and compiled.worth_compiling(plan.interpreted, len(plan.steps)):
+        plan.compiled_forward = compiled.compile_forward(plan.steps)
+    if plan.compiled_forward is not None:
         try:
             return plan.compiled_forward(vals)
         except Exception:
             pass  # the interpreter, on the same values, says which node fails
-    return forward(plan.steps, vals)
+    start = perf_counter()
+    ctxs = forward(plan.steps, vals)
+    plan.interpreted += perf_counter() - start
+    return ctxs
 
 
 def run_backward(flow: Flow, ctxs: list, vals: list, grads: list, seeded: int) -> None:
-    flow.runs += 1
-    if flow.runs > compiled.COMPILE_AFTER:
-        if flow.compiled_backward is None:
-            flow.compiled_backward = compiled.compile_backward(flow.backward_steps, seeded)
+    if flow.compiled_backward is None and compiled.worth_compiling(flow.interpreted, len(flow.backward_steps)):
+        flow.compiled_backward = compiled.compile_backward(flow.backward_steps, seeded)
+    if flow.compiled_backward is not None:
         seed = grads[seeded]
         try:
             return flow.compiled_backward(vals, grads, ctxs)
         except Exception:  # start again in the interpreter, which says which node fails
             grads[:] = [None] * len(grads)
             grads[seeded] = seed
+    start = perf_counter()
     backpropagate(flow.backward_steps, ctxs, vals, grads)
+    flow.interpreted += perf_counter() - start
 
 
 def feed(graph, plan, inputs: dict) -> list:
@@ -327,16 +332,20 @@ def backpropagate(backward_steps: list[tuple], ctxs: list, vals: list, grads: li
             if g is None:
                 continue
             x = vals[i]
-            if type(g) is not np.ndarray:
-                g = np.asarray(g)
-            if g.shape != x.shape:
-                g = unbroadcast(g, x.shape, place)
-            if g.dtype is not x.dtype and g.dtype != x.dtype:
-                g = g.astype(x.dtype)
+            if type(g) is not np.ndarray or g.shape != x.shape or g.dtype is not x.dtype:
+                g = fitted(g, x, place)
             if uses is not None:
                 uses[k, pos] = g
             prev = grads[i]
             grads[i] = g if prev is None else prev + g
+
+
+def fitted(grad, x: np.ndarray, place: str = "") -> np.ndarray:
+    """A gradient made an array of its input's shape (summing what broadcasting stretched) and dtype."""
+    grad = np.asarray(grad)
+    if grad.shape != x.shape:
+        grad = unbroadcast(grad, x.shape, place)
+    return grad if grad.dtype == x.dtype else grad.astype(x.dtype)
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple, place: str = "") -> np.ndarray:

@@ -95,12 +95,13 @@ def run_case(c: Case, feed=None):
 
 @contextmanager
 def compiled_at_once():
-    """Runs go through compiled code from the first (by default only after compiled.COMPILE_AFTER runs)."""
-    saved, compiled.COMPILE_AFTER = compiled.COMPILE_AFTER, 0
+    """Runs go through compiled code from the first (by default, once interpreting has cost as much as
+    compiling would)."""
+    saved, compiled.COMPILE_SECONDS_PER_STEP = compiled.COMPILE_SECONDS_PER_STEP, 0
     try:
         yield
     finally:
-        compiled.COMPILE_AFTER = saved
+        compiled.COMPILE_SECONDS_PER_STEP = saved
 
 
 def assert_same_run(expected, run):
