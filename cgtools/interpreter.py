@@ -355,7 +355,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple, place: str = "") -> np.ndarray:
         if extra < 0:
             return np.broadcast_to(grad, shape)
         stretched = tuple(extra + a for a, n in enumerate(shape) if n == 1 and grad.shape[extra + a] != 1)
-        return grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
+        return np.add.reduce(grad, axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
     except ValueError:
         raise CgError(f"backward gave a gradient of shape {list(grad.shape)} for an input of shape "
                       f"{list(shape)}", where=place) from None

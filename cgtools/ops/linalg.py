@@ -29,8 +29,8 @@ class MatMul(Operation):
             grad = grad[..., None]
         if a.ndim == 1:
             grad = grad[..., None, :]
-        ga = np.matmul(grad, np.swapaxes(b2, -1, -2)) if ctx.needs_grad[0] else None
-        gb = np.matmul(np.swapaxes(a2, -1, -2), grad) if ctx.needs_grad[1] else None
+        gb = np.matmul(a2.swapaxes(-1, -2), grad) if ctx.needs_grad[1] else None
+        ga = np.matmul(grad, b2.swapaxes(-1, -2)) if ctx.needs_grad[0] else None
         if a.ndim == 1 and ga is not None:
             ga = ga[..., 0, :]
         if b.ndim == 1 and gb is not None:

@@ -41,7 +41,7 @@ class SoftmaxCrossEntropyLoss(Operation):
         w = None if weights is None else weights[labels].astype(scores.dtype)
         if kept is not None:
             w = kept.astype(scores.dtype) if w is None else w * kept
-        grid = np.indices(labels.shape, sparse=True)
+        grid = (np.arange(len(labels)),) if labels.ndim == 1 else np.indices(labels.shape, sparse=True)
         at_label = (grid[0], labels, *grid[1:])  # indexes log_prob[n, labels[n, …], …]
         nll = -log_prob[at_label]
         if w is not None:
