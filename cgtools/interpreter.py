@@ -194,34 +194,47 @@ def _run(graph, inputs, backward, seed, per_use) -> Run:
 
 
 def run_forward(plan: Plan, vals: list) -> list:
-    """Forward through the interpreter, or through compiled code once interpreting has cost as much as
-    compiling would (so a graph run a few times is never slowed down, and one run often pays at most twice)."""
-    if plan.compiled_forward is None and compiled.worth_compiling(plan.interpreted, len(plan.steps)):
-        plan.compiled_forward = compiled.compile_forward(plan.steps)
-    if plan.compiled_forward is not None:
+    """Forward through the interpreter, or through compiled code once interpreting has cost about what
+    compiling would."""
+    if plan.compiled_forward is None and compiled.worth_compiling(plan.interpreted, len(plan.steps),
+                                                                  compiled.FORWARD_SECONDS_PER_STEP):
+        plan.compiled_forward = compile_or_fail(compiled.compile_forward, plan.steps)
+    start = 0
+    ctxs = [None] * len(plan.steps)
+    if plan.compiled_forward:
         try:
-            return plan.compiled_forward(vals)
-        except Exception:
-            pass  # the interpreter, on the same values, says which node fails
-    start = perf_counter()
-    ctxs = forward(plan.steps, vals)
-    plan.interpreted += perf_counter() - start
+            plan.compiled_forward(vals, ctxs)
+            return ctxs
+        except Exception:  # the interpreter takes over at the failing step, and names its node
+            start = len(ctxs) - next(i for i, ctx in enumerate(reversed(ctxs), 1) if ctx is not None)
+    began = perf_counter()
+    ctxs[start:] = forward(plan.steps[start:], vals)
+    plan.interpreted += perf_counter() - began
     return ctxs
 
 
 def run_backward(flow: Flow, ctxs: list, vals: list, grads: list, seeded: int) -> None:
-    if flow.compiled_backward is None and compiled.worth_compiling(flow.interpreted, len(flow.backward_steps)):
-        flow.compiled_backward = compiled.compile_backward(flow.backward_steps, seeded)
-    if flow.compiled_backward is not None:
+    if flow.compiled_backward is None and compiled.worth_compiling(flow.interpreted, len(flow.backward_steps),
+                                                                   compiled.BACKWARD_SECONDS_PER_STEP):
+        flow.compiled_backward = compile_or_fail(compiled.compile_backward, flow.backward_steps, seeded)
+    if flow.compiled_backward:
         seed = grads[seeded]
         try:
             return flow.compiled_backward(vals, grads, ctxs)
-        except Exception:  # start again in the interpreter, which says which node fails
+        except Exception:  # start again in the interpreter, which names the failing node
             grads[:] = [None] * len(grads)
             grads[seeded] = seed
-    start = perf_counter()
+    began = perf_counter()
     backpropagate(flow.backward_steps, ctxs, vals, grads)
-    flow.interpreted += perf_counter() - start
+    flow.interpreted += perf_counter() - began
+
+
+def compile_or_fail(compile_, *args):
+    """Compiled code, or compiled.FAILED where compiling failed (out of memory, say): the plan stays interpreted."""
+    try:
+        return compile_(*args)
+    except Exception:
+        return compiled.FAILED
 
 
 def feed(graph, plan, inputs: dict) -> list:
@@ -325,8 +338,9 @@ def backpropagate(backward_steps: list[tuple], ctxs: list, vals: list, grads: li
             in_grads = bwd(ctx, *gs)
         if type(in_grads) is np.ndarray:
             in_grads = (in_grads,)
-        elif len(in_grads) < len(needs):
-            raise CgError(f"backward returned {len(in_grads)} gradients for {len(needs)} inputs", where=place)
+        if len(in_grads) < len(needs):
+            raise CgError(f"backward returned {len(in_grads)} gradients for {len(needs)} inputs; return one per "
+                          "input, None where an input has none", where=place)
         for pos, i in wanted:
             g = in_grads[pos]
             if g is None:

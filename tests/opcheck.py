@@ -97,11 +97,12 @@ def run_case(c: Case, feed=None):
 def compiled_at_once():
     """Runs go through compiled code from the first (by default, once interpreting has cost as much as
     compiling would)."""
-    saved, compiled.COMPILE_SECONDS_PER_STEP = compiled.COMPILE_SECONDS_PER_STEP, 0
+    saved = compiled.FORWARD_SECONDS_PER_STEP, compiled.BACKWARD_SECONDS_PER_STEP
+    compiled.FORWARD_SECONDS_PER_STEP = compiled.BACKWARD_SECONDS_PER_STEP = 0
     try:
         yield
     finally:
-        compiled.COMPILE_SECONDS_PER_STEP = saved
+        compiled.FORWARD_SECONDS_PER_STEP, compiled.BACKWARD_SECONDS_PER_STEP = saved
 
 
 def assert_same_run(expected, run):

@@ -1,6 +1,8 @@
 """Compiled plans: the same numbers as the interpreter, the same errors, and nothing of the graph in the code."""
 
 import re
+import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -19,13 +21,23 @@ def graph_of(nodes, inputs=(), params=(), outputs=None, **extra):
 
 
 def interpreted_and_compiled(make_graph, feed=None, runs=3):
-    """One interpreted run of a fresh graph, and `runs` compiled runs of another (to catch stale state)."""
+    """One interpreted run of a fresh graph, and `runs` compiled runs of another (to catch stale state), its
+    code split into functions of two steps so that the joins are crossed too."""
     expected = make_graph().run(feed)
-    with compiled_at_once():
+    with compiled_at_once(), steps_per_function(2):
         graph = make_graph()
         again = [graph.run(feed) for _ in range(runs)]
-    assert graph._plan.compiled_forward is not None and all(f.compiled_backward for f in graph._plan.flows.values())
+    assert graph._plan.compiled_forward and all(f.compiled_backward for f in graph._plan.flows.values())
     return expected, again
+
+
+@contextmanager
+def steps_per_function(n):
+    saved, compiled.STEPS_PER_FUNCTION = compiled.STEPS_PER_FUNCTION, n
+    try:
+        yield
+    finally:
+        compiled.STEPS_PER_FUNCTION = saved
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
@@ -40,14 +52,50 @@ def test_a_plan_is_compiled_once_interpreting_it_has_cost_what_compiling_would()
     first = graph.run()
     plan = graph._plan
     assert plan.compiled_forward is None and all(f.compiled_backward is None for f in plan.flows.values())
-    assert 0 < plan.interpreted < compiled.COMPILE_SECONDS_PER_STEP * len(plan.steps)
+    assert 0 < plan.interpreted < compiled.FORWARD_SECONDS_PER_STEP * len(plan.steps)
     runs = 1
-    while plan.compiled_forward is None or not all(f.compiled_backward for f in plan.flows.values()):
+    while not plan.compiled_forward or not all(f.compiled_backward for f in plan.flows.values()):
         assert_same_run(first, graph.run())
         runs += 1
         assert runs < 100_000
     assert_same_run(first, graph.run())
     assert graph.run().grads["x"] == 30  # the lecture's ∂e/∂x, now from compiled code
+
+
+def test_new_dtypes_forward_only_runs_and_seeds_after_compiling():
+    def make():
+        return graph_of([{"op": "Mul", "inputs": ["x", "w"], "outputs": ["y"]},
+                         {"op": "Tanh", "inputs": ["y"], "outputs": ["t"]}],
+                        inputs=[{"name": "x", "value": [1.0, -2.0]}], params=[{"name": "w", "value": [0.5, 0.25]}])
+
+    seed = np.array([1.0, 3.0])
+    f32 = {"x": np.array([1.0, -2.0], np.float32), "w": np.array([0.5, 0.25], np.float32)}
+    plain = make()
+    expected = [plain.run(backward=False), plain.run(seed=seed), plain.run(f32, seed=seed)]
+    with compiled_at_once():
+        graph = make()
+        again = [graph.run(backward=False), graph.run(seed=seed), graph.run(f32, seed=seed)]
+    assert len(graph._plan.flows) == 2 and all(f.compiled_backward for f in graph._plan.flows.values())
+    assert list(again[0].grads) == [] and again[2].grads["w"].dtype == np.float32
+    for want, got in zip(expected, again):
+        assert_same_run(want, got)
+
+
+def test_a_plan_that_cannot_be_compiled_stays_interpreted(monkeypatch):
+    attempts = []
+
+    def out_of_memory(*args):
+        attempts.append(args)
+        raise MemoryError
+
+    monkeypatch.setattr(compiled, "compile_backward", out_of_memory)
+    expected = cgtools.load(EXAMPLES / "mlp_xent.json").run()
+    with compiled_at_once():
+        graph = cgtools.load(EXAMPLES / "mlp_xent.json")
+        for _ in range(3):
+            assert_same_run(expected, graph.run())
+    assert len(attempts) == 1 and graph._plan.compiled_forward
+    assert [f.compiled_backward for f in graph._plan.flows.values()] == [compiled.FAILED]
 
 
 def test_broadcasting_mixed_dtypes_shared_tensors_and_several_outputs():
@@ -84,26 +132,35 @@ def test_per_use_runs_agree_with_compiled_ones():
     assert shared.use_grads[("f", 0)] + shared.use_grads[("g", 1)] == shared.grads["x"] == 36
 
 
-def test_forward_errors_in_compiled_code_name_the_node():
+def test_forward_errors_in_compiled_code_name_the_node_and_earlier_steps_run_once():
     def make():
-        return graph_of([{"op": "Tanh", "inputs": ["x"], "outputs": ["t"]},
+        return graph_of([{"op": "Log", "inputs": ["x"], "outputs": ["t"]},
                          {"op": "MatMul", "inputs": ["t", "W"], "outputs": ["y"], "name": "project"},
                          {"op": "ReduceSum", "inputs": ["y"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
                         inputs=[{"name": "x", "value": [[1.0, 2.0]]}], params=[{"name": "W", "value": [[1.0], [2.0]]}])
 
-    bad = {"x": np.ones((1, 3))}
-    expected = error_of(make().run, bad)
+    bad = {"x": -np.ones((1, 3))}  # Log warns (NaN), then MatMul fails on the shapes
+
+    def warnings_and_error(graph):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            message = error_of(graph.run, bad)
+        return [str(w.message) for w in caught], message
+
+    expected = warnings_and_error(make())
     with compiled_at_once():
         graph = make()
         graph.run()
-        assert graph._plan.compiled_forward is not None
-        message = error_of(graph.run, bad)
-        assert graph.run().values["s"] == pytest.approx(np.tanh([1.0, 2.0]) @ [1.0, 2.0])  # still usable after
-    assert message == expected and "nodes[1] (MatMul 'project')" in message and "float64[1, 3]" in message
+        assert graph._plan.compiled_forward
+        caught, message = warnings_and_error(graph)
+        assert graph.run().values["s"] == pytest.approx(np.log([1.0, 2.0]) @ [1.0, 2.0])  # still usable after
+    assert (caught, message) == expected and len(caught) == 1
+    assert "nodes[1] (MatMul 'project')" in message and "float64[1, 3]" in message
 
 
 @pytest.mark.parametrize("returned, complaint", [
-    ("short", "backward returned 1 gradients for 2 inputs"),
+    ("short", "backward returned 1 gradients for 2 inputs; return one per input"),
+    ("bare", "backward returned 1 gradients for 2 inputs; return one per input"),
     ("wrong shape", "backward gave a gradient of shape [3] for an input of shape [2]"),
 ])
 def test_backward_errors_in_compiled_code_name_the_node(returned, complaint):
@@ -118,7 +175,7 @@ def test_backward_errors_in_compiled_code_name_the_node(returned, complaint):
 
         @staticmethod
         def backward(ctx, grad):
-            return (grad * ctx[0],) if returned == "short" else (np.ones(3), grad)
+            return {"short": (grad * ctx[0],), "bare": grad * ctx[0], "wrong shape": (np.ones(3), grad)}[returned]
 
     def make():
         return graph_of([{"op": "CompiledTestFaulty", "inputs": ["a", "b"], "outputs": ["y"], "name": "faulty"},
@@ -143,9 +200,35 @@ def test_compiled_code_holds_no_text_from_the_graph():
                          inputs=[{"name": hostile, "value": [-1.0, 2.0]}])
         assert graph.run().grads[hostile].tolist() == [-2.0, 4.0]  # d(x²)/dx
     plan = graph._plan
+    parts = [*plan.compiled_forward.parts, *(p for f in plan.flows.values() for p in f.compiled_backward.parts)]
     generated = re.compile(r"[fbn]\d+|v|g|K|C|c|o|r|t|x|p|Context|ndarray|first_output|outputs_of"
                            r"|fitted|type|shape|dtype|needs_grad")
-    for code in (plan.compiled_forward.__code__, *(f.compiled_backward.__code__ for f in plan.flows.values())):
+    for code in (part.__code__ for part in parts):
         names = {*code.co_names, *code.co_varnames}
         assert all(generated.fullmatch(name) for name in names), names
         assert all(c is None or type(c) is int for c in code.co_consts), code.co_consts
+
+
+def test_successful_compiled_runs_call_each_op_once():
+    calls = []
+
+    @cgtools.register_op("CompiledTestCounted")
+    class Counted(cgtools.Operation):
+        """2x, its gradient returned as a bare array"""
+
+        @staticmethod
+        def forward(ctx, x):
+            calls.append("forward")
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            calls.append("backward")
+            return 2 * grad
+
+    with compiled_at_once():
+        graph = graph_of([{"op": "CompiledTestCounted", "inputs": ["x"], "outputs": ["y"]},
+                          {"op": "ReduceSum", "inputs": ["y"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
+                         inputs=[{"name": "x", "value": [1.0, 2.0]}])
+        grads = [graph.run().grads["x"].tolist() for _ in range(3)]
+    assert grads == [[2.0, 2.0]] * 3 and calls == ["forward", "backward"] * 3
