@@ -3,7 +3,8 @@
 Tensors live in a list indexed by slot; slot 0 is always None and stands for an omitted optional input.
 Backward walks the plan in reverse, reduces broadcast gradients to their input's shape and adds up the
 gradients a tensor receives from each of its consumers (the multivariable chain rule).
-The loops are the hot path of every run: steps are plain tuples and the per-op work is kept minimal.
+The loops run a graph's first runs (and every run that keeps per-use gradients); a plan run often enough
+goes through the same calls as straight-line Python (compiled.py), and back to the loops on an error.
 """
 
 from __future__ import annotations
@@ -205,8 +206,8 @@ def run_forward(plan: Plan, vals: list) -> list:
         try:
             plan.compiled_forward(vals, ctxs)
             return ctxs
-        except Exception:  # the interpreter takes over at the failing step, and names its node
-            start = len(ctxs) - next(i for i, ctx in enumerate(reversed(ctxs), 1) if ctx is not None)
+        except Exception:  # the interpreter takes over at the failing step (the last to store its context)
+            start = max((k for k, ctx in enumerate(ctxs) if ctx is not None), default=0)
     began = perf_counter()
     ctxs[start:] = forward(plan.steps[start:], vals)
     plan.interpreted += perf_counter() - began
