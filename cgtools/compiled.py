@@ -43,15 +43,22 @@ def outputs_of(out, n: int) -> list:
     return [np.asarray(value) for value in values[:n]] + [None] * (n - len(values))
 
 
-def chained(name: str, heading: str, bodies: list[list[str]], namespace: dict) -> list:
-    """Compile each body as one function `heading` (a part of the whole), in a namespace of its own."""
+def chained(name: str, heading: str, bodies: list[list[str]], namespace: dict):
+    """One function running the step bodies in order, compiled as parts `heading` of STEPS_PER_FUNCTION steps
+    each, every part in a namespace of its own; the parts are kept as its `parts`."""
     parts = []
     for start in range(0, len(bodies), STEPS_PER_FUNCTION):
         lines = [heading, *(line for body in bodies[start:start + STEPS_PER_FUNCTION] for line in body), "    pass"]
         names = {**namespace, "ndarray": np.ndarray}
         exec(compile("\n".join(lines), f"<cgtools {name}>", "exec"), names)
         parts.append(names["part"])
-    return parts
+
+    def run(*slots):
+        for part in parts:
+            part(*slots)
+
+    run.parts = parts
+    return run
 
 
 def compile_forward(steps: list):
@@ -65,14 +72,7 @@ def compile_forward(steps: list):
         outs = (f"    v[{step.outs[0]}] = o if type(o) is ndarray else first_output(o)" if len(step.outs) == 1 else
                 f"    {', '.join(f'v[{i}]' for i in step.outs)}, = outputs_of(o, {len(step.outs)})")
         bodies.append([f"    K[{k}] = c = C(); o = f{k}(c{args})", outs])
-    parts = chained("forward", "def part(v, K):", bodies, namespace)
-
-    def forward(vals, contexts):
-        for part in parts:
-            part(vals, contexts)
-
-    forward.parts = parts
-    return forward
+    return chained("forward", "def part(v, K):", bodies, namespace)
 
 
 # a gradient not yet an array of its input's shape and dtype is made one (x is the input's value)
@@ -102,11 +102,4 @@ def compile_backward(backward_steps: list, seeded: int):
                 body += [f"        t = r[{pos}]", "        if t is not None:", f"            x = v[{i}]",
                          f"            if {FIT}", f"            p = g[{i}]; g[{i}] = t if p is None else p + t"]
         bodies.append(body)
-    parts = chained("backward", "def part(v, g, K):", bodies, namespace)
-
-    def backward(vals, grads, contexts):
-        for part in parts:
-            part(vals, grads, contexts)
-
-    backward.parts = parts
-    return backward
+    return chained("backward", "def part(v, g, K):", bodies, namespace)

@@ -27,8 +27,13 @@ def interpreted_and_compiled(make_graph, feed=None, runs=3):
     with compiled_at_once(), steps_per_function(2):
         graph = make_graph()
         again = [graph.run(feed) for _ in range(runs)]
-    assert graph._plan.compiled_forward and all(f.compiled_backward for f in graph._plan.flows.values())
+    assert fully_compiled(graph)
     return expected, again
+
+
+def fully_compiled(graph) -> bool:
+    plan = graph._plan
+    return bool(plan.compiled_forward) and all(flow.compiled_backward for flow in plan.flows.values())
 
 
 @contextmanager
@@ -54,7 +59,7 @@ def test_a_plan_is_compiled_once_interpreting_it_has_cost_what_compiling_would()
     assert plan.compiled_forward is None and all(f.compiled_backward is None for f in plan.flows.values())
     assert 0 < plan.interpreted < compiled.FORWARD_SECONDS_PER_STEP * len(plan.steps)
     runs = 1
-    while not plan.compiled_forward or not all(f.compiled_backward for f in plan.flows.values()):
+    while not fully_compiled(graph):
         assert_same_run(first, graph.run())
         runs += 1
         assert runs < 100_000
