@@ -16,7 +16,8 @@ import numpy as np
 from timing import median_times
 
 import cgtools
-from cgtools import compiled
+from cgtools.compiled import NEVER_COMPILE
+from cgtools.interpreter import plan_of
 
 CHAIN_OPS = ("Add", "Mul", "Tanh", "Sigmoid")
 
@@ -137,8 +138,8 @@ def steady_state(graph, feed=None) -> int:
     """Run a graph until its plan is compiled, as a training loop's or a sweep's runs are; returns how many runs
     that took."""
     runs = 0
-    while graph._plan is None or graph._plan.compiled_forward is None or \
-            not all(flow.compiled_backward for flow in graph._plan.flows.values()):
+    while (plan := plan_of(graph)).compiled_forward is None or \
+            not all(flow.compiled_backward for flow in plan.flows.values()):
         graph.run(feed)
         runs += 1
     return runs
@@ -167,10 +168,8 @@ def main():
     print(f"chain 2000 ops (8,) fwd+bwd: cgtools {ours * 1e3:.2f} ms, numpy by hand {hand * 1e3:.2f} ms"
           f" -> {ours / hand:.2f}x hand numpy (target <= 1.5x)")
     interpreted = chain_graph(2000, np.random.default_rng(0))[0]
-    costs = compiled.FORWARD_SECONDS_PER_STEP, compiled.BACKWARD_SECONDS_PER_STEP
-    compiled.FORWARD_SECONDS_PER_STEP = compiled.BACKWARD_SECONDS_PER_STEP = float("inf")  # never compiled
+    plan_of(interpreted, NEVER_COMPILE)
     first, hand_again = median_times(args.repeat, lambda: interpreted.run(), lambda: chain_numpy(x, params))
-    compiled.FORWARD_SECONDS_PER_STEP, compiled.BACKWARD_SECONDS_PER_STEP = costs
     print(f"  its first runs, interpreted: {first * 1e3:.2f} ms -> {first / hand_again:.2f}x hand numpy; compiled "
           f"after {runs} runs")
 

@@ -13,11 +13,12 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load": "cgtools.schema",
+    "load": "cgtools.io",
+    "convert": "cgtools.io",
     "Graph": "cgtools.graph",
     "Leaf": "cgtools.graph",
     "Node": "cgtools.graph",
-    "Run": "cgtools.interpreter",
+    "Run": "cgtools.runs",
     "CgError": "cgtools.errors",
     "Operation": "cgtools.ops",
     "Context": "cgtools.ops",
@@ -29,6 +30,7 @@ __all__ = [*_EXPORTS, "__version__"]
 
 def __getattr__(name):
     if name in _EXPORTS:
+        import_module("cgtools.io")  # the formats and the drawing register themselves with the model
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'cgtools' has no attribute {name!r}")
 

@@ -1,4 +1,5 @@
-"""The one exception users see: every failure they can cause is a CgError with a readable message."""
+"""The one exception users see, and the words that place it: every failure a user can cause is a CgError
+that names the file, the place, what was expected and what was found."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Iterable
 
 
 class CgError(Exception):
-    """A user-caused failure: names the file, the place, what was expected and what was found."""
+    """A user-caused failure. Its location is data: `file`, `where` (a JSON path or a node's place) and the
+    `detail` itself; the message joins them."""
 
     def __init__(self, message: str, *, file: str | None = None, where: str | None = None):
         self.file, self.where, self.detail = file, where, message
@@ -16,6 +18,11 @@ class CgError(Exception):
     def located(self, *, file: str | None = None, where: str | None = None) -> CgError:
         """The same error (of the same kind) with a file or place filled in where it had none."""
         return type(self)(self.detail, file=self.file or file, where=self.where or where)
+
+    def within(self, where: str) -> CgError:
+        """The same error placed inside `where`: its own place, if any, becomes a path below it."""
+        inner = f".{self.where}" if self.where and not self.where.startswith("[") else self.where or ""
+        return type(self)(self.detail, file=self.file, where=where + inner)
 
 
 class LossNotScalar(CgError):
@@ -28,3 +35,16 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     same = [k for k in known if k.lower() == name.lower()]  # relu -> Relu before relu -> Selu
     close = same or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def node_place(index: int, node) -> str:
+    """How messages name a node: `nodes[3] (Mul 'c')`."""
+    return f"nodes[{index}] ({node.op} {node.name!r})"
+
+
+def json_path(parts) -> str:
+    """('nodes', 2, 'inputs', 1) -> 'nodes[2].inputs[1]'."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "top level"

@@ -1,21 +1,26 @@
-"""The graph model: leaves (inputs, params, constants) and nodes, and its networkx form."""
+"""The graph model: leaves (inputs, params, constants) and nodes, and its networkx form.
+
+A Graph runs through the engine below it (`run`, `validate`). Writing it as JSON and drawing it belong to
+the layers above (json_format.py, export/), which register themselves here when imported; `cgtools.load`
+and `cgtools.Graph` import them.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
-from cgtools import values as tensor_values
+from cgtools import checks, interpreter, notebook
+from cgtools.compiled import CompilePolicy
 from cgtools.errors import CgError
 
 LEAF_KINDS = ("input", "param", "constant")
-FORMAT_VERSION = "1.0"
+# The JSON writer's functions, registered by cgtools.json_format: "to_dict" and "save".
+writers: dict[str, Callable] = {}
 
 
 @dataclass
@@ -60,9 +65,7 @@ class Graph:
 
     def _repr_svg_(self):
         """Jupyter shows a graph as its diagram (run it to see values and gradients)."""
-        from cgtools.interpreter import svg_or_none
-
-        return svg_or_none(self, None)
+        return notebook.svg(self)
 
     def leaves_of(self, kind: str) -> list[Leaf]:
         return [leaf for leaf in self.leaves.values() if leaf.kind == kind]
@@ -90,24 +93,22 @@ class Graph:
         return self._order
 
     # ---- running -------------------------------------------------------------------------------
-    def run(self, inputs: dict | None = None, backward: bool = True, seed=None, per_use: bool = False):
+    def run(self, inputs: dict | None = None, backward: bool = True, seed=None, per_use: bool = False,
+            compiling: CompilePolicy | None = None):
         """Forward (and backward) pass; `inputs` overrides leaf values by name. Returns a Run.
 
         `seed` is the loss's upstream gradient (needed when the loss is not a scalar); `per_use` also keeps
-        what each use of a tensor contributed to its gradient (Run.use_grads)."""
-        from cgtools.interpreter import run
-
+        what each use of a tensor contributed to its gradient (Run.use_grads); `compiling`, when given, is
+        from now on when this graph's plan is compiled (compiled.COMPILE_AT_ONCE, NEVER_COMPILE, …)."""
         try:
-            return run(self, inputs, backward=backward, seed=seed, per_use=per_use)
+            return interpreter.run(self, inputs, backward=backward, seed=seed, per_use=per_use, compiling=compiling)
         except CgError as e:
             raise e.located(file=self.path) from None
 
     def validate(self) -> None:
         """Every check `load` makes, plus shapes: a forward pass wherever every leaf's shape is known."""
-        from cgtools.schema import check_shapes
-
         try:
-            check_shapes(self)
+            checks.check_shapes(self)
         except CgError as e:
             raise e.located(file=self.path) from None
 
@@ -140,8 +141,6 @@ class Graph:
     @classmethod
     def from_networkx(cls, G: nx.MultiDiGraph) -> Graph:
         """The graph a MultiDiGraph of `to_networkx`'s shape describes (node inputs come from its edges)."""
-        from cgtools.schema import check
-
         leaves, nodes = [], []
         for key, data in G.nodes(data=True):
             if data.get("kind") in LEAF_KINDS:
@@ -159,90 +158,17 @@ class Graph:
         g = G.graph
         graph = cls(leaves, nodes, g.get("outputs", []), loss=g.get("loss"), name=g.get("name", ""),
                     doc=g.get("doc", ""), opset=g.get("opset"))
-        check(graph)
+        checks.check(graph)
         return graph
 
     # ---- saving --------------------------------------------------------------------------------
     def to_dict(self, sidecar: dict | None = None, sidecar_file: str = "") -> dict:
         """The graph in the JSON format; large arrays go into `sidecar` when one is given."""
-
-        def tensor(leaf):
-            entry = {"name": leaf.name}
-            if leaf.value is not None:
-                entry["value"] = tensor_values.encode(leaf.value, name=leaf.name, sidecar=sidecar,
-                                                      sidecar_file=sidecar_file)
-            elif leaf.dtype:
-                entry["dtype"] = leaf.dtype
-            if leaf.value is None and leaf.shape is not None:
-                entry["shape"] = list(leaf.shape)
-            if leaf.doc:
-                entry["doc"] = leaf.doc
-            return entry
-
-        def node(n):
-            entry = {"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs)}
-            if n.attrs:  # tensor attributes (ONNX's ConstantOfShape value, say) as {dtype, shape, data}
-                entry["attrs"] = {k: tensor_values.encode(v, name=k) if isinstance(v, np.ndarray) else v
-                                  for k, v in n.attrs.items()}
-            if n.name != n.outputs[0]:
-                entry["name"] = n.name
-            if n.doc:
-                entry["doc"] = n.doc
-            return entry
-
-        doc = {"cgtools": FORMAT_VERSION}
-        doc.update((k, v) for k, v in (("name", self.name), ("doc", self.doc), ("opset", self.opset)) if v)
-        for kind, plural in zip(LEAF_KINDS, ("inputs", "params", "constants")):
-            entries = [tensor(leaf) for leaf in self.leaves_of(kind)]
-            if entries:
-                doc[plural] = entries
-        doc["nodes"] = [node(n) for n in self.nodes]
-        doc["outputs"] = list(self.outputs)
-        if self.loss:
-            doc["loss"] = self.loss
-        return doc
+        return writers["to_dict"](self, sidecar, sidecar_file)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the graph as JSON (arrays over 1,000 elements into `<name>.npz` beside it), atomically."""
-        path = Path(path)
-        sidecar: dict = {}
-        text = json.dumps(self.to_dict(sidecar, path.stem + ".npz"), indent=2) + "\n"
-        if sidecar:
-            write_atomic(path.with_suffix(".npz"), lambda f: write_npz(f, sidecar))
-        write_atomic(path, lambda f: f.write(text.encode()))
-
-
-def write_npz(f, arrays: dict) -> None:
-    """np.savez's archive, written member by member: np.savez(f, **arrays) breaks on a tensor named "file" and
-    takes one named "allow_pickle" for its flag."""
-    import zipfile
-
-    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for key, array in arrays.items():
-            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
-
-
-def write_atomic(path: Path, write) -> None:
-    """Call `write(file)` on a temporary file beside `path`, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, FILE_MODE)  # mkstemp makes it private; the result is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        writers["save"](self, path)
 
 
 def annotate(G: nx.MultiDiGraph, run) -> None:

@@ -3,13 +3,13 @@
 Tensors live in a list indexed by slot; slot 0 is always None and stands for an omitted optional input.
 Backward walks the plan in reverse, reduces broadcast gradients to their input's shape and adds up the
 gradients a tensor receives from each of its consumers (the multivariable chain rule).
-The loops run a graph's first runs (and every run that keeps per-use gradients); a plan run often enough
-goes through the same calls as straight-line Python (compiled.py), and back to the loops on an error.
+The loops run a graph's first runs (and every run that keeps per-use gradients); a plan run often enough,
+as its CompilePolicy says, goes through the same calls as straight-line Python (compiled.py), and back to
+the loops on an error. Backward itself is backward.py's, shared with compiled code and traced tensors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
@@ -19,10 +19,12 @@ from typing import NamedTuple
 import numpy as np
 
 from cgtools import compiled
-from cgtools.errors import CgError, LossNotScalar, did_you_mean
+from cgtools.backward import BackwardStep, backpropagate, seed_gradient
+from cgtools.compiled import COMPILE_WHEN_WORTH_IT, CompilePolicy
+from cgtools.errors import CgError, did_you_mean, node_place
 from cgtools.memory import collector_paused
 from cgtools.ops import Context, get_op
-from cgtools.schema import node_place
+from cgtools.runs import Run, SlotView
 from cgtools.values import decode as decode_value
 
 
@@ -44,6 +46,7 @@ class Plan:
     steps: list[Step]
     leaf_slots: list[int]
     constant_slots: set[int]
+    policy: CompilePolicy = COMPILE_WHEN_WORTH_IT
     flows: dict = field(default_factory=dict)  # leaf dtypes -> Flow
     interpreted: float = 0.0  # seconds spent interpreting forward
     compiled_forward: object = None
@@ -54,82 +57,9 @@ class Flow:
     """Which tensors get a gradient, and which steps pass one back: fixed by the leaves' dtypes."""
 
     requires: list[bool]  # per slot
-    backward_steps: list[tuple]  # (step index, backward, (position, slot) of inputs wanting a gradient, outs,
-    #                               needs_grad per input, place), in reverse
+    backward_steps: list[BackwardStep]  # in reverse order
     interpreted: float = 0.0  # seconds spent interpreting backward
     compiled_backward: object = None
-
-
-class SlotView(Mapping):
-    """A read-only name -> array mapping over the interpreter's slot list, built without copying.
-
-    With `zeros_like`, slots marked in `present` but never reached read as zeros of that value's shape."""
-
-    def __init__(self, plan: Plan, arrays: list, present=None, zeros_like=None):
-        self._plan, self._arrays, self._zeros_like = plan, arrays, zeros_like
-        self._present = present if present is not None else [a is not None for a in arrays]
-
-    def __getitem__(self, name):
-        slot = self._plan.slots.get(name, 0)
-        if not slot or not self._present[slot]:
-            raise KeyError(name)
-        array = self._arrays[slot]
-        if array is None:
-            array = self._arrays[slot] = np.zeros_like(self._zeros_like[slot])
-        return array
-
-    def __iter__(self):
-        names = self._plan.names
-        return (names[i] for i, here in enumerate(self._present) if i and here)
-
-    def __len__(self):
-        return sum(self._present[1:])
-
-    def __repr__(self):
-        return repr(dict(self))
-
-
-@dataclass
-class Run:
-    """What a run computed: `values` and `grads` map tensor names to arrays. A tensor has a gradient when it
-    is a float input, param or intermediate (zero where the loss does not depend on it).
-
-    With `per_use`, `use_grads[(node name, input slot)]` is what that one use passed back: a tensor read
-    twice gets two contributions, and its gradient is their sum (the multivariable chain rule)."""
-
-    graph: object
-    values: Mapping[str, np.ndarray]
-    grads: Mapping[str, np.ndarray]
-    loss: str | None
-    use_grads: dict = field(default_factory=dict)
-
-    def to_networkx(self):
-        return self.graph.to_networkx(self)
-
-    def non_finite(self) -> tuple[list[str], list[str]]:
-        """Tensors holding a NaN or an infinity: values in forward order (the first is where it started) and
-        gradients in backward order (the first is nearest the loss)."""
-        graph = self.graph
-        order = [*graph.leaves, *(t for i in graph.topological_order() for t in graph.nodes[i].outputs)]
-
-        def bad(array):
-            return array is not None and array.dtype.kind in "fc" and not np.isfinite(array).all()
-
-        return ([t for t in order if bad(self.values.get(t))],
-                [t for t in reversed(order) if bad(self.grads.get(t))])
-
-    def _repr_svg_(self):
-        """Jupyter shows a run as its diagram, values and gradients on the edges."""
-        return svg_or_none(self.graph, self)
-
-
-def svg_or_none(graph, run) -> str | None:
-    from cgtools.export import draw
-
-    try:
-        return draw(graph, run, fmt="svg").decode()
-    except CgError:  # no Graphviz: let Jupyter fall back to the plain repr
-        return None
 
 
 def compile_plan(graph) -> Plan:
@@ -151,9 +81,13 @@ def compile_plan(graph) -> Plan:
     return Plan(slots, names, steps, leaf_slots, constants)
 
 
-def plan_of(graph) -> Plan:
+def plan_of(graph, policy: CompilePolicy | None = None) -> Plan:
+    """The graph's plan, made on its first run and kept on the graph; `policy`, when given, is from now on
+    when the plan is compiled."""
     if graph._plan is None:
         graph._plan = compile_plan(graph)
+    if policy is not None:
+        graph._plan.policy = policy
     return graph._plan
 
 
@@ -167,16 +101,15 @@ def loss_name(graph) -> str:
                   "(--no-backward)")
 
 
-def run(graph, inputs=None, *, backward=True, seed=None, per_use=False) -> Run:
+def run(graph, inputs=None, *, backward=True, seed=None, per_use=False, compiling: CompilePolicy | None = None) -> Run:
     with collector_paused():
-        return _run(graph, inputs, backward, seed, per_use)
+        return _run(graph, inputs, backward, seed, per_use, plan_of(graph, compiling))
 
 
-def _run(graph, inputs, backward, seed, per_use) -> Run:
-    plan = plan_of(graph)
+def _run(graph, inputs, backward, seed, per_use, plan) -> Run:
     vals = feed(graph, plan, inputs or {})
     ctxs = run_forward(plan, vals)
-    values = SlotView(plan, vals)
+    values = SlotView(plan.slots, plan.names, vals)
     if not backward:
         return Run(graph, values, {}, None)
     loss = loss_name(graph)
@@ -190,16 +123,16 @@ def _run(graph, inputs, backward, seed, per_use) -> Run:
         backpropagate(flow.backward_steps, ctxs, vals, grads, uses)
         use_grads = {(plan.steps[k].node, pos): g for (k, pos), g in uses.items()}
     else:
-        run_backward(flow, ctxs, vals, grads, seeded)
-    return Run(graph, values, SlotView(plan, grads, flow.requires, vals), loss, use_grads)
+        run_backward(plan.policy, flow, ctxs, vals, grads, seeded)
+    return Run(graph, values, SlotView(plan.slots, plan.names, grads, flow.requires, vals), loss, use_grads)
 
 
 def run_forward(plan: Plan, vals: list) -> list:
     """Forward through the interpreter, or through compiled code once interpreting has cost about what
     compiling would."""
-    if plan.compiled_forward is None and compiled.worth_compiling(plan.interpreted, len(plan.steps),
-                                                                  compiled.FORWARD_SECONDS_PER_STEP):
-        plan.compiled_forward = compile_or_fail(compiled.compile_forward, plan.steps)
+    if plan.compiled_forward is None and plan.policy.worth_compiling(plan.interpreted, len(plan.steps),
+                                                                     backward=False):
+        plan.compiled_forward = compile_or_fail(compiled.compile_forward, plan.steps, plan.policy)
     start = 0
     ctxs = [None] * len(plan.steps)
     if plan.compiled_forward:
@@ -214,10 +147,10 @@ def run_forward(plan: Plan, vals: list) -> list:
     return ctxs
 
 
-def run_backward(flow: Flow, ctxs: list, vals: list, grads: list, seeded: int) -> None:
-    if flow.compiled_backward is None and compiled.worth_compiling(flow.interpreted, len(flow.backward_steps),
-                                                                   compiled.BACKWARD_SECONDS_PER_STEP):
-        flow.compiled_backward = compile_or_fail(compiled.compile_backward, flow.backward_steps, seeded)
+def run_backward(policy: CompilePolicy, flow: Flow, ctxs: list, vals: list, grads: list, seeded: int) -> None:
+    if flow.compiled_backward is None and policy.worth_compiling(flow.interpreted, len(flow.backward_steps),
+                                                                 backward=True):
+        flow.compiled_backward = compile_or_fail(compiled.compile_backward, flow.backward_steps, policy)
     if flow.compiled_backward:
         seed = grads[seeded]
         try:
@@ -301,76 +234,8 @@ def flow_of(plan: Plan, vals: list) -> Flow:
             needs = tuple(requires[i] for i in step.ins)
             if True in needs:
                 wanted = tuple((pos, i) for pos, i in enumerate(step.ins) if requires[i])
-                steps.append((k, step.backward, wanted, step.outs, needs, step.place))
+                steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place))
                 for i in step.outs:
                     requires[i] = vals[i] is not None and vals[i].dtype.kind == "f"
         flow = plan.flows[key] = Flow(requires, steps[::-1])
     return flow
-
-
-def seed_gradient(value, loss, seed):
-    if seed is None:
-        if value.size != 1:
-            raise LossNotScalar(f"the loss {loss!r} has shape {list(value.shape)}, not a scalar; sum it into one "
-                          "(ReduceSum), give a seed gradient of that shape (Graph.run(seed=…)) or run forward only "
-                          "(--no-backward)")
-        return np.ones_like(value)
-    try:
-        return np.broadcast_to(np.asarray(seed, value.dtype), value.shape)
-    except ValueError:
-        raise CgError(f"seed gradient of shape {list(np.shape(seed))} does not fit the loss {loss!r} "
-                      f"of shape {list(value.shape)}") from None
-
-
-def backpropagate(backward_steps: list[tuple], ctxs: list, vals: list, grads: list, uses: dict | None = None) -> None:
-    """Fill `grads` from the seeded loss back; `uses`, when given, keeps each (step, input position)'s share."""
-    for k, bwd, wanted, outs, needs, place in backward_steps:
-        ctx = ctxs[k]
-        ctx.needs_grad = needs
-        if len(outs) == 1:
-            g = grads[outs[0]]
-            if g is None:
-                continue
-            in_grads = bwd(ctx, g)
-        else:
-            gs = [grads[i] for i in outs]
-            if all(g is None for g in gs):
-                continue
-            in_grads = bwd(ctx, *gs)
-        if type(in_grads) is np.ndarray:
-            in_grads = (in_grads,)
-        if len(in_grads) < len(needs):
-            raise CgError(f"backward returned {len(in_grads)} gradients for {len(needs)} inputs; return one per "
-                          "input, None where an input has none", where=place)
-        for pos, i in wanted:
-            g = in_grads[pos]
-            if g is None:
-                continue
-            x = vals[i]
-            if type(g) is not np.ndarray or g.shape != x.shape or g.dtype is not x.dtype:
-                g = fitted(g, x, place)
-            if uses is not None:
-                uses[k, pos] = g
-            prev = grads[i]
-            grads[i] = g if prev is None else prev + g
-
-
-def fitted(grad, x: np.ndarray, place: str = "") -> np.ndarray:
-    """A gradient made an array of its input's shape (summing what broadcasting stretched) and dtype."""
-    grad = np.asarray(grad)
-    if grad.shape != x.shape:
-        grad = unbroadcast(grad, x.shape, place)
-    return grad if grad.dtype == x.dtype else grad.astype(x.dtype)
-
-
-def unbroadcast(grad: np.ndarray, shape: tuple, place: str = "") -> np.ndarray:
-    """Sum a gradient over the axes broadcasting added or stretched, so it has the input's shape."""
-    extra = grad.ndim - len(shape)
-    try:
-        if extra < 0:
-            return np.broadcast_to(grad, shape)
-        stretched = tuple(extra + a for a, n in enumerate(shape) if n == 1 and grad.shape[extra + a] != 1)
-        return np.add.reduce(grad, axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
-    except ValueError:
-        raise CgError(f"backward gave a gradient of shape {list(grad.shape)} for an input of shape "
-                      f"{list(shape)}", where=place) from None

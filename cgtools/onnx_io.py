@@ -27,36 +27,11 @@ How the two formats map onto each other:
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-
-from cgtools.errors import CgError
 from cgtools.onnx_read import load_onnx, op_label, unsupported_ops  # noqa: F401 - the public names
 from cgtools.onnx_types import INSTALL_HINT, LOADER_OPS, _onnx, onnx_dtype_name, type_problem  # noqa: F401
 from cgtools.onnx_write import save_onnx, to_onnx  # noqa: F401
 
-# ---- converting ----------------------------------------------------------------------------------------
 
-def convert(source, target) -> list[Path]:
-    """model.onnx -> graph.json (arrays over 1,000 elements into graph.npz beside it), or graph.json ->
-    model.onnx. Returns the paths written."""
-    from cgtools.values import INLINE_LIMIT
-
+def install_check() -> None:
+    """Raise the CgError saying how to install onnx when it is missing."""
     _onnx()
-    source, target = Path(source), Path(target)
-    kinds = (source.suffix.lower(), target.suffix.lower())
-    if kinds not in ((".onnx", ".json"), (".json", ".onnx")):
-        raise CgError(f"convert reads model.onnx and writes graph.json, or reads graph.json and writes "
-                      f"model.onnx; found {source.name!r} -> {target.name!r}")
-    folder = target.parent
-    if not folder.resolve().is_dir():
-        raise CgError(f"no such folder {str(folder)!r} to write {target.name!r} in")
-    if kinds[0] == ".onnx":
-        graph = load_onnx(source)
-        sidecar = any(leaf.value is not None and np.size(leaf.value) > INLINE_LIMIT for leaf in graph.leaves.values())
-        graph.save(target)
-        return [target, target.with_suffix(".npz")] if sidecar else [target]
-    from cgtools.schema import load
-
-    return [save_onnx(load(source), target)]

@@ -207,7 +207,7 @@ def load_onnx(path) -> Graph:
     loss = next((p.value for p in model.metadata_props if p.key == LOSS_KEY), None)
     graph = Graph(leaves, nodes, [o.name for o in g.output], loss=loss if loss in tensor_names else None,
                   name=g.name, doc=model.doc_string or g.doc_string, opset=opset, path=file)
-    from cgtools.schema import check
+    from cgtools.checks import check
 
     try:
         check(graph)

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.graph import Graph, Leaf, Node, write_atomic
+from cgtools.errors import node_place
+from cgtools.files import write_atomic
+from cgtools.graph import Graph, Leaf, Node
 from cgtools.onnx_types import (
     ATTR_TO_INPUT,
     DEFAULT_OPSET,
@@ -61,7 +63,6 @@ def to_onnx(graph: Graph, run=None):
     from onnx import helper, numpy_helper
 
     from cgtools.ops import get_op
-    from cgtools.schema import node_place
 
     opset = graph.opset or DEFAULT_OPSET
     values = _forward_values(graph, run)

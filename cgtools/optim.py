@@ -12,12 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from cgtools.errors import CgError
+from cgtools.graph import Graph
 
 
 class Optimizer:
     def __init__(self, params, lr: float):
-        from cgtools.graph import Graph
-
         if isinstance(params, Graph):
             params = params.leaves_of("param")
         self.params = list(params)

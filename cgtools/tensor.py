@@ -15,8 +15,11 @@ import itertools
 
 import numpy as np
 
+from cgtools.backward import BackwardStep, backpropagate, seed_gradient
 from cgtools.errors import CgError
+from cgtools.json_format import from_dict
 from cgtools.ops import Context, get_op, register_op
+from cgtools.values import encode
 
 
 class Tensor:
@@ -83,31 +86,24 @@ class Tensor:
         """Backpropagate from this tensor (a scalar, or give `grad`) to every tensor above it.
 
         Gradients start from zero each time, so calling it twice gives the same `.grad`, not double;
-        `accumulate=True` adds to the gradients already there instead, as PyTorch does."""
-        from cgtools.interpreter import unbroadcast
-
+        `accumulate=True` adds to the gradients already there instead, as PyTorch does. The pass is the
+        interpreter's own (backward.backpropagate), over the tensors' slots in reverse topological order."""
         if grad is None and self.value.size != 1:
             raise CgError(f"backward() starts from a scalar; this tensor has shape {list(self.value.shape)}: "
                           "sum it, or give backward(grad=…) of that shape")
-        order = self.upstream()
+        order = self.upstream()  # this tensor last
         if not accumulate:
             for t in order:
                 t.grad = None
-        fresh = {id(t): None for t in order}  # this pass's gradients
-        fresh[id(self)] = np.ones_like(self.value) if grad is None else np.broadcast_to(
-            np.asarray(grad, self.value.dtype), self.value.shape)
-        for t in reversed(order):  # children before parents: the lecture's reverse topological order
-            g = fresh[id(t)]
-            if t.op is None or g is None or not any(t.ctx.needs_grad):
-                continue
-            grads = t.op.backward(t.ctx, g)
-            grads = (grads,) if isinstance(grads, np.ndarray) else grads
-            for x, gx, need in zip(t.inputs, grads, t.ctx.needs_grad):
-                if need and gx is not None:
-                    gx = unbroadcast(np.asarray(gx), x.value.shape).astype(x.value.dtype, copy=False)
-                    fresh[id(x)] = gx if fresh[id(x)] is None else fresh[id(x)] + gx
-        for t in order:
-            g = fresh[id(t)]
+        slot = {id(t): k for k, t in enumerate(order)}
+        steps = [BackwardStep(k, t.op.backward, tuple((pos, slot[id(x)]) for pos, x in enumerate(t.inputs)
+                                                      if t.ctx.needs_grad[pos]),
+                              (k,), t.ctx.needs_grad, f"{t.op.op_type} making {t.name or 'a tensor'}")
+                 for k, t in reversed(list(enumerate(order))) if t.op is not None and any(t.ctx.needs_grad)]
+        grads = [None] * len(order)  # this pass's gradients
+        grads[-1] = np.ones_like(self.value) if grad is None else seed_gradient(self.value, self.name or "", grad)
+        backpropagate(steps, [t.ctx for t in order], [t.value for t in order], grads)
+        for t, g in zip(order, grads):
             if g is not None and not t.constant:
                 t.grad = g if t.grad is None else t.grad + g
 
@@ -132,9 +128,6 @@ class Tensor:
     # ---- to a graph -----------------------------------------------------------------------------------------
     def graph(self, name: str = "traced", doc: str = ""):
         """The cgtools Graph that computes this tensor: leaves become inputs, params or constants."""
-        import cgtools
-        from cgtools.values import encode
-
         order = self.upstream()
         names: dict[int, str] = {}
         taken = {t.name for t in order if t.name}
@@ -160,8 +153,8 @@ class Tensor:
                 if t.attrs:
                     node["attrs"] = dict(t.attrs)
                 nodes.append(node)
-        return cgtools.load({"cgtools": "1.0", "name": name, **({"doc": doc} if doc else {}),
-                             **{k: v for k, v in leaves.items() if v}, "nodes": nodes, "outputs": [names[id(self)]]})
+        return from_dict({"cgtools": "1.0", "name": name, **({"doc": doc} if doc else {}),
+                          **{k: v for k, v in leaves.items() if v}, "nodes": nodes, "outputs": [names[id(self)]]})
 
 
 def constant(value) -> Tensor:

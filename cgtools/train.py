@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean
-from cgtools.values import read_npz
+from cgtools.files import read_npz
 
 
 def load_data(path, graph) -> dict[str, np.ndarray]:

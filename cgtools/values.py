@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.files import read_npz
 
 DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
 INLINE_LIMIT = 1000  # arrays with more elements are saved into an .npz beside the graph
@@ -76,21 +76,6 @@ def _from_npz(file: str, key: str, folder: Path, cache: dict | None):
     if key not in arrays:
         raise CgError(f"{file!r} has no array {key!r}{did_you_mean(key, arrays)}", where="key")
     return arrays[key]
-
-
-def read_npz(path: Path, shown: str | None = None) -> dict[str, np.ndarray]:
-    """Every array of an .npz, read without ever unpickling; `shown` is how messages name the file."""
-    shown = shown or str(path)
-    if not zipfile.is_zipfile(path):
-        raise CgError(f"expected an .npz (zip) archive of arrays, found another kind of file: {shown!r}",
-                      where="file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except ValueError:  # numpy refuses object arrays without pickle, and we never allow pickle
-        raise CgError(f"{shown!r} holds object arrays; expected plain numeric arrays", where="file") from None
-    except (OSError, zipfile.BadZipFile) as e:
-        raise CgError(f"cannot read {shown!r}: {e}", where="file") from None
 
 
 def parse_cli_value(text: str):

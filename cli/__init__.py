@@ -37,7 +37,7 @@ def given_values(sets, inputs_file) -> dict:
     from pathlib import Path
 
     from cgtools.errors import CgError
-    from cgtools.values import read_npz
+    from cgtools.files import read_npz
 
     try:
         values = read_npz(Path(inputs_file)) if inputs_file else {}
@@ -143,7 +143,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     from cgtools.errors import CgError
     from cgtools.export import choose_format, draw, output_path
     from cgtools.export.dot import View
-    from cgtools.graph import write_atomic
+    from cgtools.files import write_atomic
 
     show_items = {s.strip().lower() for s in show.split(",") if s.strip()}
     if not show_items:
@@ -223,7 +223,7 @@ def checked_run(graph, sets: dict, **options):
     """Run the graph; instead of numpy's warnings, say where the first NaN or infinity appeared."""
     import numpy as np
 
-    from cgtools.schema import node_place
+    from cgtools.errors import node_place
 
     with np.errstate(all="ignore"):
         result = graph.run(sets, **options)
@@ -246,7 +246,7 @@ PROGRESS_FROM = 12  # frames; shorter sequences draw in a blink
 def write_frames(graph, run, view, fmt: str, folder, stem: str) -> None:
     from cgtools.errors import CgError
     from cgtools.export.frames import Frames, merge_pdfs
-    from cgtools.graph import write_atomic
+    from cgtools.files import write_atomic
 
     if fmt == "html":
         raise CgError("frames are drawn as svg, png, pdf or dot; the HTML page steps through them itself")
@@ -291,7 +291,7 @@ def new(expression, sets, params, output, name):
 
     import cgtools
     from cgtools.expr import parse
-    from cgtools.graph import write_atomic
+    from cgtools.files import write_atomic
 
     doc = parse(expression, values=parse_sets(sets), params=split_names(params),
                 name=name or (Path(output).stem if output else "expression"))
@@ -313,7 +313,7 @@ def split_names(items) -> list[str]:
 @click.argument("target", type=click.Path(dir_okay=False))
 def convert(source, target):
     """Convert between formats: model.onnx -> graph.json (weights into graph.npz) or graph.json -> model.onnx."""
-    from cgtools.onnx_io import convert as convert_files
+    from cgtools.io import convert as convert_files
 
     for written in convert_files(source, target):
         click.echo(str(written))
@@ -380,7 +380,7 @@ def schema(markdown):
     """Print the JSON Schema of the graph format."""
     import json
 
-    from cgtools.schema import json_schema, schema_markdown
+    from cgtools.json_format import json_schema, schema_markdown
 
     click.echo(schema_markdown() if markdown else json.dumps(json_schema(), indent=2), nl=not markdown)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +15,8 @@ import pytest
 import torch
 
 import cgtools
-from cgtools import compiled
+from cgtools.compiled import CompilePolicy
+from cgtools.interpreter import plan_of
 
 EPS = 1e-6  # finite-difference step; float64 leaves ~1e-10 of rounding error in the quotient
 
@@ -85,24 +85,22 @@ def seed_like(c: Case, y: np.ndarray) -> np.ndarray:
     return np.asarray(np.random.default_rng(zlib.crc32(c.id.encode())).standard_normal(y.shape), y.dtype)
 
 
-def run_case(c: Case, feed=None):
+def run_case(c: Case, feed=None, at_once: bool = False):
+    """The case's graph run forward, then forward and backward with a seed; `at_once` runs it compiled."""
     graph, own_feed, out = graph_of(c)
+    if at_once:
+        compiled_at_once(graph)
     feed = own_feed if feed is None else feed
     y = graph.run(feed, backward=False).values[out]
     seed = seed_like(c, y)
     return graph, feed, out, seed, graph.run(feed, seed=seed)
 
 
-@contextmanager
-def compiled_at_once():
-    """Runs go through compiled code from the first (by default, once interpreting has cost as much as
-    compiling would)."""
-    saved = compiled.FORWARD_SECONDS_PER_STEP, compiled.BACKWARD_SECONDS_PER_STEP
-    compiled.FORWARD_SECONDS_PER_STEP = compiled.BACKWARD_SECONDS_PER_STEP = 0
-    try:
-        yield
-    finally:
-        compiled.FORWARD_SECONDS_PER_STEP, compiled.BACKWARD_SECONDS_PER_STEP = saved
+def compiled_at_once(graph, steps_per_function: int = 200):
+    """The graph, set to run through compiled code from its next run on (by default a plan is compiled once
+    interpreting it has cost as much as compiling would)."""
+    plan_of(graph, CompilePolicy(0.0, 0.0, steps_per_function))
+    return graph
 
 
 def assert_same_run(expected, run):
@@ -119,8 +117,7 @@ def check_against_torch(c: Case):
     """The node's value, and its gradients for the same seed, equal torch autograd's (interpreted, and
     compiled, which must give the very same numbers)."""
     _, feed, out, seed, run = run_case(c)
-    with compiled_at_once():
-        assert_same_run(run, run_case(c)[-1])
+    assert_same_run(run, run_case(c, at_once=True)[-1])
     args = []
     for arg in c.args:
         if isinstance(arg, str):

@@ -2,7 +2,6 @@
 
 import re
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from opcheck import assert_same_run, compiled_at_once
 
 import cgtools
 from cgtools import compiled
+from cgtools.interpreter import plan_of
 from conftest import EXAMPLES, NAN_GRAPH, error_of
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
@@ -24,25 +24,15 @@ def interpreted_and_compiled(make_graph, feed=None, runs=3):
     """One interpreted run of a fresh graph, and `runs` compiled runs of another (to catch stale state), its
     code split into functions of two steps so that the joins are crossed too."""
     expected = make_graph().run(feed)
-    with compiled_at_once(), steps_per_function(2):
-        graph = make_graph()
-        again = [graph.run(feed) for _ in range(runs)]
+    graph = compiled_at_once(make_graph(), steps_per_function=2)
+    again = [graph.run(feed) for _ in range(runs)]
     assert fully_compiled(graph)
     return expected, again
 
 
 def fully_compiled(graph) -> bool:
-    plan = graph._plan
+    plan = plan_of(graph)
     return bool(plan.compiled_forward) and all(flow.compiled_backward for flow in plan.flows.values())
-
-
-@contextmanager
-def steps_per_function(n):
-    saved, compiled.STEPS_PER_FUNCTION = compiled.STEPS_PER_FUNCTION, n
-    try:
-        yield
-    finally:
-        compiled.STEPS_PER_FUNCTION = saved
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
@@ -55,9 +45,9 @@ def test_examples_compiled_give_the_interpreters_numbers(path):
 def test_a_plan_is_compiled_once_interpreting_it_has_cost_what_compiling_would():
     graph = cgtools.load(EXAMPLES / "affine_square.json")
     first = graph.run()
-    plan = graph._plan
+    plan = plan_of(graph)
     assert plan.compiled_forward is None and all(f.compiled_backward is None for f in plan.flows.values())
-    assert 0 < plan.interpreted < compiled.FORWARD_SECONDS_PER_STEP * len(plan.steps)
+    assert 0 < plan.interpreted < plan.policy.forward_seconds_per_step * len(plan.steps)
     runs = 1
     while not fully_compiled(graph):
         assert_same_run(first, graph.run())
@@ -77,10 +67,9 @@ def test_new_dtypes_forward_only_runs_and_seeds_after_compiling():
     f32 = {"x": np.array([1.0, -2.0], np.float32), "w": np.array([0.5, 0.25], np.float32)}
     plain = make()
     expected = [plain.run(backward=False), plain.run(seed=seed), plain.run(f32, seed=seed)]
-    with compiled_at_once():
-        graph = make()
-        again = [graph.run(backward=False), graph.run(seed=seed), graph.run(f32, seed=seed)]
-    assert len(graph._plan.flows) == 2 and all(f.compiled_backward for f in graph._plan.flows.values())
+    graph = compiled_at_once(make())
+    again = [graph.run(backward=False), graph.run(seed=seed), graph.run(f32, seed=seed)]
+    assert len(plan_of(graph).flows) == 2 and all(f.compiled_backward for f in plan_of(graph).flows.values())
     assert list(again[0].grads) == [] and again[2].grads["w"].dtype == np.float32
     for want, got in zip(expected, again):
         assert_same_run(want, got)
@@ -95,12 +84,11 @@ def test_a_plan_that_cannot_be_compiled_stays_interpreted(monkeypatch):
 
     monkeypatch.setattr(compiled, "compile_backward", out_of_memory)
     expected = cgtools.load(EXAMPLES / "mlp_xent.json").run()
-    with compiled_at_once():
-        graph = cgtools.load(EXAMPLES / "mlp_xent.json")
-        for _ in range(3):
-            assert_same_run(expected, graph.run())
-    assert len(attempts) == 1 and graph._plan.compiled_forward
-    assert [f.compiled_backward for f in graph._plan.flows.values()] == [compiled.FAILED]
+    graph = compiled_at_once(cgtools.load(EXAMPLES / "mlp_xent.json"))
+    for _ in range(3):
+        assert_same_run(expected, graph.run())
+    assert len(attempts) == 1 and plan_of(graph).compiled_forward
+    assert [f.compiled_backward for f in plan_of(graph).flows.values()] == [compiled.FAILED]
 
 
 def test_broadcasting_mixed_dtypes_shared_tensors_and_several_outputs():
@@ -130,9 +118,8 @@ def test_non_finite_values_compiled():
 
 
 def test_per_use_runs_agree_with_compiled_ones():
-    with compiled_at_once():
-        graph = cgtools.load(EXAMPLES / "square_times_3x.json")
-        plain, shared = graph.run(), graph.run(per_use=True)
+    graph = compiled_at_once(cgtools.load(EXAMPLES / "square_times_3x.json"))
+    plain, shared = graph.run(), graph.run(per_use=True)
     assert_same_run(plain, shared)
     assert shared.use_grads[("f", 0)] + shared.use_grads[("g", 1)] == shared.grads["x"] == 36
 
@@ -153,12 +140,11 @@ def test_forward_errors_in_compiled_code_name_the_node_and_earlier_steps_run_onc
         return [str(w.message) for w in caught], message
 
     expected = warnings_and_error(make())
-    with compiled_at_once():
-        graph = make()
-        graph.run()
-        assert graph._plan.compiled_forward
-        caught, message = warnings_and_error(graph)
-        assert graph.run().values["s"] == pytest.approx(np.log([1.0, 2.0]) @ [1.0, 2.0])  # still usable after
+    graph = compiled_at_once(make())
+    graph.run()
+    assert plan_of(graph).compiled_forward
+    caught, message = warnings_and_error(graph)
+    assert graph.run().values["s"] == pytest.approx(np.log([1.0, 2.0]) @ [1.0, 2.0])  # still usable after
     assert (caught, message) == expected and len(caught) == 1
     assert "nodes[1] (MatMul 'project')" in message and "float64[1, 3]" in message
 
@@ -188,26 +174,24 @@ def test_backward_errors_in_compiled_code_name_the_node(returned, complaint):
                         inputs=[{"name": "a", "value": [1.0, 2.0]}, {"name": "b", "value": [3.0, 4.0]}])
 
     expected = error_of(make().run)
-    with compiled_at_once():
-        graph = make()
-        message = error_of(graph.run)
-    assert graph._plan.flows and all(f.compiled_backward for f in graph._plan.flows.values())
+    graph = compiled_at_once(make())
+    message = error_of(graph.run)
+    assert plan_of(graph).flows and all(f.compiled_backward for f in plan_of(graph).flows.values())
     assert message == expected and complaint in message and "CompiledTestFaulty 'faulty'" in message
 
 
 def test_compiled_code_holds_no_text_from_the_graph():
     hostile = "__import__('os').system('echo pwned')"
-    with compiled_at_once():
-        graph = graph_of([{"op": "Mul", "inputs": [hostile, hostile], "outputs": ["y\"); x = ('"],
-                           "name": "'''; import os; '''"},
-                          {"op": "LeakyRelu", "inputs": ["y\"); x = ('"], "outputs": ["z"], "attrs": {"alpha": 0.5}},
-                          {"op": "ReduceSum", "inputs": ["z"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
-                         inputs=[{"name": hostile, "value": [-1.0, 2.0]}])
-        assert graph.run().grads[hostile].tolist() == [-2.0, 4.0]  # d(x²)/dx
-    plan = graph._plan
+    graph = compiled_at_once(graph_of([{"op": "Mul", "inputs": [hostile, hostile], "outputs": ["y\"); x = ('"],
+                       "name": "'''; import os; '''"},
+                      {"op": "LeakyRelu", "inputs": ["y\"); x = ('"], "outputs": ["z"], "attrs": {"alpha": 0.5}},
+                      {"op": "ReduceSum", "inputs": ["z"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
+                     inputs=[{"name": hostile, "value": [-1.0, 2.0]}]))
+    assert graph.run().grads[hostile].tolist() == [-2.0, 4.0]  # d(x²)/dx
+    plan = plan_of(graph)
     parts = [*plan.compiled_forward.parts, *(p for f in plan.flows.values() for p in f.compiled_backward.parts)]
     generated = re.compile(r"[fbn]\d+|v|g|K|C|c|o|r|t|x|p|Context|ndarray|first_output|outputs_of"
-                           r"|fitted|type|shape|dtype|needs_grad")
+                           r"|fitted|place|type|shape|dtype|needs_grad")
     for code in (part.__code__ for part in parts):
         names = {*code.co_names, *code.co_varnames}
         assert all(generated.fullmatch(name) for name in names), names
@@ -231,9 +215,8 @@ def test_successful_compiled_runs_call_each_op_once():
             calls.append("backward")
             return 2 * grad
 
-    with compiled_at_once():
-        graph = graph_of([{"op": "CompiledTestCounted", "inputs": ["x"], "outputs": ["y"]},
-                          {"op": "ReduceSum", "inputs": ["y"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
-                         inputs=[{"name": "x", "value": [1.0, 2.0]}])
-        grads = [graph.run().grads["x"].tolist() for _ in range(3)]
+    graph = compiled_at_once(graph_of([{"op": "CompiledTestCounted", "inputs": ["x"], "outputs": ["y"]},
+                      {"op": "ReduceSum", "inputs": ["y"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
+                     inputs=[{"name": "x", "value": [1.0, 2.0]}]))
+    grads = [graph.run().grads["x"].tolist() for _ in range(3)]
     assert grads == [[2.0, 2.0]] * 3 and calls == ["forward", "backward"] * 3

@@ -16,7 +16,8 @@ from onnx import numpy_helper
 
 import cgtools
 from cgtools.export import draw
-from cgtools.onnx_io import convert, to_onnx
+from cgtools.io import convert
+from cgtools.onnx_io import to_onnx
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 LIGHT_MODELS = ["resnet50", "densenet121"]

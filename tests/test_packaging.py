@@ -50,6 +50,6 @@ def test_console_script_exists():
 
 
 def test_format_reference_is_generated_from_the_schema():
-    from cgtools.schema import schema_markdown
+    from cgtools.json_format import schema_markdown
 
     assert (ROOT / "docs" / "format.md").read_text() == schema_markdown(), "run `make docs`"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cgtools import notebook
 from cgtools.errors import CgError, did_you_mean
 
 FORMATS = ("svg", "png", "pdf", "dot", "html")
@@ -21,6 +22,17 @@ def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
         return to_html(graph, run, view).encode()
     text = to_dot(graph, run, view)
     return text.encode() if fmt == "dot" else render(text, fmt)
+
+
+def notebook_svg(graph, run=None) -> str | None:
+    """The diagram a notebook shows; None without Graphviz, so Jupyter falls back to the plain repr."""
+    try:
+        return draw(graph, run, fmt="svg").decode()
+    except CgError:
+        return None
+
+
+notebook.drawing = notebook_svg
 
 
 def choose_format(fmt: str | None, out: str | None) -> str:

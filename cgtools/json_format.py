@@ -1,4 +1,5 @@
-"""Reading a graph: JSON -> JSON Schema validation -> Graph -> semantic checks, each failure a CgError."""
+"""The JSON format, read and written: JSON -> JSON Schema validation -> Graph -> semantic checks, each
+failure a CgError; and a Graph back to JSON, large arrays into an .npz beside it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cgtools import graph as model
 from cgtools import values as tensor_values
-from cgtools.errors import CgError, did_you_mean
-from cgtools.graph import Graph, Leaf, Node
-from cgtools.ops import get_op
-from cgtools.ops.base import check_attrs
+from cgtools.checks import check
+from cgtools.errors import CgError, did_you_mean, json_path
+from cgtools.files import write_atomic, write_npz
+from cgtools.graph import LEAF_KINDS, Graph, Leaf, Node
+
+FORMAT_VERSION = "1.0"
 
 
 @cache
@@ -57,25 +61,8 @@ def schema_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def json_path(parts) -> str:
-    """('nodes', 2, 'inputs', 1) -> 'nodes[2].inputs[1]'."""
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text or "top level"
-
-
-def load(source) -> Graph:
-    """A checked Graph from a path (.json, or .onnx with the `onnx` extra installed) or a dict."""
-    if isinstance(source, Graph):
-        return source
-    if isinstance(source, dict):
-        return from_dict(source)
-    path = Path(source)
-    if path.suffix.lower() == ".onnx":
-        from cgtools.onnx_io import load_onnx
-
-        return load_onnx(path)
+def read_json(path: Path) -> Graph:
+    """A checked Graph from a .json file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -175,8 +162,7 @@ def _build(doc: dict, folder: Path, file: str | None) -> Graph:
                     value = tensor_values.decode(entry["value"], dtype=entry.get("dtype"), shape=entry.get("shape"),
                                                  folder=folder, npz_cache=npz_cache)
                 except CgError as e:
-                    where = f"{plural}[{i}].value" + (f".{e.where}" if e.where else "")
-                    raise CgError(e.detail, file=file, where=where) from None
+                    raise e.within(f"{plural}[{i}].value").located(file=file) from None
             shape = tuple(entry["shape"]) if "shape" in entry else None
             leaves.append(Leaf(entry["name"], kind, value, entry.get("dtype"), shape, entry.get("doc", "")))
     nodes = [Node(n["op"], list(n.get("inputs", [])), list(n["outputs"]), dict(n.get("attrs", {})),
@@ -185,68 +171,54 @@ def _build(doc: dict, folder: Path, file: str | None) -> Graph:
                  doc=doc.get("doc", ""), opset=doc.get("opset"), path=file)
 
 
-def node_place(index: int, node: Node) -> str:
-    return f"nodes[{index}] ({node.op} {node.name!r})"
+def to_dict(graph: Graph, sidecar: dict | None = None, sidecar_file: str = "") -> dict:
+    """The graph in the JSON format; large arrays go into `sidecar` when one is given."""
+
+    def tensor(leaf: Leaf) -> dict:
+        entry = {"name": leaf.name}
+        if leaf.value is not None:
+            entry["value"] = tensor_values.encode(leaf.value, name=leaf.name, sidecar=sidecar,
+                                                  sidecar_file=sidecar_file)
+        elif leaf.dtype:
+            entry["dtype"] = leaf.dtype
+        if leaf.value is None and leaf.shape is not None:
+            entry["shape"] = list(leaf.shape)
+        if leaf.doc:
+            entry["doc"] = leaf.doc
+        return entry
+
+    def node(n: Node) -> dict:
+        entry = {"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs)}
+        if n.attrs:  # tensor attributes (ONNX's ConstantOfShape value, say) as {dtype, shape, data}
+            entry["attrs"] = {k: tensor_values.encode(v, name=k) if isinstance(v, np.ndarray) else v
+                              for k, v in n.attrs.items()}
+        if n.name != n.outputs[0]:
+            entry["name"] = n.name
+        if n.doc:
+            entry["doc"] = n.doc
+        return entry
+
+    doc = {"cgtools": FORMAT_VERSION}
+    doc.update((k, v) for k, v in (("name", graph.name), ("doc", graph.doc), ("opset", graph.opset)) if v)
+    for kind, plural in zip(LEAF_KINDS, ("inputs", "params", "constants")):
+        entries = [tensor(leaf) for leaf in graph.leaves_of(kind)]
+        if entries:
+            doc[plural] = entries
+    doc["nodes"] = [node(n) for n in graph.nodes]
+    doc["outputs"] = list(graph.outputs)
+    if graph.loss:
+        doc["loss"] = graph.loss
+    return doc
 
 
-def check(graph: Graph) -> None:
-    """The semantic checks: names, references, ops, attributes, arity and cycles."""
-    made_by: dict[str, str] = {}
-    for leaf in graph.leaves.values():
-        made_by[leaf.name] = f"the {leaf.kind} {leaf.name!r}"
-    node_names: dict[str, int] = {}
-    for i, node in enumerate(graph.nodes):
-        for j, out in enumerate(node.outputs):
-            if out in made_by:
-                raise CgError(f"tensor {out!r} is made twice: already by {made_by[out]}",
-                              where=f"nodes[{i}].outputs[{j}]")
-            made_by[out] = f"nodes[{i}]"
-        if node.name in node_names or node.name in graph.leaves:
-            other = (f"nodes[{node_names[node.name]}]" if node.name in node_names
-                     else f"the {graph.leaves[node.name].kind} {node.name!r}")
-            raise CgError(f"node name {node.name!r} is already taken by {other}; give the node its own \"name\"",
-                          where=f"nodes[{i}].name")
-        node_names[node.name] = i
-    for i, node in enumerate(graph.nodes):
-        for j, tensor in enumerate(node.inputs):
-            if tensor and tensor not in made_by:
-                raise CgError(f"unknown tensor {tensor!r}{did_you_mean(tensor, made_by)}",
-                              where=f"nodes[{i}].inputs[{j}]")
-        try:
-            op = get_op(node.op)
-        except CgError as e:
-            raise e.located(where=f"nodes[{i}].op") from None
-        _check_arity(op, node, i)
-        try:
-            node.attrs = check_attrs(op, node.attrs)
-        except CgError as e:
-            raise CgError(e.detail, where=f"nodes[{i}].{e.where}") from None
-    for j, out in enumerate(graph.outputs):
-        if out not in made_by:
-            raise CgError(f"unknown tensor {out!r}{did_you_mean(out, made_by)}", where=f"outputs[{j}]")
-    if graph.loss is not None and graph.loss not in made_by:
-        raise CgError(f"unknown tensor {graph.loss!r}{did_you_mean(graph.loss, made_by)}", where="loss")
-    graph.topological_order()  # raises on a cycle, naming it
+def save(graph: Graph, path) -> None:
+    """Write the graph as JSON (arrays over 1,000 elements into `<name>.npz` beside it), atomically."""
+    path = Path(path)
+    sidecar: dict = {}
+    text = json.dumps(to_dict(graph, sidecar, path.stem + ".npz"), indent=2) + "\n"
+    if sidecar:
+        write_atomic(path.with_suffix(".npz"), lambda f: write_npz(f, sidecar))
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
-def _check_arity(op, node: Node, index: int) -> None:
-    spec, given = op.spec, len(node.inputs)
-    missing = [spec.inputs[k] for k in range(min(spec.required, given)) if not node.inputs[k]]
-    if given < spec.required or (given > len(spec.inputs) and not spec.variadic) or missing:
-        names = ", ".join(spec.inputs) + ("…" if spec.variadic else "")
-        found = f"{given}" + (f" (input {missing[0]!r} left empty)" if missing else "")
-        raise CgError(f"{node.op} takes {spec.arity} inputs ({names}), found {found}",
-                      where=f"{node_place(index, node)}.inputs")
-
-
-def check_shapes(graph: Graph) -> None:
-    """A forward pass on zeros wherever a leaf has no value but declares its shape; shape errors name the
-    node. Skipped when some input has neither a value nor a shape."""
-    feed = {}
-    for leaf in graph.leaves.values():
-        if leaf.value is None:
-            if leaf.shape is None:
-                return
-            feed[leaf.name] = np.zeros(leaf.shape, leaf.dtype or np.float64)
-    graph.run(feed, backward=False)
-
+model.writers.update(to_dict=to_dict, save=save)

@@ -1,0 +1,78 @@
+"""The semantic checks of any Graph, whatever format it came from: names, references, ops, attributes,
+arity and cycles; and shapes, by a forward pass on zeros."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cgtools.errors import CgError, did_you_mean, node_place
+from cgtools.ops import get_op
+from cgtools.ops.base import check_attrs
+
+if TYPE_CHECKING:
+    from cgtools.graph import Graph, Node
+
+
+def check(graph: Graph) -> None:
+    """The semantic checks: names, references, ops, attributes, arity and cycles."""
+    made_by: dict[str, str] = {}
+    for leaf in graph.leaves.values():
+        made_by[leaf.name] = f"the {leaf.kind} {leaf.name!r}"
+    node_names: dict[str, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for j, out in enumerate(node.outputs):
+            if out in made_by:
+                raise CgError(f"tensor {out!r} is made twice: already by {made_by[out]}",
+                              where=f"nodes[{i}].outputs[{j}]")
+            made_by[out] = f"nodes[{i}]"
+        if node.name in node_names or node.name in graph.leaves:
+            other = (f"nodes[{node_names[node.name]}]" if node.name in node_names
+                     else f"the {graph.leaves[node.name].kind} {node.name!r}")
+            raise CgError(f"node name {node.name!r} is already taken by {other}; give the node its own \"name\"",
+                          where=f"nodes[{i}].name")
+        node_names[node.name] = i
+    for i, node in enumerate(graph.nodes):
+        for j, tensor in enumerate(node.inputs):
+            if tensor and tensor not in made_by:
+                raise CgError(f"unknown tensor {tensor!r}{did_you_mean(tensor, made_by)}",
+                              where=f"nodes[{i}].inputs[{j}]")
+        try:
+            op = get_op(node.op)
+        except CgError as e:
+            raise e.located(where=f"nodes[{i}].op") from None
+        _check_arity(op, node, i)
+        try:
+            node.attrs = check_attrs(op, node.attrs)
+        except CgError as e:
+            raise e.within(f"nodes[{i}]") from None
+    for j, out in enumerate(graph.outputs):
+        if out not in made_by:
+            raise CgError(f"unknown tensor {out!r}{did_you_mean(out, made_by)}", where=f"outputs[{j}]")
+    if graph.loss is not None and graph.loss not in made_by:
+        raise CgError(f"unknown tensor {graph.loss!r}{did_you_mean(graph.loss, made_by)}", where="loss")
+    graph.topological_order()  # raises on a cycle, naming it
+
+
+def _check_arity(op, node: Node, index: int) -> None:
+    spec, given = op.spec, len(node.inputs)
+    missing = [spec.inputs[k] for k in range(min(spec.required, given)) if not node.inputs[k]]
+    if given < spec.required or (given > len(spec.inputs) and not spec.variadic) or missing:
+        names = ", ".join(spec.inputs) + ("…" if spec.variadic else "")
+        found = f"{given}" + (f" (input {missing[0]!r} left empty)" if missing else "")
+        raise CgError(f"{node.op} takes {spec.arity} inputs ({names}), found {found}",
+                      where=f"{node_place(index, node)}.inputs")
+
+
+def check_shapes(graph: Graph) -> None:
+    """A forward pass on zeros wherever a leaf has no value but declares its shape; shape errors name the
+    node. Skipped when some input has neither a value nor a shape."""
+    feed = {}
+    for leaf in graph.leaves.values():
+        if leaf.value is None:
+            if leaf.shape is None:
+                return
+            feed[leaf.name] = np.zeros(leaf.shape, leaf.dtype or np.float64)
+    graph.run(feed, backward=False)
+

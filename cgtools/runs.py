@@ -1,0 +1,73 @@
+"""What a run computed: values and gradients by tensor name, read straight from the interpreter's slots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cgtools import notebook
+
+
+class SlotView(Mapping):
+    """A read-only name -> array mapping over the interpreter's slot list, built without copying.
+
+    With `zeros_like`, slots marked in `present` but never reached read as zeros of that value's shape."""
+
+    def __init__(self, slots: dict[str, int], names: list, arrays: list, present=None, zeros_like=None):
+        self._slots, self._names, self._arrays, self._zeros_like = slots, names, arrays, zeros_like
+        self._present = present if present is not None else [a is not None for a in arrays]
+
+    def __getitem__(self, name):
+        slot = self._slots.get(name, 0)
+        if not slot or not self._present[slot]:
+            raise KeyError(name)
+        array = self._arrays[slot]
+        if array is None:
+            array = self._arrays[slot] = np.zeros_like(self._zeros_like[slot])
+        return array
+
+    def __iter__(self):
+        names = self._names
+        return (names[i] for i, here in enumerate(self._present) if i and here)
+
+    def __len__(self):
+        return sum(self._present[1:])
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
+@dataclass
+class Run:
+    """What a run computed: `values` and `grads` map tensor names to arrays. A tensor has a gradient when it
+    is a float input, param or intermediate (zero where the loss does not depend on it).
+
+    With `per_use`, `use_grads[(node name, input slot)]` is what that one use passed back: a tensor read
+    twice gets two contributions, and its gradient is their sum (the multivariable chain rule)."""
+
+    graph: object
+    values: Mapping[str, np.ndarray]
+    grads: Mapping[str, np.ndarray]
+    loss: str | None
+    use_grads: dict = field(default_factory=dict)
+
+    def to_networkx(self):
+        return self.graph.to_networkx(self)
+
+    def non_finite(self) -> tuple[list[str], list[str]]:
+        """Tensors holding a NaN or an infinity: values in forward order (the first is where it started) and
+        gradients in backward order (the first is nearest the loss)."""
+        graph = self.graph
+        order = [*graph.leaves, *(t for i in graph.topological_order() for t in graph.nodes[i].outputs)]
+
+        def bad(array):
+            return array is not None and array.dtype.kind in "fc" and not np.isfinite(array).all()
+
+        return ([t for t in order if bad(self.values.get(t))],
+                [t for t in reversed(order) if bad(self.grads.get(t))])
+
+    def _repr_svg_(self):
+        """Jupyter shows a run as its diagram, values and gradients on the edges."""
+        return notebook.svg(self.graph, self)
