@@ -11,8 +11,9 @@ import pytest
 
 import cgtools
 from cgtools.export import draw
-from cgtools.export.dot import View, to_dot
+from cgtools.export.dot import to_dot
 from cgtools.export.frames import Frames
+from cgtools.export.scene import View
 from conftest import EXAMPLES, NAN_GRAPH, ROOT
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))

@@ -12,7 +12,8 @@ TEXT_FORMATS = ("svg", "dot")  # the ones `-o -` can write to standard output
 
 def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
     """The diagram of `graph` (with a run's values and gradients) as bytes in `fmt`."""
-    from cgtools.export.dot import View, render, to_dot
+    from cgtools.export.dot import render, to_dot
+    from cgtools.export.scene import View
 
     view = view or View()
     if fmt == "html":
