@@ -1,13 +1,9 @@
-"""Drawing graphs: DOT/SVG/PNG/PDF through Graphviz (dot.py), slide frames (frames.py), labels, themes."""
+"""Drawing graphs: what a diagram shows (scene.py), drawn as DOT/SVG/PNG/PDF through Graphviz (dot.py), as
+slide frames (frames.py) or as one interactive HTML page (html.py); labels and themes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from cgtools.errors import CgError, did_you_mean
-
 FORMATS = ("svg", "png", "pdf", "dot", "html")
-TEXT_FORMATS = ("svg", "dot")  # the ones `-o -` can write to standard output
 
 
 def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
@@ -22,32 +18,3 @@ def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
         return to_html(graph, run, view).encode()
     text = to_dot(graph, run, view)
     return text.encode() if fmt == "dot" else render(text, fmt)
-
-
-def choose_format(fmt: str | None, out: str | None) -> str:
-    """The format from -f, else from the suffix of -o, else svg."""
-    if fmt is None and out not in (None, "-"):
-        fmt = Path(out).suffix.lstrip(".").lower()
-        if not fmt:
-            raise CgError(f"cannot tell the format from {out!r}: give it a suffix ({', '.join(FORMATS)}) or -f")
-    fmt = (fmt or "svg").lower()
-    if fmt not in FORMATS:
-        raise CgError(f"unknown format {fmt!r}{did_you_mean(fmt, FORMATS)}; expected one of {', '.join(FORMATS)}")
-    return fmt
-
-
-def output_path(graph_path: str, out: str | None, fmt: str) -> Path | None:
-    """Where the drawing goes: -o, else beside the graph with the format's suffix; None for stdout."""
-    if out == "-":
-        if fmt not in TEXT_FORMATS:
-            raise CgError(f"-o - writes text to standard output: use -f {' or -f '.join(TEXT_FORMATS)}, "
-                          f"not {fmt}")
-        return None
-    path = Path(out) if out else Path(graph_path).with_suffix(f".{fmt}")
-    if path.is_dir():
-        raise CgError(f"the output {str(path)!r} is a folder; give a file name")
-    if path.resolve() == Path(graph_path).resolve():
-        raise CgError(f"the output {str(path)!r} would overwrite the graph itself; choose another -o")
-    if not path.parent.resolve().is_dir():
-        raise CgError(f"no such folder {str(path.parent)!r} for the output")
-    return path
