@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import networkx as nx
 
+from cgtools.export.dot import display_graph, dot_text, render
 from cgtools.export.scene import Scene
 
 DOT_LIMIT = 800  # nodes; above this the layered layout is used (dot takes seconds on 1,750)
@@ -35,8 +36,6 @@ def positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None] | None
 
 def dot_positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None]]:
     """Where Graphviz's `dot` puts the scene's diagram, everything shown."""
-    from cgtools.export.dot import display_graph, dot_text, render
-
     layout = json.loads(render(dot_text(display_graph(scene)), "json"))
     scale = 1.25  # Graphviz points to CSS pixels, so the layout has room for the page's labels
 
