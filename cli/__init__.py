@@ -141,9 +141,11 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
 
     import cgtools
     from cgtools.errors import CgError
-    from cgtools.export import choose_format, draw, output_path
-    from cgtools.export.dot import View
+    from cgtools.export import draw
+    from cgtools.export.scene import View
     from cgtools.files import write_atomic
+
+    from .paths import choose_format, output_path
 
     show_items = {s.strip().lower() for s in show.split(",") if s.strip()}
     if not show_items:

@@ -2,8 +2,8 @@
 
 import cgtools
 from cgtools.export import draw
-from cgtools.export.dot import View, display_graph
 from cgtools.export.html import vis_text
+from cgtools.export.scene import View, make_scene
 from conftest import EXAMPLES
 
 DRAWN = "window.cgtools && window.cgtools.drawn"
@@ -43,7 +43,7 @@ def test_page_is_offline_and_draws_every_node_and_edge(tmp_path, open_page, grap
     run = graph.run()
     opened = open_page(write_page(graph, run, tmp_path))
     opened.page.wait_for_function(DRAWN, timeout=20_000)
-    D = display_graph(graph, run)
+    D = make_scene(graph, run).graph
     counts = opened.page.evaluate("""[window.cgtools.nodes.get({filter: n => n.group !== 'label'}).length,
                                       window.cgtools.edges.length]""")
     assert counts == [D.number_of_nodes(), D.number_of_edges()]  # edge labels ride on extra 'label' nodes

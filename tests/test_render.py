@@ -11,8 +11,9 @@ import pytest
 
 import cgtools
 from cgtools.export import draw
-from cgtools.export.dot import View, to_dot
+from cgtools.export.dot import to_dot
 from cgtools.export.frames import Frames
+from cgtools.export.scene import View
 from conftest import EXAMPLES, NAN_GRAPH, ROOT
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
@@ -219,7 +220,9 @@ def test_render_to_stdout_and_default_path(tmp_path, cli, graphviz):
     result = cli("render", copy)
     assert result.returncode == 0 and result.stdout.strip() == str(tmp_path / "g.svg")
     assert (tmp_path / "g.svg").read_bytes().startswith(b"<?xml")
-    assert oct((tmp_path / "g.svg").stat().st_mode & 0o777) != "0o600"  # an ordinary file, not mkstemp's
+    umask = os.umask(0o022)
+    os.umask(umask)  # read back: the command ran with this umask
+    assert (tmp_path / "g.svg").stat().st_mode & 0o777 == 0o666 & ~umask  # as open() makes it, not mkstemp's 0o600
 
 
 def test_graphviz_missing_is_a_clear_error(tmp_path, cli):

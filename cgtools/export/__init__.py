@@ -1,19 +1,18 @@
-"""Drawing graphs: DOT/SVG/PNG/PDF through Graphviz (dot.py), slide frames (frames.py), labels, themes."""
+"""Drawing graphs: what a diagram shows (scene.py), drawn as DOT/SVG/PNG/PDF through Graphviz (dot.py), as
+slide frames (frames.py) or as one interactive HTML page (html.py); labels and themes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cgtools import notebook
-from cgtools.errors import CgError, did_you_mean
+from cgtools.errors import CgError
 
 FORMATS = ("svg", "png", "pdf", "dot", "html")
-TEXT_FORMATS = ("svg", "dot")  # the ones `-o -` can write to standard output
 
 
 def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
     """The diagram of `graph` (with a run's values and gradients) as bytes in `fmt`."""
-    from cgtools.export.dot import View, render, to_dot
+    from cgtools.export.dot import render, to_dot
+    from cgtools.export.scene import View
 
     view = view or View()
     if fmt == "html":
@@ -34,31 +33,3 @@ def notebook_svg(graph, run=None) -> str | None:
 
 notebook.drawing = notebook_svg
 
-
-def choose_format(fmt: str | None, out: str | None) -> str:
-    """The format from -f, else from the suffix of -o, else svg."""
-    if fmt is None and out not in (None, "-"):
-        fmt = Path(out).suffix.lstrip(".").lower()
-        if not fmt:
-            raise CgError(f"cannot tell the format from {out!r}: give it a suffix ({', '.join(FORMATS)}) or -f")
-    fmt = (fmt or "svg").lower()
-    if fmt not in FORMATS:
-        raise CgError(f"unknown format {fmt!r}{did_you_mean(fmt, FORMATS)}; expected one of {', '.join(FORMATS)}")
-    return fmt
-
-
-def output_path(graph_path: str, out: str | None, fmt: str) -> Path | None:
-    """Where the drawing goes: -o, else beside the graph with the format's suffix; None for stdout."""
-    if out == "-":
-        if fmt not in TEXT_FORMATS:
-            raise CgError(f"-o - writes text to standard output: use -f {' or -f '.join(TEXT_FORMATS)}, "
-                          f"not {fmt}")
-        return None
-    path = Path(out) if out else Path(graph_path).with_suffix(f".{fmt}")
-    if path.is_dir():
-        raise CgError(f"the output {str(path)!r} is a folder; give a file name")
-    if path.resolve() == Path(graph_path).resolve():
-        raise CgError(f"the output {str(path)!r} would overwrite the graph itself; choose another -o")
-    if not path.parent.resolve().is_dir():
-        raise CgError(f"no such folder {str(path.parent)!r} for the output")
-    return path

@@ -1,7 +1,8 @@
 """One self-contained, offline HTML page: the network built with pyvis, drawn by vis-network, in cgtools'
 own template (pyvis's loads Bootstrap from a CDN even "in_line").
 
-Labels come from the same display graph as the DOT output, so both speak alike. User strings reach the
+Labels come from the same scene as the DOT output, so both speak alike: the page reads the roles of the
+scene's label lines and makes its own marks of them. User strings reach the
 page only inside one JSON block, with <, > and & escaped, and are put on screen with textContent or as
 canvas text: nothing the graph holds can become markup or script.
 """
@@ -15,10 +16,9 @@ from importlib import resources
 
 import numpy as np
 
-from cgtools.export.dot import FORWARD, NOTHING, Reveal, View, display_graph
-from cgtools.export.frames import schedule
 from cgtools.export.labels import format_shape, format_tensor
 from cgtools.export.layout import positions
+from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View, alerting, at, make_scene, schedule
 from cgtools.export.themes import theme
 from cgtools.memory import collector_paused
 
@@ -27,10 +27,12 @@ LIGHT_FROM = 1_500  # nodes; past this edge labels appear only on hover or when 
 TOOLTIP_ELEMENTS = 64  # a hovered tensor is written out up to this size, summarised past it
 # vis-network's html mode has three marks, each with its own font: <b>, <i> and <code>. Which role wears
 # which differs between node labels (b: symbols and params, i: names, code: gradients) and edge labels
-# (i: gradients, code: NaN alerts); the page gives each mark its theme colour.
-NODE_MARKS = {"bold": "b", "symbol": "b", "title": "b", "muted": "i", "grad": "code", "alert": "code",
-              "alert_grad": "code"}
-EDGE_MARKS = {"grad": "i", "alert": "code", "alert_grad": "code"}
+# (i: gradients, code: NaN alerts); the page gives each mark its theme colour. The steps pick among
+# the labels at the STAGES (nothing yet, values, everything) by when each value and gradient appears.
+NODE_MARKS = {"param": "b", "output": "b", "symbol": "b", "title": "b", "names": "i", "shape": "i", "loss": "i",
+              "doc": "i", "grad": "code", "share": "code", "alert": "code", "alert_grad": "code", "alert_share": "code"}
+EDGE_MARKS = {"grad": "i", "share": "i", "alert": "code", "alert_grad": "code", "alert_share": "code"}
+STAGES = (NOTHING, FORWARD, Reveal())  # what the page's labels can show: nothing yet, values, everything
 
 
 def vis_text(text: str) -> str:
@@ -83,45 +85,64 @@ def page(graph, run, view: View) -> str:
 
     t = theme(view.theme)
     plan = schedule(graph, run)
-    # The three label stages of every element: nothing yet, values, everything. Steps pick among them.
-    stages = [display_graph(graph, run, view, reveal) for reveal in (NOTHING, FORWARD, Reveal())]
-    D = stages[2]
-    where, label_at = positions(D, view.rankdir)
-    big = D.number_of_nodes() > LIGHT_FROM
+    scene = make_scene(graph, run, view)
+    where, label_at = positions(scene)
     net = Network(directed=True)
     net.node_ids = _IdList()  # pyvis checks membership in a list on every add: quadratic without this
-    node_variants = [list(S.nodes(data="_lines")) for S in stages]
-    edge_variants = [[lines for _, _, lines in S.edges(data="_lines")] for S in stages]
+    big = scene.graph.number_of_nodes() > LIGHT_FROM
+    ids, elements = page_nodes(net, scene, plan, where, t)
+    info = {key: node_info(graph, data["model"], data["kind"], run) for key, data in scene.graph.nodes(data=True)}
+    edge_elements, tensors, magnitudes = page_edges(net, scene, plan, run, label_at, big, t)
+    elements += edge_elements
+    nodes, edges, *_ = net.get_network_data()
+    doc = {
+        "title": graph.name or (graph.path or "graph"), "doc": graph.doc, "theme": t, "light": big,
+        "nodes": nodes, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
+        "gradMagnitudes": magnitudes, "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
+        "steps": [{"caption": caption(k, plan, len(graph.nodes)), "active": ids.get(active)}
+                  for k, active in enumerate(plan.active)] if run is not None else [],
+    }
+    return fill_template(doc)
 
-    info, ids, elements = {}, {}, []
-    for k, (key, data) in enumerate(D.nodes(data=True)):
-        kind, model = data["_kind"], data["_model"]
-        ids[(kind, model)] = key
+
+def stage_labels(lines, *, node: bool = False) -> list[str]:
+    """An element's label at each of the page's STAGES."""
+    return [vis_label(at(lines, reveal), node=node) for reveal in STAGES]
+
+
+def page_nodes(net, scene: Scene, plan: Schedule, where: dict, t: dict) -> tuple[dict, list]:
+    """The scene's nodes into the network; their keys by (kind, name), and the step elements of the nodes
+    whose labels change with the steps (those carrying a shared tensor's value and gradient)."""
+    ids, elements = {}, []
+    for key, data in scene.graph.nodes(data=True):
+        kind = data["kind"]
+        ids[(kind, data["model"])] = key
         x, y = where[key]
-        labels = [vis_label(variant[k][1], node=True) for variant in node_variants]
-        net.add_node(key, label=labels[2], x=x, y=y, shape="ellipse" if kind == "op" else "box",
+        labels = stage_labels(data["lines"], node=True)
+        net.add_node(key, label=labels[-1], x=x, y=y, shape="ellipse" if kind == "op" else "box",
                      color={"background": t["fill"][kind], "border": t["line"]},
-                     shapeProperties={"borderDashes": kind == "constant"},
-                     borderWidth=3 if data.get("peripheries") == 2 else 1.5)
-        info[key] = node_info(graph, model, kind, run)
-        if labels[0] != labels[2]:  # a node that carries a shared tensor's value and gradient
-            made = graph_tensors(graph, model, kind)
+                     shapeProperties={"borderDashes": kind == "constant"}, borderWidth=3 if data["loss"] else 1.5)
+        if labels[0] != labels[-1]:
+            made = data["tensors"]
             elements.append({"node": key, "labels": labels, "value": min(plan.value_step.get(n, 0) for n in made),
                              "grad": max(plan.grad_step.get(n, len(plan.active)) for n in made)})
+    return ids, elements
 
+
+def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) -> tuple[list, list, list]:
+    """The scene's edges into the network (a label Graphviz placed rides on a text node there); their step
+    elements, hover texts and gradient magnitudes, in edge order."""
     values = run.values if run is not None else {}
     grads = run.grads if run is not None else {}
     loss = run.loss if run is not None else None
-    tensors, magnitudes = [], []
+    elements, tensors, magnitudes = [], [], []
     never = len(plan.active)  # a step past the last: what a forward-only run never shows
-    for i, (u, v, data) in enumerate(D.edges(data=True)):
-        name = data["_tensor"]
-        labels = [vis_label(variant[i]) for variant in edge_variants]
-        # this read of the tensor: (reading node, input slot), for its share of a shared tensor's gradient
-        use = (D.nodes[v]["_model"], data["_slot"]) if D.nodes[v]["_kind"] == "op" and data["_shared"] else None
+    for i, (u, v, data) in enumerate(scene.graph.edges(data=True)):
+        name, use = data["tensor"], data["use"]  # use: (reading op, input slot) of one read of a shared tensor
+        labels = stage_labels(data["lines"])
         element = {"edge": f"E{i}", "labels": labels, "value": plan.value_step.get(name, 0),
                    "grad": plan.use_step.get(use, plan.grad_step.get(name, never))}
-        label = labels[2]
+        label = labels[-1]
         if label_at is not None and label_at[i] is not None and label:  # where Graphviz put the label
             x, y = label_at[i]
             net.add_node(f"T{i}", label=label, x=x, y=y, shape="text", group="label")
@@ -131,25 +152,10 @@ def page(graph, run, view: View) -> str:
         share = run.use_grads.get(use) if run is not None and use else None
         tensors.append(tensor_text(name, values.get(name), grads.get(name), loss, share))
         magnitudes.append(grad_magnitude(grads.get(name)))
+        alert = alerting(at(data["lines"], Reveal()))
         net.add_edge(u, v, id=f"E{i}", label="" if big else label,
-                     **({"color": {"color": t["alert"]}, "width": 2.5} if "color" in data else {}))
-
-    nodes, edges, *_ = net.get_network_data()
-    doc = {
-        "title": graph.name or (graph.path or "graph"), "doc": graph.doc, "theme": t, "light": big,
-        "nodes": nodes, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
-        "gradMagnitudes": magnitudes, "loss": loss, "limit": DRAW_LIMIT,
-        "steps": [{"caption": caption(k, plan, len(graph.nodes)), "active": ids.get(active)}
-                  for k, active in enumerate(plan.active)] if run is not None else [],
-    }
-    return fill_template(doc)
-
-
-def graph_tensors(graph, model: str, kind: str) -> list[str]:
-    """The tensors a display node stands for: a leaf's own, an op's outputs."""
-    if kind == "op":
-        return next(n for n in graph.nodes if n.name == model).outputs
-    return [model]
+                     **({"color": {"color": t["alert"]}, "width": 2.5} if alert else {}))
+    return elements, tensors, magnitudes
 
 
 def caption(k: int, plan, n_ops: int) -> str:

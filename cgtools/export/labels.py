@@ -1,8 +1,6 @@
-"""How values and gradients are written: one place, shared by tables, DOT labels and HTML tooltips."""
+"""How values, gradients, shapes and ops are written: one place, shared by tables, diagram labels and tooltips."""
 
 from __future__ import annotations
-
-import html
 
 import numpy as np
 
@@ -63,27 +61,9 @@ def _nested(items, precision):
     return "[" + ", ".join([_nested(i, precision) for i in items]) + "]"
 
 
-# ---- diagram labels: Graphviz HTML-like labels, every user string escaped -------------------------------
-
-
-CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if c != 10} | {127: 0x2421}  # BEL -> ␇: visible, harmless
-
-
-def esc(text) -> str:
-    """A user string made literal inside a Graphviz HTML-like label (and so inside SVG).
-
-    Graphviz still reads backslash escapes (\\N is the node's name) in HTML-like labels, so backslashes
-    are doubled; control characters, which break its XML parser, are shown as their control pictures."""
-    text = str(text).translate(CONTROL_PICTURES).replace("\\", "\\\\")
-    return html.escape(text, quote=True).replace("\n", "<BR/>")
-
-
-def font(text: str, *, color: str | None = None, size: int | None = None, style: str = "") -> str:
-    """`text` (already escaped) in a colour, size and style ("B", "I" or "" for plain)."""
-    attrs = "".join(f' {k}="{v}"' for k, v in (("COLOR", color), ("POINT-SIZE", size)) if v)
-    if style:
-        text = f"<{style}>{text}</{style}>"
-    return f"<FONT{attrs}>{text}</FONT>" if attrs else text
+def shorten(name: str, limit: int = 28) -> str:
+    """Long names cut to fit a slide (the tooltip keeps the whole name)."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def op_symbol(cls, inputs: list[str], folded: dict[str, str]) -> str:

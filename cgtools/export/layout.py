@@ -12,6 +12,9 @@ from collections import defaultdict
 
 import networkx as nx
 
+from cgtools.export.dot import display_graph, dot_text, render
+from cgtools.export.scene import Scene
+
 DOT_LIMIT = 800  # nodes; above this the layered layout is used (dot takes seconds on 1,750)
 GAP = 40.0  # px of air between layers, and between neighbours in a layer
 CHAR, LINE = 8.5, 20.0  # px per character and per line of a label, roughly, at the page's font sizes
@@ -21,20 +24,19 @@ SWEEPS = 4
 Point = tuple[float, float]
 
 
-def positions(D: nx.MultiDiGraph, rankdir: str) -> tuple[dict[str, Point], list[Point | None] | None]:
-    """Screen positions (x right, y down) of the display graph's nodes, and of its edge labels where the
-    layout placed them (Graphviz does; None otherwise, and labels go on the edges' midpoints)."""
+def positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None] | None]:
+    """Screen positions (x right, y down) of the scene's nodes, and of its edge labels where the layout
+    placed them (Graphviz does; None otherwise, and labels go on the edges' midpoints)."""
     import shutil
 
-    if D.number_of_nodes() <= DOT_LIMIT and shutil.which("dot"):
-        return dot_positions(D)
-    return layered_positions(D, rankdir), None
+    if scene.graph.number_of_nodes() <= DOT_LIMIT and shutil.which("dot"):
+        return dot_positions(scene)
+    return layered_positions(scene.graph, scene.view.rankdir), None
 
 
-def dot_positions(D: nx.MultiDiGraph) -> tuple[dict[str, Point], list[Point | None]]:
-    from cgtools.export.dot import dot_text, render
-
-    layout = json.loads(render(dot_text(D), "json"))
+def dot_positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None]]:
+    """Where Graphviz's `dot` puts the scene's diagram, everything shown."""
+    layout = json.loads(render(dot_text(display_graph(scene)), "json"))
     scale = 1.25  # Graphviz points to CSS pixels, so the layout has room for the page's labels
 
     def point(text):
@@ -77,21 +79,21 @@ def layered_positions(D: nx.MultiDiGraph, rankdir: str) -> dict[str, tuple[float
 
 
 def extent(lines) -> tuple[float, float]:
-    """A label's rough width and height in px, from its lines."""
+    """A label's rough width and height in px, from its lines (all shown)."""
     if not lines:
         return 0.0, 0.0
-    return max(len(text) for text, _ in lines) * CHAR + 24, len(lines) * LINE + 12
+    return max(len(line.text) for line in lines) * CHAR + 24, len(lines) * LINE + 12
 
 
 def place_layers(D, layers: dict, rank: dict, rankdir: str) -> dict[str, Point]:
     """Coordinates with room for every label: each layer as deep as its widest node, plus the widest edge
     label leaving it; neighbours in a layer as far apart as their sizes ask."""
     horizontal = rankdir in ("LR", "RL")
-    size = {n: extent(D.nodes[n].get("_lines")) for n in D}
+    size = {n: extent(D.nodes[n]["lines"]) for n in D}
     along_of = (lambda wh: wh[0]) if horizontal else (lambda wh: wh[1])
     across_of = (lambda wh: wh[1]) if horizontal else (lambda wh: wh[0])
     labels: dict[int, float] = defaultdict(float)
-    for u, _, lines in D.edges(data="_lines"):
+    for u, _, lines in D.edges(data="lines"):
         labels[rank[u]] = max(labels[rank[u]], along_of(extent(lines)))
     along, at = {}, 0.0
     ranks = sorted(layers)
