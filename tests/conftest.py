@@ -1,64 +1,28 @@
+"""Fixtures: the CLI, Graphviz, a real browser, golden files, and ops a test registers."""
+
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-# log of a negative number: the NaN starts at lx and flows on to ex and L
-NAN_GRAPH = {"cgtools": "1.0", "inputs": [{"name": "x", "value": [-1.0, 2.0]}],
-             "nodes": [{"op": "Log", "inputs": ["x"], "outputs": ["lx"]},
-                       {"op": "Exp", "inputs": ["lx"], "outputs": ["ex"]},
-                       {"op": "ReduceSum", "inputs": ["ex"], "outputs": ["L"], "attrs": {"keepdims": 0}}],
-             "outputs": ["L"]}
+from helpers import run_cli
 
 
-def cgtools_command() -> list[str]:
-    """The installed console script, beside this interpreter."""
-    script = Path(sys.executable).with_name("cgtools")
-    return [str(script)] if script.exists() else [shutil.which("cgtools") or "cgtools"]
+def pytest_collection_modifyitems(items):
+    """A test that opens a browser page is a `browser` test, whichever file it is in."""
+    for item in items:
+        if {"browser", "open_page"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
 
 
-def run_cli(*args, cwd=None, input=None, env=None) -> subprocess.CompletedProcess:
-    """The real `cgtools` console script, in a subprocess."""
-    return subprocess.run([*cgtools_command(), *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          input=input, timeout=120, env=env)
+@pytest.fixture(autouse=True)
+def registered_ops_are_forgotten():
+    """An op a test registers lasts for that test only."""
+    from cgtools.ops import REGISTRY
 
-
-@pytest.fixture
-def cli():
-    """Run the real `cgtools` command; returns the CompletedProcess."""
-    return run_cli
-
-
-def run_in_process(capsys, *args) -> subprocess.CompletedProcess:
-    """`cgtools.cli.main`, the console script's entry point, called in this process (no start-up cost);
-    an exception escaping it is what the script would print as a traceback."""
-    import traceback
-
-    from cgtools.cli import main
-
-    capsys.readouterr()
-    code, crash = 0, ""
-    try:
-        main([str(arg) for arg in args])
-    except SystemExit as e:
-        code = e.code
-    except Exception:
-        code, crash = 1, traceback.format_exc()
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out, err + crash)
-
-
-def error_of(call, *args, **kwargs) -> str:
-    """The message of the CgError that `call` raises."""
-    from cgtools.errors import CgError
-
-    with pytest.raises(CgError) as info:
-        call(*args, **kwargs)
-    return str(info.value)
+    before = dict(REGISTRY)
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(before)
 
 
 def pytest_addoption(parser):

@@ -12,7 +12,7 @@ from cgtools import optim
 from cgtools.ops import Operation
 from cgtools.tensor import Tensor, tensor_op
 from cgtools.train import accuracy, load_data, train
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 
 
 def lecture_tensors():

@@ -10,14 +10,9 @@ from opcheck import assert_same_run, compiled_at_once
 import cgtools
 from cgtools import compiled
 from cgtools.interpreter import plan_of
-from conftest import EXAMPLES, NAN_GRAPH, error_of
+from helpers import EXAMPLES, NAN_GRAPH, error_of, graph_of
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
-
-
-def graph_of(nodes, inputs=(), params=(), outputs=None, **extra):
-    return cgtools.load({"cgtools": "1.0", "inputs": list(inputs), "params": list(params), "nodes": nodes,
-                         "outputs": outputs or [nodes[-1]["outputs"][0]], **extra})
 
 
 def interpreted_and_compiled(make_graph, feed=None, runs=3):

@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 
 import cgtools
-from conftest import EXAMPLES, NAN_GRAPH
+from helpers import EXAMPLES, NAN_GRAPH, graph_of
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
-
-
-def graph_of(nodes, inputs=(), params=(), constants=(), outputs=None, **extra):
-    return cgtools.load({"cgtools": "1.0", "inputs": list(inputs), "params": list(params),
-                         "constants": list(constants), "nodes": nodes,
-                         "outputs": outputs or [nodes[-1]["outputs"][0]], **extra})
 
 
 def test_x_times_x_keeps_both_edges_and_both_gradients():

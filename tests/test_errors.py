@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import cgtools
-from conftest import error_of, run_cli, run_in_process
+from helpers import error_of, run_cli, run_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "affine_square.json"

@@ -7,7 +7,7 @@ import pytest
 
 import cgtools
 from cgtools.expr import parse
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 
 
 def same_numbers(a, b, names):

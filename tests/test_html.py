@@ -4,7 +4,7 @@ import cgtools
 from cgtools.export import draw
 from cgtools.export.html import vis_text
 from cgtools.export.scene import View, make_scene
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 
 DRAWN = "window.cgtools && window.cgtools.drawn"
 

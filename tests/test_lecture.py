@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cgtools
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 
 
 def test_affine_square_through_the_cli(cli):

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 import cgtools
 from cgtools.io import convert
 from cgtools.onnx_io import INSTALL_HINT, load_onnx, save_onnx, to_onnx
-from conftest import EXAMPLES, error_of, run_cli, run_in_process
+from helpers import EXAMPLES, error_of, run_cli, run_in_process
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 F = TensorProto.FLOAT

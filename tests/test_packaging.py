@@ -5,7 +5,7 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import ROOT, cgtools_command
+from helpers import ROOT, cgtools_command
 
 
 def test_wheel_contains_the_schema_and_the_cli(tmp_path):

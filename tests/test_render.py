@@ -14,7 +14,7 @@ from cgtools.export import draw
 from cgtools.export.dot import to_dot
 from cgtools.export.frames import Frames
 from cgtools.export.scene import View
-from conftest import EXAMPLES, NAN_GRAPH, ROOT
+from helpers import EXAMPLES, NAN_GRAPH, ROOT
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 GOLDEN = ROOT / "tests" / "golden"

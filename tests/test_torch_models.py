@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import cgtools
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 
 
 def test_mlp_example_matches_pytorch_end_to_end():

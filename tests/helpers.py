@@ -1,0 +1,72 @@
+"""What the tests share: paths, a graph with a NaN, graphs from node lists, and the CLI run as a user runs it."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+# log of a negative number: the NaN starts at lx and flows on to ex and L
+NAN_GRAPH = {"cgtools": "1.0", "inputs": [{"name": "x", "value": [-1.0, 2.0]}],
+             "nodes": [{"op": "Log", "inputs": ["x"], "outputs": ["lx"]},
+                       {"op": "Exp", "inputs": ["lx"], "outputs": ["ex"]},
+                       {"op": "ReduceSum", "inputs": ["ex"], "outputs": ["L"], "attrs": {"keepdims": 0}}],
+             "outputs": ["L"]}
+
+
+def cgtools_command() -> list[str]:
+    """The installed console script, beside this interpreter."""
+    script = Path(sys.executable).with_name("cgtools")
+    return [str(script)] if script.exists() else [shutil.which("cgtools") or "cgtools"]
+
+
+def run_cli(*args, cwd=None, input=None, env=None) -> subprocess.CompletedProcess:
+    """The real `cgtools` console script, in a subprocess."""
+    return subprocess.run([*cgtools_command(), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          input=input, timeout=120, env=env)
+
+
+@pytest.fixture
+def cli():
+    """Run the real `cgtools` command; returns the CompletedProcess."""
+    return run_cli
+
+
+def run_in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """`cgtools.cli.main`, the console script's entry point, called in this process (no start-up cost);
+    an exception escaping it is what the script would print as a traceback."""
+    import traceback
+
+    from cgtools.cli import main
+
+    capsys.readouterr()
+    code, crash = 0, ""
+    try:
+        main([str(arg) for arg in args])
+    except SystemExit as e:
+        code = e.code
+    except Exception:
+        code, crash = 1, traceback.format_exc()
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err + crash)
+
+
+def error_of(call, *args, **kwargs) -> str:
+    """The message of the CgError that `call` raises."""
+    from cgtools.errors import CgError
+
+    with pytest.raises(CgError) as info:
+        call(*args, **kwargs)
+    return str(info.value)
+
+
+def graph_of(nodes, inputs=(), params=(), constants=(), outputs=None, **extra):
+    """A checked graph from its nodes and leaves; the output defaults to the last node's first."""
+    import cgtools
+
+    return cgtools.load({"cgtools": "1.0", "inputs": list(inputs), "params": list(params),
+                         "constants": list(constants), "nodes": nodes,
+                         "outputs": outputs or [nodes[-1]["outputs"][0]], **extra})
