@@ -1,6 +1,8 @@
 """Properties over many random shapes (hypothesis): broadcast gradients against PyTorch, the format's round
 trip, and expressions that are never run."""
 
+import sys
+
 import numpy as np
 import torch
 from hypothesis import given, settings
@@ -45,12 +47,54 @@ def test_any_name_and_values_survive_the_round_trip(values, name):
     assert graph.run().grads[name].tolist() == [1.0] * len(values)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=60))
-def test_expressions_are_parsed_never_run(text):
-    """Any text either becomes a graph or a CgError: no other exception, nothing executed."""
+class Executions:
+    """Python's audit events for running code (exec, eval, imports, processes, input), recorded while
+    `watching`: an audit hook cannot be removed, so one is installed for the whole session."""
+
+    EVENTS = {"exec", "import", "os.system", "os.exec", "os.posix_spawn", "subprocess.Popen", "builtins.input"}
+
+    def __init__(self):
+        self.watching, self.seen = False, []
+        sys.addaudithook(self.hear)
+
+    def hear(self, event, args):
+        if self.watching and event in self.EVENTS:
+            self.seen.append(event)
+
+    def during(self, call, *args):
+        self.watching, self.seen = True, []
+        try:
+            call(*args)
+        finally:
+            self.watching = False
+        return self.seen
+
+
+EXECUTIONS = Executions()
+HOSTILE = ["__import__('os').system('true')", "exec('x = 1')", "eval('1')", "open('/etc/passwd')",
+           "(lambda: 1)()", "x.__class__", "compile('1', 'f', 'eval')", "input()", "[x for x in y]", "x ** 10 ** 9"]
+
+
+def parse_or_refuse(text):
+    """parse(text), a CgError being an answer too: anything else escaping is a failure."""
     try:
         doc = parse(text)
     except cgtools.CgError:
         return
     assert doc["nodes"] and doc["outputs"]
+
+
+def test_the_watch_sees_code_being_run():
+    """The check below can fail: running the text, as eval would, is seen."""
+    assert "exec" in EXECUTIONS.during(eval, "1 + 1")
+    assert "import" in EXECUTIONS.during(exec, "import colorsys")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.sampled_from(HOSTILE),
+                 st.builds("{} * {}".format, st.sampled_from(HOSTILE), st.text(max_size=10))))
+def test_expressions_are_parsed_never_run(text):
+    """Any text, hostile or random, becomes a graph or a CgError, and nothing of it runs: no code executed,
+    no module imported, no process started."""
+    parse("warm * up")  # anything parse imports lazily is imported before the watch
+    assert EXECUTIONS.during(parse_or_refuse, text) == []
