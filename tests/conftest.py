@@ -25,6 +25,12 @@ def registered_ops_are_forgotten():
     REGISTRY.update(before)
 
 
+@pytest.fixture
+def cli():
+    """Run the real `cgtools` command; returns the CompletedProcess."""
+    return run_cli
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite the golden DOT files from the current output (review the diff!)")

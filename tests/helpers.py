@@ -29,12 +29,6 @@ def run_cli(*args, cwd=None, input=None, env=None) -> subprocess.CompletedProces
                           input=input, timeout=120, env=env)
 
 
-@pytest.fixture
-def cli():
-    """Run the real `cgtools` command; returns the CompletedProcess."""
-    return run_cli
-
-
 def run_in_process(capsys, *args) -> subprocess.CompletedProcess:
     """`cgtools.cli.main`, the console script's entry point, called in this process (no start-up cost);
     an exception escaping it is what the script would print as a traceback."""
