@@ -391,24 +391,7 @@ def ops():
     from cgtools.ops import REGISTRY, summary
 
     for op_type in sorted(REGISTRY):
-        spec = REGISTRY[op_type].spec
-        inputs = [name if k < spec.required else f"[{name}]" for k, name in enumerate(spec.inputs)]
-        if spec.variadic:
-            inputs[-1] = spec.inputs[-1] + "…"
-        attrs = [_attr_text(name, default, spec.choices.get(name)) for name, (_, default) in spec.attrs.items()]
-        signature = ", ".join(inputs) + ("; " + ", ".join(attrs) if attrs else "")
-        click.echo(f"{op_type:<24} {summary(REGISTRY[op_type])}\n{'':<24} ({signature})")
-
-
-def _attr_text(name, default, choices) -> str:
-    """An attribute as `cgtools ops` shows it: `name`, `name=default`, or `name='a' (or 'b', 'c')` for an enum."""
-    from cgtools.ops.base import REQUIRED
-
-    text = name if default is REQUIRED else f"{name}={default!r}"
-    others = [repr(v) for v in choices or () if v != default]
-    if others:
-        text += f" ({'one of' if default is REQUIRED else 'or'} {', '.join(others)})"
-    return text
+        click.echo(f"{op_type:<24} {summary(REGISTRY[op_type])}\n{'':<24} ({REGISTRY[op_type].spec.signature})")
 
 
 def main(argv=None) -> None:

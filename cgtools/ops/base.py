@@ -84,6 +84,21 @@ class OpSpec:
             return str(self.required)
         return f"{self.required} to {len(self.inputs)}"
 
+    @property
+    def signature(self) -> str:
+        """As `cgtools ops` shows it: "x, [axes_tensor]; keepdims=1, mode='constant' (or 'reflect', 'edge')"."""
+        inputs = [name if k < self.required else f"[{name}]" for k, name in enumerate(self.inputs)]
+        if self.variadic:
+            inputs[-1] = self.inputs[-1] + "…"
+        attrs = []
+        for name, (_, default) in self.attrs.items():
+            text = name if default is REQUIRED else f"{name}={default!r}"
+            others = ", ".join(repr(v) for v in self.choices.get(name, ()) if v != default)
+            if others:
+                text += f" ({'one of' if default is REQUIRED else 'or'} {others})"
+            attrs.append(text)
+        return ", ".join(inputs) + ("; " + ", ".join(attrs) if attrs else "")
+
 
 REQUIRED = object()  # default of an attribute the graph must give
 REGISTRY: dict[str, type[Operation]] = {}

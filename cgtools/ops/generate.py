@@ -1,5 +1,4 @@
-"""Tensors made from shapes and attributes rather than from input elements: Shape, Size, Constant,
-ConstantOfShape, Range."""
+"""Tensors made from shapes and attributes, not from input elements: Shape, Size, Constant(OfShape), Range."""
 
 from __future__ import annotations
 

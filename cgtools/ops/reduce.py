@@ -1,8 +1,9 @@
-"""Reductions along axes: the Reduce* ops, ArgMax and ArgMin, and CumSum, the scan (running sums that keep
-every partial result of a reduction along one axis).
+"""Reductions along axes: the Reduce* ops, ArgMax, ArgMin, and CumSum (a scan: running sums along an axis).
 
-The Reduce* axes come as the optional second input (ONNX opset 18) or as the `axes` attribute (older
-opsets, and handier in hand-written graphs); no axes means all of them."""
+CumSum sits here as the scan of a sum: it keeps every partial result of the reduction along its axis.
+
+The Reduce* axes come as the optional second input (ONNX opset 18) or as the `axes` attribute (older opsets,
+and handier in hand-written graphs); no axes means all of them."""
 
 from __future__ import annotations
 

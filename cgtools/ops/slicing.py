@@ -1,5 +1,7 @@
-"""Ops that cut, pad, repeat and index tensors: their gradients carry each element's gradient back to where
-it came from, adding up where one element went to several places."""
+"""Ops that cut, pad, repeat and index tensors: Split, Slice, Expand, Pad, Tile, GatherElements, ScatterND, Trilu.
+
+Their gradients carry each element's gradient back to where it came from, adding up where one element went
+to several places."""
 
 from __future__ import annotations
 
