@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from cgtools.errors import CgError
+from cgtools.onnx.mapping import TYPE_NAMES, code_of
 from cgtools.values import DTYPES
 
 INSTALL_HINT = "ONNX support needs the onnx package: pip install 'cgtools[onnx]'"
@@ -47,17 +48,17 @@ def _onnx():
 
 def onnx_dtype_name(elem_type: int) -> str:
     """The numpy-style name of an ONNX element type: 'float32', 'int64', 'bfloat16', 'string' …"""
-    onnx = _onnx()
-    try:
-        name = onnx.TensorProto.DataType.Name(elem_type).lower()
-    except ValueError:
-        return f"type {elem_type}"
-    return {"float": "float32", "double": "float64", "undefined": "an undefined type"}.get(name, name)
+    name = TYPE_NAMES.get(elem_type)
+    if name is None:  # a code newer than the table: onnx may know it
+        try:
+            name = _onnx().TensorProto.DataType.Name(elem_type).lower()
+        except ValueError:
+            return f"type {elem_type}"
+    return "an undefined type" if name == "undefined" else name
 
 
 def _elem_type(dtype) -> int:
-    onnx = _onnx()
-    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    return code_of(dtype)
 
 
 SUPPORTED_WORDS = "float16, float32, float64, int32, int64 and bool"

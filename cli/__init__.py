@@ -391,16 +391,9 @@ def schema(markdown):
 def ops():
     """List the ops with their inputs, attributes and a one-line description."""
     from cgtools.ops import REGISTRY, summary
-    from cgtools.ops.base import REQUIRED
 
     for op_type in sorted(REGISTRY):
-        spec = REGISTRY[op_type].spec
-        inputs = [name if k < spec.required else f"[{name}]" for k, name in enumerate(spec.inputs)]
-        if spec.variadic:
-            inputs[-1] = spec.inputs[-1] + "…"
-        attrs = [name if default is REQUIRED else f"{name}={default!r}" for name, (_, default) in spec.attrs.items()]
-        signature = ", ".join(inputs) + ("; " + ", ".join(attrs) if attrs else "")
-        click.echo(f"{op_type:<24} {summary(REGISTRY[op_type])}\n{'':<24} ({signature})")
+        click.echo(f"{op_type:<24} {summary(REGISTRY[op_type])}\n{'':<24} ({REGISTRY[op_type].spec.signature})")
 
 
 def main(argv=None) -> None:

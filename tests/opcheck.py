@@ -1,7 +1,7 @@
 """The machinery of the op tests: a case is one node (op, inputs, attributes) beside the same computation
 written in torch; it is checked against central finite differences in float64 and against torch autograd.
 
-Each `tests/test_ops*.py` module has a CASES table; `test_ops.py::test_every_op_has_cases` gathers them all.
+The op families' CASES tables are in tests/opcases/; tests/test_ops.py runs them all.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pytest
@@ -52,6 +53,35 @@ def case(id, args, torch_fn, **attrs) -> Case:
 
 def randn(*shape):
     return rng.standard_normal(shape)
+
+
+# ---- inputs that keep finite differences meaningful ----------------------------------------------------
+
+def positive(*shape):  # for Log, Sqrt, the base of Pow, divisors, variances
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def nonzero(*shape):  # at least 0.2 from the kink at 0 (Relu, LeakyRelu, Abs, Sign, Elu, Selu, ReduceL1)
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.2, 1.5, shape)
+
+
+def distinct(*shape):
+    """Values at least 0.1 apart: no ties (of ReduceMin, or of a pooling window's maxima)."""
+    size = int(np.prod(shape))
+    return ((rng.permutation(size) - size / 2) * 0.1 + 0.01).reshape(shape)
+
+
+def away_from(x, points, margin=0.05):
+    """x with every value moved at least `margin` away from each of `points` (the bounds of Clip)."""
+    x = x.copy()
+    for p in points:
+        near = np.abs(x - p) < margin
+        x[near] = p + 2 * margin
+    return x
+
+
+def ints(values):
+    return Const(values, np.int64)
 
 
 # ---- running a case ------------------------------------------------------------------------------------
@@ -170,3 +200,18 @@ def check_keeps_float32(c: Case):
     for name in feed:
         assert run.grads[name].dtype == np.float32, f"gradient of {name!r}"
         np.testing.assert_allclose(run.grads[name], run64.grads[name], rtol=1e-4, atol=1e-5)
+
+
+# ---- ONNX's backend node suite, as cgtools.conformance finds and runs it -------------------------------
+
+@cache
+def node_suite() -> list:
+    """Every case of ONNX's backend node test suite (generated into .cache/ on first use)."""
+    from cgtools import conformance
+
+    return conformance.discover(conformance.ensure_suite())
+
+
+def node_suite_cases(ops) -> list:
+    """The suite's runnable cases (cgtools.conformance's rule) whose graphs use any of `ops`."""
+    return [c for c in node_suite() if c.status == "runnable" and set(c.ops) & set(ops)]

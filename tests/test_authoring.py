@@ -156,3 +156,32 @@ def test_example_scripts_trace_their_json_twins(name):
             if t.name in twin.grads:
                 np.testing.assert_allclose(t.grad, twin.grads[t.name], rtol=1e-10, atol=1e-14, err_msg=t.name)
     assert traced.value == twin.values[traced.name]
+
+
+def test_an_enum_attribute_is_declared_in_the_signature_and_checked_at_load(monkeypatch):
+    from typing import Literal
+
+    from cgtools.ops import REGISTRY, register_op
+
+    monkeypatch.setitem(REGISTRY, "Rounded", None)
+
+    @register_op("Rounded")
+    class Rounded(Operation):
+        """x rounded as `how` says"""
+
+        @staticmethod
+        def forward(ctx, x, *, how: Literal["down", "up"] = "down"):
+            return np.floor(x) if how == "down" else np.ceil(x)
+
+    assert Rounded.spec.attrs["how"] == ("enum", "down") and Rounded.spec.choices["how"] == ("down", "up")
+    assert Rounded.spec.signature == "x; how='down' (or 'up')"
+
+    def graph(how):
+        return cgtools.load({"cgtools": "1.0", "inputs": [{"name": "x", "value": 1.5}],
+                             "nodes": [{"op": "Rounded", "inputs": ["x"], "outputs": ["y"], "attrs": {"how": how}}],
+                             "outputs": ["y"]})
+
+    assert graph("up").run(backward=False).values["y"] == 2.0
+    with pytest.raises(cgtools.CgError, match=r"^nodes\[0\]\.attrs\.how: expected one of 'down', 'up', "
+                                              r"found 'sideways'"):
+        graph("sideways")

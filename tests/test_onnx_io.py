@@ -563,3 +563,16 @@ def test_onnx_is_imported_lazily():
     code = ("import sys, cgtools.onnx_io, cgtools.conformance, cgtools.cli; "
             "assert 'onnx' not in sys.modules, 'onnx imported at import time'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_dtype_code_table_agrees_with_onnx():
+    import onnx
+
+    from cgtools.onnx import mapping
+
+    names = {code: {"float": "float32", "double": "float64"}.get(name.lower(), name.lower())
+             for name, code in onnx.TensorProto.DataType.items()}
+    assert {code: names[code] for code in mapping.TYPE_NAMES} == mapping.TYPE_NAMES
+    for code, dtype in mapping.NUMPY_TYPES.items():
+        assert onnx.helper.np_dtype_to_tensor_dtype(dtype) == code == mapping.code_of(dtype)
+    assert sorted(mapping.FLOAT_TYPES) == [1, 10, 11]

@@ -2,14 +2,16 @@
 
 An op's signature is its contract: positional parameters after `ctx` are its inputs (a default of None
 makes one optional, `*inputs` makes them variadic); keyword-only parameters are its attributes, typed by
-their annotations, defaulted by their defaults. The registry reads that once, so graphs are checked
-against it and the interpreter never changes when an op is added.
+their annotations, defaulted by their defaults; an attribute with a fixed set of values is annotated
+`Literal["a", "b"]`. The registry reads that once, so graphs are checked against it at load and the
+interpreter never changes when an op is added.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from typing import Literal, get_args, get_origin
 
 import numpy as np
 
@@ -30,6 +32,17 @@ class Context(list):
     @property
     def saved(self) -> tuple:
         return tuple(self)
+
+
+class Lazy:
+    """An optional output computed only when a node declares it: the interpreter converts each declared
+    output with np.asarray and never touches the others."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __array__(self, dtype=None, copy=None):
+        return self.make() if dtype is None else self.make().astype(dtype)
 
 
 class Operation:
@@ -61,6 +74,7 @@ class OpSpec:
     required: int
     variadic: bool
     attrs: dict[str, tuple[str, object]] = field(default_factory=dict)  # name -> (kind, default)
+    choices: dict[str, tuple] = field(default_factory=dict)  # name -> allowed values, for the "enum" kind
 
     @property
     def arity(self) -> str:
@@ -70,6 +84,21 @@ class OpSpec:
             return str(self.required)
         return f"{self.required} to {len(self.inputs)}"
 
+    @property
+    def signature(self) -> str:
+        """As `cgtools ops` shows it: "x, [axes_tensor]; keepdims=1, mode='constant' (or 'reflect', 'edge')"."""
+        inputs = [name if k < self.required else f"[{name}]" for k, name in enumerate(self.inputs)]
+        if self.variadic:
+            inputs[-1] = self.inputs[-1] + "…"
+        attrs = []
+        for name, (_, default) in self.attrs.items():
+            text = name if default is REQUIRED else f"{name}={default!r}"
+            others = ", ".join(repr(v) for v in self.choices.get(name, ()) if v != default)
+            if others:
+                text += f" ({'one of' if default is REQUIRED else 'or'} {others})"
+            attrs.append(text)
+        return ", ".join(inputs) + ("; " + ", ".join(attrs) if attrs else "")
+
 
 REQUIRED = object()  # default of an attribute the graph must give
 REGISTRY: dict[str, type[Operation]] = {}
@@ -77,20 +106,25 @@ REGISTRY: dict[str, type[Operation]] = {}
 
 def _spec_of(forward) -> OpSpec:
     params = list(inspect.signature(forward, eval_str=True).parameters.values())[1:]  # drop ctx
-    inputs, required, variadic, attrs = [], 0, False, {}
+    inputs, required, variadic, attrs, choices = [], 0, False, {}, {}
     for p in params:
         if p.kind is p.VAR_POSITIONAL:
             variadic = True
             inputs.append(p.name)
         elif p.kind is p.KEYWORD_ONLY:
-            kind = ATTR_KINDS.get(p.annotation)
+            default = REQUIRED if p.default is p.empty else p.default
+            if get_origin(p.annotation) is Literal:
+                choices[p.name] = get_args(p.annotation)
+                if not all(isinstance(v, str) for v in choices[p.name]) or default not in (REQUIRED, *choices[p.name]):
+                    raise TypeError(f"attribute {p.name!r}: a Literal of strings, the default among them")
+            kind = "enum" if p.name in choices else ATTR_KINDS.get(p.annotation)
             if kind is None:
-                raise TypeError(f"attribute {p.name!r} needs an annotation among int, float, str, list[...]")
-            attrs[p.name] = (kind, REQUIRED if p.default is p.empty else p.default)
+                raise TypeError(f"attribute {p.name!r} needs an annotation among int, float, str, list[...], Literal")
+            attrs[p.name] = (kind, default)
         elif p.kind is not p.VAR_KEYWORD:
             inputs.append(p.name)
             required += p.default is p.empty
-    return OpSpec(tuple(inputs), required, variadic, attrs)
+    return OpSpec(tuple(inputs), required, variadic, attrs, choices)
 
 
 def register_op(op_type: str):
@@ -128,7 +162,7 @@ def _attr_ok(kind: str, value) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "float":
         return number(value)
-    if kind == "str":
+    if kind in ("str", "enum"):
         return isinstance(value, str)
     if kind == "tensor":
         return isinstance(value, (dict, np.ndarray)) or number(value) or isinstance(value, list)
@@ -143,10 +177,18 @@ KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "ints
               "tensor": "an array {dtype, shape, data} or a number"}
 
 
+def kind_words(spec: OpSpec, name: str) -> str:
+    """What attribute `name` must be, in words: "a string", or for an enum "one of 'a', 'b'"."""
+    if name in spec.choices:
+        return "one of " + ", ".join(map(repr, spec.choices[name]))
+    return KIND_WORDS[spec.attrs[name][0]]
+
+
 def check_attrs(cls: type[Operation], attrs: dict) -> dict:
     """The attributes a node gives, checked against the op's spec (numbers made float where floats are due).
 
-    Raises CgError naming the attribute (as `attrs.NAME`) when one is unknown, missing or mistyped.
+    Raises CgError naming the attribute (as `attrs.NAME`) when one is unknown, missing, mistyped or (for an
+    enum) none of the allowed values.
     """
     spec = cls.spec
     for name, value in attrs.items():
@@ -154,12 +196,11 @@ def check_attrs(cls: type[Operation], attrs: dict) -> dict:
             known = ", ".join(spec.attrs) or "none"
             raise CgError(f"{cls.op_type} has no attribute {name!r}{did_you_mean(name, spec.attrs)} "
                           f"(its attributes: {known})", where=f"attrs.{name}")
-        kind = spec.attrs[name][0]
-        if not _attr_ok(kind, value):
-            raise CgError(f"expected {KIND_WORDS[kind]}, found {value!r}", where=f"attrs.{name}")
-    for name, (kind, default) in spec.attrs.items():
+        if not _attr_ok(spec.attrs[name][0], value) or (name in spec.choices and value not in spec.choices[name]):
+            raise CgError(f"expected {kind_words(spec, name)}, found {value!r}", where=f"attrs.{name}")
+    for name, (_, default) in spec.attrs.items():
         if default is REQUIRED and name not in attrs:
-            raise CgError(f"{cls.op_type} needs attribute {name!r} ({KIND_WORDS[kind]})", where="attrs")
+            raise CgError(f"{cls.op_type} needs attribute {name!r} ({kind_words(spec, name)})", where="attrs")
     return {name: _normalised(spec.attrs[name][0], value) for name, value in attrs.items()}
 
 
@@ -171,3 +212,9 @@ def _normalised(kind: str, value):
 
         return decode(value)
     return value
+
+
+def input_or_attr(tensor, attr) -> list[int]:
+    """Integers given as an input (newer opsets) or else as the attribute of the same role (older opsets):
+    the ops that accept both forms read them through this."""
+    return [int(v) for v in np.ravel(tensor)] if tensor is not None else list(attr)

@@ -1,4 +1,4 @@
-"""Elementwise arithmetic and maths, with numpy broadcasting (the engine unbroadcasts gradients)."""
+"""Elementwise arithmetic of several inputs, with numpy broadcasting (the engine unbroadcasts gradients)."""
 
 from __future__ import annotations
 
@@ -79,21 +79,6 @@ class Div(Operation):
         return ga, -ga * y
 
 
-@register_op("Neg")
-class Neg(Operation):
-    """-x"""
-
-    symbol = "−(·)"
-
-    @staticmethod
-    def forward(ctx, x):
-        return -x
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (-grad,)
-
-
 @register_op("Pow")
 class Pow(Operation):
     """x ** exponent"""
@@ -116,87 +101,6 @@ class Pow(Operation):
             if ctx.needs_grad[1]:  # x^p ln x, taken as 0 where x = 0 and p >= 0 (as PyTorch does)
                 gp = np.where((x == 0) & (p >= 0), 0, grad * y * np.log(x)).astype(y.dtype, copy=False)
         return gx, gp
-
-
-@register_op("Sqrt")
-class Sqrt(Operation):
-    """√x"""
-
-    symbol = "√"
-
-    @staticmethod
-    def forward(ctx, x):
-        y = np.sqrt(x)
-        ctx.append(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (grad / (2 * ctx[0]),)
-
-
-@register_op("Exp")
-class Exp(Operation):
-    """e^x"""
-
-    symbol = "exp"
-
-    @staticmethod
-    def forward(ctx, x):
-        y = np.exp(x)
-        ctx.append(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (grad * ctx[0],)
-
-
-@register_op("Log")
-class Log(Operation):
-    """natural logarithm ln x"""
-
-    symbol = "log"
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.append(x)
-        return np.log(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (grad / ctx[0],)
-
-
-@register_op("Abs")
-class Abs(Operation):
-    """|x|"""
-
-    symbol = "|·|"
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.append(x)
-        return np.abs(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (grad * np.sign(ctx[0]),)
-
-
-@register_op("Identity")
-class Identity(Operation):
-    """x, unchanged"""
-
-    symbol = "id"
-
-    @staticmethod
-    def forward(ctx, x):
-        return x
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (grad,)
 
 
 @register_op("Where")
@@ -288,3 +192,35 @@ class Clip(Operation):
         if hi is not None and ctx.needs_grad[2]:
             ghi = grad * ((x > hi) if lo is None else (x > hi) | (hi < lo))
         return grad * inside, glo, ghi
+
+
+@register_op("Sum")
+class Sum(Operation):
+    """the elementwise sum of the inputs"""
+
+    symbol = "sum"
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        ctx.append(len(inputs))
+        return sum(inputs[1:], inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        return [grad] * ctx[0]
+
+
+@register_op("Mean")
+class Mean(Operation):
+    """the elementwise mean of the inputs"""
+
+    symbol = "mean"
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        ctx.append(len(inputs))
+        return (sum(inputs[1:], inputs[0]) / len(inputs)).astype(inputs[0].dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return [grad / ctx[0]] * ctx[0]

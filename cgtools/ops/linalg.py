@@ -1,9 +1,12 @@
-"""Matrix products."""
+"""Linear algebra: matrix products (MatMul, Gemm) and Einstein summation (Einsum)."""
 
 from __future__ import annotations
 
+import string
+
 import numpy as np
 
+from cgtools.errors import CgError
 from cgtools.ops.base import Operation, register_op
 
 
@@ -71,3 +74,62 @@ class Gemm(Operation):
             gb = grad_ab.T @ a if transB else a.T @ grad_ab
         gc = (grad if beta == 1.0 else beta * grad) if len(ctx.needs_grad) > 2 and ctx.needs_grad[2] else None
         return ga, gb, gc
+
+
+def einsum_terms(equation: str, arrays) -> tuple[list[str], str]:
+    """The input terms and the output term of an equation, made explicit: each ellipsis spelt out as letters
+    of its own (right-aligned, as broadcasting aligns), and the implicit output (the letters used once, in
+    ASCII order, after the ellipsis) written out."""
+    lhs, arrow, rhs = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(arrays):
+        raise CgError(f"the equation {equation!r} has {len(terms)} terms for {len(arrays)} inputs")
+    spare = [c for c in string.ascii_letters if c not in equation]
+    ranks = [x.ndim - (len(t) - 3) for t, x in zip(terms, arrays) if "..." in t]
+    dots = "".join(spare[:max(ranks, default=0)])
+    if not arrow:
+        letters = "".join(terms).replace(".", "")
+        rhs = "..." * bool(ranks) + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    terms = [t.replace("...", dots[len(dots) - (x.ndim - (len(t) - 3)):]) for t, x in zip(terms, arrays)]
+    return terms, rhs.replace("...", dots)
+
+
+@register_op("Einsum")
+class Einsum(Operation):
+    """Einstein summation over the inputs, as the equation says ("ij,jk->ik" is a matrix product)"""
+
+    symbol = "einsum"
+
+    @staticmethod
+    def forward(ctx, *inputs, equation: str):
+        terms, out = einsum_terms(equation, inputs)
+        ctx.save(terms, out, inputs)
+        return np.asarray(np.einsum(",".join(terms) + "->" + out, *inputs))
+
+    @staticmethod
+    def backward(ctx, grad):
+        terms, out, inputs = ctx
+        sizes = {}
+        for term, x in zip(terms, inputs):
+            for c, n in zip(term, x.shape):
+                sizes[c] = max(sizes.get(c, 1), n)
+        grads = []
+        for k, (term, x) in enumerate(zip(terms, inputs)):
+            if not ctx.needs_grad[k]:
+                grads.append(None)
+                continue
+            # ∂out/∂x: the einsum of the upstream gradient with every other input, onto x's letters
+            others = terms[:k] + terms[k + 1:]
+            letters = "".join(dict.fromkeys(term))  # a repeated letter (a diagonal) once
+            known = set(out).union(*others)
+            kept = "".join(c for c in letters if c in known)
+            g = np.einsum(",".join([out, *others]) + "->" + kept, grad, *inputs[:k], *inputs[k + 1:])
+            # letters only x has were summed over: every element along them gets the same gradient
+            g = np.expand_dims(g, [i for i, c in enumerate(letters) if c not in known])
+            g = np.broadcast_to(g, [sizes[c] for c in letters])
+            if letters != term:  # a diagonal: the gradient goes onto it, zero elsewhere
+                full = np.zeros(x.shape, grad.dtype)
+                np.einsum(term + "->" + letters, full)[...] = g  # einsum gives a writable view of the diagonal
+                g = full
+            grads.append(g)
+        return grads

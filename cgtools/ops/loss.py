@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from cgtools.errors import CgError
 from cgtools.ops.base import Operation, register_op
 from cgtools.ops.nn import log_softmax
 
-REDUCTIONS = ("mean", "sum", "none")
-
-
-def check_reduction(reduction):
-    if reduction not in REDUCTIONS:
-        raise CgError(f"expected reduction to be one of {', '.join(REDUCTIONS)}, found {reduction!r}")
+Reduction = Literal["mean", "sum", "none"]  # of the per-element losses: their mean, their sum, or them
 
 
 def reduce_loss(per_element, reduction, denominator):
@@ -30,8 +26,7 @@ class SoftmaxCrossEntropyLoss(Operation):
     symbol = "cross-entropy"
 
     @staticmethod
-    def forward(ctx, scores, labels, weights=None, *, reduction: str = "mean", ignore_index: int = None):
-        check_reduction(reduction)
+    def forward(ctx, scores, labels, weights=None, *, reduction: Reduction = "mean", ignore_index: int = None):
         log_prob = log_softmax(scores, axis=1)
         labels = np.asarray(labels, np.int64)
         kept = None if ignore_index is None else labels != ignore_index
@@ -77,8 +72,7 @@ class MSELoss(Operation):
     symbol = "MSE"
 
     @staticmethod
-    def forward(ctx, input, target, *, reduction: str = "mean"):
-        check_reduction(reduction)
+    def forward(ctx, input, target, *, reduction: Reduction = "mean"):
         diff = input - target
         ctx.save(diff, reduction)
         return reduce_loss(diff * diff, reduction, diff.size)

@@ -1,10 +1,14 @@
-"""Activations and normalisers of neural networks."""
+"""Activation functions of neural networks: the elementwise ones, and the softmaxes along an axis."""
 
 from __future__ import annotations
+
+import math
+from typing import Literal
 
 import numpy as np
 
 from cgtools.ops.base import Operation, register_op
+from cgtools.ops.unary import erf
 
 
 def log_softmax(x, axis):
@@ -73,22 +77,109 @@ class Sigmoid(Operation):
         return (grad * (y - y * y),)
 
 
-@register_op("Tanh")
-class Tanh(Operation):
-    """hyperbolic tangent"""
+@register_op("Softplus")
+class Softplus(Operation):
+    """ln(1 + e^x)"""
 
-    symbol = "tanh"
+    symbol = "softplus"
 
     @staticmethod
     def forward(ctx, x):
-        y = np.tanh(x)
-        ctx.append(y)
+        ctx.append(x)
+        return np.logaddexp(x.dtype.type(0), x)  # no overflow for large x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * (0.5 + 0.5 * np.tanh(0.5 * ctx[0])),)  # σ(x), computed without overflow
+
+
+def normal_pdf(x):
+    return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+GELU_TANH_SCALE = math.sqrt(2 / math.pi)
+
+
+@register_op("Gelu")
+class Gelu(Operation):
+    """x·Φ(x), Φ the standard normal CDF (approximate="tanh": its tanh approximation)"""
+
+    symbol = "GELU"
+
+    @staticmethod
+    def forward(ctx, x, *, approximate: Literal["none", "tanh"] = "none"):
+        if approximate == "tanh":
+            t = np.tanh(GELU_TANH_SCALE * (x + 0.044715 * x ** 3))
+            ctx.save(x, t, approximate)
+            return 0.5 * x * (1 + t)
+        cdf = 0.5 * (1 + erf(x * x.dtype.type(1 / math.sqrt(2))))
+        ctx.save(x, cdf, approximate)
+        return x * cdf
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, s, approximate = ctx
+        if approximate == "tanh":
+            dt = (1 - s * s) * GELU_TANH_SCALE * (1 + 3 * 0.044715 * x * x)
+            return (grad * (0.5 * (1 + s) + 0.5 * x * dt),)
+        return (grad * (s + x * normal_pdf(x)),)
+
+
+@register_op("Elu")
+class Elu(Operation):
+    """x where x > 0, else alpha·(e^x - 1)"""
+
+    symbol = "ELU"
+
+    @staticmethod
+    def forward(ctx, x, *, alpha: float = 1.0):
+        y = elu(x, alpha)
+        ctx.save(x, y, alpha)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        y = ctx[0]
-        return (grad - grad * y * y,)
+        x, y, alpha = ctx
+        return (np.where(x > 0, grad, grad * (y + alpha)),)  # d/dx alpha·(e^x - 1) = y + alpha
+
+
+def elu(x, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))  # the minimum keeps expm1 from overflowing
+
+
+@register_op("Selu")
+class Selu(Operation):
+    """gamma·x where x > 0, else gamma·alpha·(e^x - 1)"""
+
+    symbol = "SELU"
+
+    @staticmethod
+    def forward(ctx, x, *, alpha: float = 1.6732631921768188, gamma: float = 1.0507010221481323):
+        ctx.save(x, alpha, gamma)
+        return gamma * elu(x, alpha)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, alpha, gamma = ctx
+        return (grad * gamma * np.where(x > 0, 1, alpha * np.exp(np.minimum(x, 0))),)
+
+
+@register_op("HardSigmoid")
+class HardSigmoid(Operation):
+    """max(0, min(1, alpha·x + beta))"""
+
+    symbol = "hard σ"
+
+    @staticmethod
+    def forward(ctx, x, *, alpha: float = 0.2, beta: float = 0.5):
+        z = alpha * x + beta
+        ctx.save(z, alpha)
+        return np.clip(z, 0, 1).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, alpha = ctx
+        return (grad * alpha * ((z > 0) & (z < 1)),)
 
 
 @register_op("Softmax")

@@ -1,16 +1,22 @@
-"""Reductions over axes. Axes come as the optional second input (ONNX opset 18) or as the `axes`
-attribute (older opsets, and handier in hand-written graphs); no axes means all of them."""
+"""Reductions along axes: the Reduce* ops, ArgMax, ArgMin, and CumSum (a scan: running sums along an axis).
+
+CumSum sits here as the scan of a sum: it keeps every partial result of the reduction along its axis.
+
+The Reduce* axes come as the optional second input (ONNX opset 18) or as the `axes` attribute (older opsets,
+and handier in hand-written graphs); no axes means all of them."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import Operation, input_or_attr, register_op
 
 
 def reduction_axes(x, axes_input, axes_attr, noop_with_empty_axes):
     """The axes to reduce as a tuple, None for all, or () for none at all."""
-    axes = axes_attr if axes_input is None else [int(a) for a in np.ravel(axes_input)]
+    axes = input_or_attr(axes_input, axes_attr)
     if not axes:
         return () if noop_with_empty_axes else None
     return tuple(sorted(a % x.ndim for a in axes))
@@ -37,7 +43,7 @@ def restore_kept_axes(grad, shape, axes, keepdims):
 
 
 class _Reduce(Operation):
-    """Shared signature of ReduceSum, ReduceMean and ReduceMax."""
+    """Shared by the Reduce* ops: forward reduces with numpy_reduce, backward multiplies by local_grad."""
 
     numpy_reduce = staticmethod(np.sum)
 
@@ -98,3 +104,169 @@ class ReduceMax(_Reduce):
     def local_grad(data, y, grad, dims):
         hits = (data == y).astype(grad.dtype)
         return grad * hits / hits.sum(axis=dims, keepdims=True)
+
+
+@register_op("ReduceSumSquare")
+class ReduceSumSquare(_Reduce):
+    """Σ x² over axes"""
+
+    symbol = "Σx²"
+
+    numpy_reduce = staticmethod(lambda x, axis, keepdims: np.sum(x * x, axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def local_grad(data, y, grad, dims):
+        return 2 * grad * data
+
+
+@register_op("ReduceL1")
+class ReduceL1(_Reduce):
+    """Σ |x| over axes"""
+
+    symbol = "‖·‖₁"
+
+    numpy_reduce = staticmethod(lambda x, axis, keepdims: np.sum(np.abs(x), axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def local_grad(data, y, grad, dims):
+        return grad * np.sign(data)
+
+
+@register_op("ReduceL2")
+class ReduceL2(_Reduce):
+    """√(Σ x²) over axes"""
+
+    symbol = "‖·‖₂"
+
+    numpy_reduce = staticmethod(lambda x, axis, keepdims: np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims)))
+
+    @staticmethod
+    def local_grad(data, y, grad, dims):
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero norm passes no gradient (as in torch)
+            return np.where(y == 0, 0, grad * data / y)
+
+
+def log_sum_exp(x, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty set gives -inf
+    m = np.where(np.isfinite(m), m, 0)  # shifting by the max keeps exp from overflowing
+    with np.errstate(divide="ignore"):
+        y = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return y if keepdims else np.squeeze(y, axis)
+
+
+@register_op("ReduceLogSumExp")
+class ReduceLogSumExp(_Reduce):
+    """ln Σ e^x over axes"""
+
+    symbol = "logsumexp"
+
+    numpy_reduce = staticmethod(log_sum_exp)
+
+    @staticmethod
+    def local_grad(data, y, grad, dims):
+        return grad * np.exp(data - y)  # the softmax of data along the axes
+
+
+@register_op("ReduceMin")
+class ReduceMin(_Reduce):
+    """min over axes (the gradient is split evenly among tied minima)"""
+
+    symbol = "min"
+
+    numpy_reduce = staticmethod(lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims,
+                                                                 initial=largest(x.dtype)))
+    local_grad = staticmethod(ReduceMax.local_grad)
+
+
+def product_of_others(x, dims):
+    """For each element, the product of the other elements of its reduced group: exact where x has zeros,
+    unlike y / x. Moves the reduced axes last, then multiplies the running products from both ends."""
+    dims = tuple(range(x.ndim)) if dims is None else dims
+    last = range(x.ndim - len(dims), x.ndim)
+    moved = np.moveaxis(x, dims, last)
+    flat = moved.reshape(moved.shape[:last.start] + (math.prod(moved.shape[last.start:]),))
+    ones = np.ones_like(flat[..., :1])
+    before = np.cumprod(np.concatenate([ones, flat[..., :-1]], -1), -1)
+    after = np.flip(np.cumprod(np.concatenate([ones, np.flip(flat[..., 1:], -1)], -1), -1), -1)
+    return np.moveaxis((before * after).reshape(moved.shape), last, dims)
+
+
+@register_op("ReduceProd")
+class ReduceProd(_Reduce):
+    """Π over axes"""
+
+    symbol = "Π"
+
+    numpy_reduce = staticmethod(np.prod)
+
+    @staticmethod
+    def local_grad(data, y, grad, dims):
+        return grad * product_of_others(data, dims)
+
+
+# ---- arg-extrema ---------------------------------------------------------------------------------------
+
+
+class _ArgExtremum(Operation):
+    """Shared by ArgMax and ArgMin: int64 indices along an axis, the first of ties or the last; no gradient."""
+
+    pick = staticmethod(np.argmax)
+
+    @classmethod
+    def forward(cls, ctx, data, *, axis: int = 0, keepdims: int = 1, select_last_index: int = 0):
+        axis %= max(data.ndim, 1)
+        if select_last_index:
+            i = data.shape[axis] - 1 - cls.pick(np.flip(data, axis), axis=axis, keepdims=bool(keepdims))
+        else:
+            i = cls.pick(data, axis=axis, keepdims=bool(keepdims))
+        return np.asarray(i, np.int64)
+
+
+@register_op("ArgMax")
+class ArgMax(_ArgExtremum):
+    """the index of the largest element along an axis"""
+
+    symbol = "argmax"
+
+    pick = staticmethod(np.argmax)
+
+
+@register_op("ArgMin")
+class ArgMin(_ArgExtremum):
+    """the index of the smallest element along an axis"""
+
+    symbol = "argmin"
+
+    pick = staticmethod(np.argmin)
+
+
+# ---- the scan: running sums ----------------------------------------------------------------------------
+
+
+
+def cumsum(x, axis, exclusive, reverse):
+    if reverse:
+        x = np.flip(x, axis)
+    y = np.cumsum(x, axis=axis, dtype=x.dtype)
+    if exclusive:  # each element leaves itself out: the sums move one along, a zero comes first
+        head = (slice(None),) * axis
+        y = np.concatenate([np.zeros_like(y[head + (slice(0, 1),)]), y[head + (slice(0, -1),)]], axis)
+    return np.flip(y, axis) if reverse else y
+
+
+@register_op("CumSum")
+class CumSum(Operation):
+    """running sums of x along an axis (exclusive: each leaves itself out; reverse: from the end)"""
+
+    symbol = "cumsum"
+
+    @staticmethod
+    def forward(ctx, x, axis, *, exclusive: int = 0, reverse: int = 0):
+        axis = int(np.ravel(axis)[0]) % max(x.ndim, 1)
+        ctx.save(axis, exclusive, reverse)
+        return cumsum(x, axis, exclusive, reverse)
+
+    @staticmethod
+    def backward(ctx, grad):
+        axis, exclusive, reverse = ctx
+        return cumsum(grad, axis, exclusive, not reverse), None  # each x feeds the sums after it (or before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import Operation, input_or_attr, register_op
 
 
 class _Rearrange(Operation):
@@ -14,11 +14,6 @@ class _Rearrange(Operation):
     @staticmethod
     def backward(ctx, grad):
         return (grad.reshape(ctx[0]),) + (None,) * (len(ctx.needs_grad) - 1)
-
-
-def given_axes(axes_tensor, axes):
-    """Axes from the optional input (newer opsets) or else from the attribute (older ones)."""
-    return [int(a) for a in np.ravel(axes_tensor)] if axes_tensor is not None else list(axes)
 
 
 @register_op("Reshape")
@@ -60,7 +55,7 @@ class Squeeze(_Rearrange):
     @staticmethod
     def forward(ctx, data, axes_tensor=None, *, axes: list[int] = ()):
         ctx.append(data.shape)
-        dims = given_axes(axes_tensor, axes)
+        dims = input_or_attr(axes_tensor, axes)
         return np.squeeze(data, axis=tuple(dims) if dims else None)
 
 
@@ -72,7 +67,7 @@ class Unsqueeze(_Rearrange):
 
     @staticmethod
     def forward(ctx, data, axes_tensor=None, *, axes: list[int] = ()):
-        dims = given_axes(axes_tensor, axes)
+        dims = input_or_attr(axes_tensor, axes)
         if not dims:
             raise CgError("Unsqueeze needs axes, as its second input or as the attribute 'axes'")
         ctx.append(data.shape)

@@ -1,21 +1,20 @@
-"""Ops that cut, pad, repeat and index tensors: their gradients carry each element's gradient back to where
-it came from, adding up where one element went to several places."""
+"""Ops that cut, pad, repeat and index tensors: Split, Slice, Expand, Pad, Tile, GatherElements, ScatterND, Trilu.
+
+Their gradients carry each element's gradient back to where it came from, adding up where one element went
+to several places."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import Operation, input_or_attr, register_op
 
 
 def ints_of(tensor) -> list[int]:
     return [int(v) for v in np.ravel(tensor)]
-
-
-def input_or_attr(tensor, attr) -> list[int]:
-    """Integers from the input (newer opsets) or else from the attribute of the same name (older ones)."""
-    return ints_of(tensor) if tensor is not None else list(attr)
 
 
 def along(axis: int, index) -> tuple:
@@ -122,9 +121,6 @@ class Expand(Operation):
         return grad, None  # the engine sums the gradient back over the broadcast axes
 
 
-PAD_MODES = ("constant", "reflect", "edge", "wrap")
-
-
 def pad_widths(ndim, pads, axes) -> list[tuple[int, int]]:
     """ONNX pads [begin of each axis…, end of each axis…] as numpy's [(begin, end) per axis]."""
     axes = [a % ndim for a in axes] if axes else list(range(ndim))
@@ -151,11 +147,10 @@ class Pad(Operation):
     symbol = "pad"
 
     @staticmethod
-    def forward(ctx, data, pads_tensor=None, constant_value=None, axes=None, *, mode: str = "constant",
+    def forward(ctx, data, pads_tensor=None, constant_value=None, axes=None, *,
+                mode: Literal["constant", "reflect", "edge", "wrap"] = "constant",
                 pads: list[int] = (), value: float = 0.0):
         # pads and the constant are inputs since opset 11, attributes (pads, value) before
-        if mode not in PAD_MODES:
-            raise CgError(f"attribute 'mode' must be one of {', '.join(PAD_MODES)}, found {mode!r}")
         widths = pad_widths(data.ndim, input_or_attr(pads_tensor, pads), None if axes is None else ints_of(axes))
         crop = tuple(slice(-min(b, 0), n + min(e, 0)) for (b, e), n in zip(widths, data.shape))
         grow = [(max(b, 0), max(e, 0)) for b, e in widths]
@@ -245,9 +240,7 @@ class ScatterND(Operation):
     symbol = "scatter"
 
     @staticmethod
-    def forward(ctx, data, indices, updates, *, reduction: str = "none"):
-        if reduction != "none" and reduction not in SCATTER_REDUCTIONS:
-            raise CgError(f"attribute 'reduction' must be none, {', '.join(SCATTER_REDUCTIONS)}; found {reduction!r}")
+    def forward(ctx, data, indices, updates, *, reduction: Literal["none", "add", "mul", "max", "min"] = "none"):
         index = tuple(np.moveaxis(np.asarray(indices, np.int64), -1, 0))  # one index array per leading axis
         y = data.copy()
         if reduction == "none":

@@ -1,0 +1,1 @@
+"""What cgtools knows of ONNX without importing `onnx`: `mapping` holds the element-type codes (ops import it)."""
