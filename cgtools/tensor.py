@@ -19,6 +19,7 @@ from cgtools.backward import BackwardStep, backpropagate, seed_gradient
 from cgtools.errors import CgError
 from cgtools.json_format import from_dict
 from cgtools.ops import Context, get_op, register_op
+from cgtools.ops.base import check_attrs
 from cgtools.values import encode
 
 
@@ -50,6 +51,7 @@ class Tensor:
     @classmethod
     def apply(cls, op_type: str, *inputs, **attrs) -> Tensor:
         op = get_op(op_type)
+        attrs = check_attrs(op, attrs)  # as a graph's are at load: an unknown or mistyped attribute is refused
         args = [x if isinstance(x, Tensor) else constant(x) for x in inputs]
         ctx = Context()
         ctx.needs_grad = tuple(x.value.dtype.kind == "f" and not x.constant for x in args)

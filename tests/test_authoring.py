@@ -185,3 +185,11 @@ def test_an_enum_attribute_is_declared_in_the_signature_and_checked_at_load(monk
     with pytest.raises(cgtools.CgError, match=r"^nodes\[0\]\.attrs\.how: expected one of 'down', 'up', "
                                               r"found 'sideways'"):
         graph("sideways")
+
+
+def test_traced_tensors_check_attributes_as_graphs_do():
+    x = Tensor([1.0, -2.0], name="x")
+    with pytest.raises(cgtools.CgError, match=r"attrs\.approximate: expected one of 'none', 'tanh', found 'fast'"):
+        Tensor.apply("Gelu", x, approximate="fast")
+    with pytest.raises(cgtools.CgError, match="Softmax has no attribute 'axes'"):
+        Tensor.apply("Softmax", x, axes=0)
