@@ -117,6 +117,7 @@ def test_seed_gradient_for_a_non_scalar_loss():
     np.testing.assert_array_equal(run.grads["x"], [2.0, 40.0])
 
 
+@pytest.mark.slow
 def test_a_chain_of_100000_nodes_runs_forward_and_backward():
     n = 100_000
     nodes = [{"op": "Add" if k % 2 else "Mul", "inputs": [f"t{k}", "c"], "outputs": [f"t{k + 1}"]} for k in range(n)]

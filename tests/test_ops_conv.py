@@ -118,6 +118,7 @@ NODE_CASES = node_suite_cases(OPS)
 NOT_RUNNABLE = {"test_maxpool_2d_uint8"}
 
 
+@pytest.mark.onnx_suite
 @pytest.mark.parametrize("case", NODE_CASES, ids=lambda case: case.name)
 def test_onnx_node_case(case):
     problem = conformance.run_case(case)
@@ -130,6 +131,7 @@ def test_every_onnx_node_case_of_these_ops_runs():
     assert OPS <= set().union(*(c.ops for c in NODE_CASES))
 
 
+@pytest.mark.onnx_suite
 def test_max_pool_keeps_uint8():
     (case,) = [c for c in node_suite() if c.name == "test_maxpool_2d_uint8"]
     x, expected = (conformance.read_tensor(case.folder / "test_data_set_0" / f"{kind}_0.pb")

@@ -165,6 +165,7 @@ FAMILY_OPS = {c.op for c in extended.CASES} | extended.NON_FLOAT_OPS
 NODE_CASES = node_suite_cases(FAMILY_OPS)
 
 
+@pytest.mark.onnx_suite
 @pytest.mark.parametrize("case", NODE_CASES, ids=lambda case: case.name)
 def test_onnx_node_case(case):
     problem = conformance.run_case(case)
