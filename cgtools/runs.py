@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cgtools import notebook
+from cgtools.errors import node_place
 
 
 class SlotView(Mapping):
@@ -67,6 +68,24 @@ class Run:
 
         return ([t for t in order if bad(self.values.get(t))],
                 [t for t in reversed(order) if bad(self.grads.get(t))])
+
+    def first_non_finite(self) -> list[str]:
+        """Where the first NaN or infinity appeared, as sentences (none when every tensor is finite): the first
+        such value of the forward pass, the node that made it and how many tensors follow it; and the first such
+        gradient of the backward pass, when its value was finite (else the forward sentence already says it)."""
+        values, grads = self.non_finite()
+        nodes = self.graph.nodes
+        notes = []
+        if values:
+            first = values[0]
+            made = next((f", made by {node_place(i, node)}" for i, node in enumerate(nodes) if first in node.outputs),
+                        "")
+            more = len(values) - 1
+            more = f"; {more} more tensor{'s follow' if more > 1 else ' follows'} it" if more else ""
+            notes.append(f"the first NaN or infinity in the forward pass is {first!r}{made}{more}")
+        if grads and grads[0] not in values:
+            notes.append(f"the first NaN or infinity in the backward pass is ∂{self.loss}/∂{grads[0]}")
+        return notes
 
     def _repr_svg_(self):
         """Jupyter shows a run as its diagram, values and gradients on the edges."""

@@ -78,19 +78,6 @@ def _from_npz(file: str, key: str, folder: Path, cache: dict | None):
     return arrays[key]
 
 
-def parse_cli_value(text: str):
-    """A value given on the command line (`--set x=[1, 2]`): JSON, or the words true/false."""
-    import json
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, (int, float, bool, list)):
-        raise CgError(f"expected a number or a JSON list, found {text!r}")
-    return value
-
-
 def encode(array: np.ndarray, *, name: str, sidecar: dict | None = None, sidecar_file: str = ""):
     """The JSON value of an array: plain for float64, {dtype, shape, data} otherwise, and a reference
     into `sidecar` (saved as `sidecar_file`) when it is large."""

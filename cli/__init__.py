@@ -5,57 +5,15 @@ Only click is imported at start-up; numpy, networkx and the rest load inside the
 
 from __future__ import annotations
 
-import re
 import sys
 
 import click
 
-
-def parse_sets(pairs) -> dict:
-    from cgtools.errors import CgError
-    from cgtools.values import parse_cli_value
-
-    values = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name:
-            raise CgError(f"expected NAME=VALUE, found {pair!r}", where="--set")
-        try:
-            values[name] = parse_cli_value(text)
-        except CgError as e:
-            raise e.located(where=f"--set {name}") from None
-    return values
-
-
-INPUTS_OPTION = click.option("--inputs", "inputs_file", type=click.Path(exists=True, dir_okay=False),
-                             metavar="FILE.npz", help="Feed inputs (or params) from an .npz, arrays by name; "
-                             "--set values win.")
-
-
-def given_values(sets, inputs_file) -> dict:
-    """The values given on the command line: an .npz's arrays, then each --set over them."""
-    from pathlib import Path
-
-    from cgtools.errors import CgError
-    from cgtools.files import read_npz
-
-    try:
-        values = read_npz(Path(inputs_file)) if inputs_file else {}
-    except CgError as e:
-        raise CgError(e.detail, where=f"--inputs {inputs_file}") from None
-    values.update(parse_sets(sets))
-    return values
-
-
-PRECISION_OPTION = click.option("--precision", type=click.IntRange(1, 17), default=4, show_default=True,
-                                help="Significant digits.")
-SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
-                          help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
-
+from cgtools.cli.options import (INPUTS_OPTION, PARAM_OPTION, PRECISION_OPTION, SET_OPTION, frames_folder,
+                                 given_values, parse_sets, show_items, split_names)
+from cgtools.cli.reporting import checked_run, run_for_drawing, write_frame_files
 
 WIDE_UP_TO = 40  # nodes: a lecture's graph reads left to right; a deep model top to bottom, as in Netron
-PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME",
-                            help="Make this leaf a param (trainable); the others are inputs. Repeatable, or a,b.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -78,35 +36,11 @@ def cli(ctx):
 def run(graph, sets, inputs_file, no_backward, as_json, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
     import cgtools
+    from cgtools.export.table import run_json, run_table
 
     # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
     result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), backward=not no_backward)
-    if as_json:
-        import json
-
-        doc = {"values": {k: v.tolist() for k, v in result.values.items()},
-               "grads": {k: v.tolist() for k, v in result.grads.items()}}
-        click.echo(json.dumps(strict_json(doc), indent=2))
-    else:
-        click.echo(run_table(result, precision))
-
-
-def run_table(result, precision: int) -> str:
-    from cgtools.export.labels import format_shape, format_tensor
-
-    graph = result.graph
-    kinds = {name: leaf.kind for name, leaf in graph.leaves.items()}
-    kinds.update((out, f"{n.op}") for n in graph.nodes for out in n.outputs)
-    grad_head = f"∂{result.loss}/∂·" if result.loss else "gradient"
-    rows = [("tensor", "from", "shape", "value", grad_head)]
-    for name, value in result.values.items():
-        grad = result.grads.get(name)
-        rows.append((name, kinds[name], format_shape(value.shape), format_tensor(value, precision),
-                     "" if grad is None else format_tensor(grad, precision)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
-    lines.insert(1, "  ".join("─" * w for w in widths) + "  " + "─" * len(grad_head))
-    return "\n".join(line.rstrip() for line in lines)
+    click.echo(run_json(result) if as_json else run_table(result, precision))
 
 
 @cli.command()
@@ -147,12 +81,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
 
     from .paths import choose_format, output_path
 
-    show_items = {s.strip().lower() for s in show.split(",") if s.strip()}
-    if not show_items:
-        raise CgError("--show needs at least one of values, grads, shapes, names")
-    if "constants" in show_items:
-        raise CgError("constants are drawn with --constants, not --show")
-    show_items = frozenset(show_items | ({"constants"} if draw_constants else set()))
+    shown = show_items(show, draw_constants)
     fmt = choose_format(fmt, output)
     if (graph is None) == (expression is None):
         raise CgError("give a GRAPH file or --expr EXPRESSION (one of the two)")
@@ -167,113 +96,16 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
     if rankdir.lower() == "auto":
         rankdir = "LR" if len(g.nodes) + len(g.leaves) <= WIDE_UP_TO else "TB"
-    view = View(theme.lower(), rankdir.upper(), precision, show_items)
+    view = View(theme.lower(), rankdir.upper(), precision, shown)
     run = run_for_drawing(g, sets, not no_backward)
     if frames_dir is not None:
-        if not frames_dir.strip():
-            raise CgError("--frames needs a folder name")
-        write_frames(g, run, view, fmt, Path(frames_dir), Path(graph).stem)
+        write_frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
     if target is None and output == "-":
         click.echo(draw(g, run, view, fmt), nl=False)
     elif target is not None:
         data = draw(g, run, view, fmt)
         write_atomic(target, lambda f: f.write(data))
         click.echo(str(target))
-
-
-def run_for_drawing(graph, sets: dict, backward: bool):
-    """The run to draw; a graph whose inputs have no values is drawn without numbers, one with no scalar loss
-    without gradients, each with a note."""
-    missing = [name for name, leaf in graph.leaves.items() if leaf.value is None and name not in sets]
-    if missing:
-        click.echo(f"note: no value for {', '.join(missing)}; drawing the graph without values "
-                   f"(give them with --set NAME=VALUE or --inputs FILE.npz)", err=True)
-        return None
-    return forgiving_run(graph, sets, backward)
-
-
-def forgiving_run(graph, sets: dict, backward: bool):
-    """A run to draw that falls back to forward values, with a note, when backward has nowhere to start:
-    several outputs and no loss, or a loss that is not a scalar (a model's logits)."""
-    from cgtools.errors import LossNotScalar
-
-    if backward and not graph.loss and len(graph.outputs) != 1:
-        click.echo(f"note: the graph has {len(graph.outputs)} outputs and no \"loss\" to start backward from; "
-                   "drawing forward values only", err=True)
-        backward = False
-    try:
-        return checked_run(graph, sets, backward=backward, per_use=backward)
-    except LossNotScalar as e:
-        click.echo(f"note: {e.detail.split(';')[0]}; drawing forward values only", err=True)
-        return checked_run(graph, sets, backward=False)
-
-
-def strict_json(doc):
-    """JSON that every parser reads: NaN and infinities written as the strings "NaN", "Infinity", "-Infinity"."""
-    import math
-
-    if isinstance(doc, dict):
-        return {k: strict_json(v) for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [strict_json(v) for v in doc]
-    if isinstance(doc, float) and not math.isfinite(doc):
-        return "NaN" if math.isnan(doc) else "Infinity" if doc > 0 else "-Infinity"
-    return doc
-
-
-def checked_run(graph, sets: dict, **options):
-    """Run the graph; instead of numpy's warnings, say where the first NaN or infinity appeared."""
-    import numpy as np
-
-    from cgtools.errors import node_place
-
-    with np.errstate(all="ignore"):
-        result = graph.run(sets, **options)
-    values, grads = result.non_finite()
-    producers = {out: i for i, node in enumerate(graph.nodes) for out in node.outputs}
-    if values:
-        first = values[0]
-        made = f", made by {node_place(producers[first], graph.nodes[producers[first]])}" if first in producers else ""
-        more = len(values) - 1
-        more = f"; {more} more tensor{'s follow' if more > 1 else ' follows'} it" if more else ""
-        click.echo(f"note: the first NaN or infinity in the forward pass is {first!r}{made}{more}", err=True)
-    if grads and grads[0] not in values:
-        click.echo(f"note: the first NaN or infinity in the backward pass is ∂{result.loss}/∂{grads[0]}", err=True)
-    return result
-
-
-PROGRESS_FROM = 12  # frames; shorter sequences draw in a blink
-
-
-def write_frames(graph, run, view, fmt: str, folder, stem: str) -> None:
-    from cgtools.errors import CgError
-    from cgtools.export.frames import Frames, merge_pdfs
-    from cgtools.files import write_atomic
-
-    if fmt == "html":
-        raise CgError("frames are drawn as svg, png, pdf or dot; the HTML page steps through them itself")
-    if folder.exists() and not folder.is_dir():
-        raise CgError(f"--frames {str(folder)!r} is a file; expected a folder")
-    if not folder.parent.resolve().is_dir():
-        raise CgError(f"no such folder {str(folder.parent)!r} to make {folder.name!r} in")
-    folder.mkdir(exist_ok=True)
-    frames = Frames(graph, run, view, fmt)
-    stale = re.compile(rf"{re.escape(stem)}-\d+\.{fmt}")
-    for old in folder.iterdir():  # frames of an earlier, longer sequence would otherwise linger
-        if stale.fullmatch(old.name):
-            old.unlink()
-    width = len(str(len(frames) - 1))
-    pages = []
-    quiet = len(frames) <= PROGRESS_FROM
-    with click.progressbar(frames, length=len(frames), label="drawing frames", file=sys.stderr, show_pos=True,
-                           hidden=quiet) as bar:
-        for i, data in enumerate(bar):
-            write_atomic(folder / f"{stem}-{i:0{width}d}.{fmt}", lambda f, d=data: f.write(d))
-            pages.append(data)
-    if fmt == "pdf":
-        merged = merge_pdfs(pages)
-        write_atomic(folder / f"{stem}-frames.pdf", lambda f: f.write(merged))
-    click.echo(f"{folder}: {len(frames)} frames" + (f" and {stem}-frames.pdf" if fmt == "pdf" else ""), err=True)
 
 
 @cli.command()
@@ -304,10 +136,6 @@ def new(expression, sets, params, output, name):
         click.echo(output)
     else:
         click.echo(text, nl=False)
-
-
-def split_names(items) -> list[str]:
-    return [n.strip() for item in items for n in item.split(",") if n.strip()]
 
 
 @cli.command()

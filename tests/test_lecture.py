@@ -45,6 +45,20 @@ def test_run_table_shows_values_and_gradients(cli):
     assert rows["two"][-1] == "2"  # a constant: value, no gradient column
 
 
+def test_run_table_from_python():
+    from cgtools.export.table import run_json, run_table
+
+    run = cgtools.load(EXAMPLES / "affine_square.json").run()
+    lines = run_table(run).splitlines()
+    assert lines[0].split() == ["tensor", "from", "shape", "value", "∂e/∂·"] and set(lines[1]) <= {"─", " "}
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert rows["e"] == ["e", "Pow", "scalar", "25", "1"] and rows["x"] == ["x", "input", "scalar", "1", "30"]
+    assert rows["a"][1:] == ["param", "scalar", "3", "10"] and rows["two"][1:] == ["constant", "scalar", "2"]
+    assert json.loads(run_json(run))["grads"]["x"] == 30
+    forward = run_table(cgtools.load(EXAMPLES / "affine_square.json").run(backward=False), precision=2)
+    assert forward.splitlines()[0].split()[-1] == "gradient" and forward.splitlines()[-1].split()[-1] == "25"
+
+
 def test_set_overrides_a_value(cli):
     result = cli("run", EXAMPLES / "affine_square.json", "--set", "x=2", "--json")
     out = json.loads(result.stdout)

@@ -4,8 +4,9 @@ import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
-from helpers import ROOT, cgtools_command
+from helpers import ROOT
 
 
 def test_wheel_contains_the_schema_and_the_cli(tmp_path):
@@ -46,7 +47,10 @@ def test_ops_command_lists_every_op_with_a_description(cli):
 
 
 def test_console_script_exists():
-    assert cgtools_command()
+    script = Path(sys.executable).with_name("cgtools")
+    assert script.is_file(), f"no console script {script} beside the interpreter: reinstall the package"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("cgtools, version "), result.stderr
 
 
 def test_format_reference_is_generated_from_the_schema():

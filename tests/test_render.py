@@ -310,6 +310,29 @@ def test_frames_cli_cleans_up_and_reports_on_stderr(tmp_path, cli, graphviz):
         assert result.returncode == 1 and expected in result.stderr, (args, result.stderr)
 
 
+def test_write_frames_from_python(tmp_path, graphviz):
+    from pypdf import PdfReader
+
+    from cgtools.export.frame_files import NotAFolder, write_frames
+
+    graph = cgtools.load(EXAMPLES / "affine_square.json")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "slide-12.pdf").write_text("stale")
+    (folder / "slide-notes.pdf").write_text("mine")
+    written = write_frames(graph, graph.run(), View(), "pdf", folder, "slide")
+    assert [p.name for p in written.frames] == [f"slide-{i}.pdf" for i in range(9)]
+    assert sorted(folder.glob("slide-[0-9]*.pdf")) == written.frames
+    assert not (folder / "slide-12.pdf").exists() and (folder / "slide-notes.pdf").exists()
+    assert written.pdf == folder / "slide-frames.pdf" and len(PdfReader(written.pdf).pages) == 9
+    written = write_frames(graph, graph.run(backward=False), fmt="dot", folder=tmp_path / "new")
+    assert len(written.frames) == 1 + len(graph.nodes) + 1 and written.pdf is None
+    with pytest.raises(NotAFolder, match="is a file; expected a folder"):
+        write_frames(graph, None, folder=folder / "slide-0.pdf")
+    with pytest.raises(cgtools.CgError, match="the HTML page steps through them itself"):
+        write_frames(graph, None, fmt="html", folder=folder)
+
+
 def test_cli_notes_where_the_first_nan_appears(tmp_path, cli):
     doc = NAN_GRAPH
     (tmp_path / "nan.json").write_text(json.dumps(doc))
@@ -317,6 +340,19 @@ def test_cli_notes_where_the_first_nan_appears(tmp_path, cli):
     assert result.returncode == 0
     assert "first NaN or infinity in the forward pass is 'lx', made by nodes[0] (Log 'lx')" in result.stderr
     assert "RuntimeWarning" not in result.stderr
+
+
+def test_first_non_finite_from_python():
+    with np.errstate(all="ignore"):
+        run = cgtools.load(NAN_GRAPH).run()
+    assert run.first_non_finite() == [
+        "the first NaN or infinity in the forward pass is 'lx', made by nodes[0] (Log 'lx'); 2 more tensors follow it"]
+    doc = {"cgtools": "1.0", "inputs": [{"name": "x", "value": 0.0}],
+           "nodes": [{"op": "Sqrt", "inputs": ["x"], "outputs": ["y"]}], "outputs": ["y"]}
+    with np.errstate(all="ignore"):
+        run = cgtools.load(doc).run()  # √0 is finite, its slope is not
+    assert run.first_non_finite() == ["the first NaN or infinity in the backward pass is ∂y/∂x"]
+    assert cgtools.load(EXAMPLES / "affine_square.json").run().first_non_finite() == []
 
 
 def test_two_outputs_and_no_loss_draw_forward_values_with_a_note(tmp_path, cli):

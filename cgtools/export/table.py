@@ -1,0 +1,44 @@
+"""A run as text: every tensor's value and gradient as a table, or as JSON that every parser reads."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from cgtools.export.labels import format_shape, format_tensor
+
+
+def run_table(run, precision: int = 4) -> str:
+    """One row per tensor in the order the run computed them: its name, where it comes from (input, param,
+    constant or the op that made it), its shape, its value and its gradient (blank for a tensor without one)."""
+    graph = run.graph
+    kinds = {name: leaf.kind for name, leaf in graph.leaves.items()}
+    kinds.update((out, f"{n.op}") for n in graph.nodes for out in n.outputs)
+    grad_head = f"∂{run.loss}/∂·" if run.loss else "gradient"
+    rows = [("tensor", "from", "shape", "value", grad_head)]
+    for name, value in run.values.items():
+        grad = run.grads.get(name)
+        rows.append((name, kinds[name], format_shape(value.shape), format_tensor(value, precision),
+                     "" if grad is None else format_tensor(grad, precision)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+    lines.insert(1, "  ".join("─" * w for w in widths) + "  " + "─" * len(grad_head))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def run_json(run) -> str:
+    """`{"values": {...}, "grads": {...}}`, arrays as nested lists, NaN and infinities as strings."""
+    doc = {"values": {k: v.tolist() for k, v in run.values.items()},
+           "grads": {k: v.tolist() for k, v in run.grads.items()}}
+    return json.dumps(strict_json(doc), indent=2)
+
+
+def strict_json(doc):
+    """JSON that every parser reads: NaN and infinities written as the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(doc, dict):
+        return {k: strict_json(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [strict_json(v) for v in doc]
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return "NaN" if math.isnan(doc) else "Infinity" if doc > 0 else "-Infinity"
+    return doc

@@ -1,0 +1,90 @@
+"""What the commands share: their common options and the rules for reading what was typed (--set NAME=VALUE,
+--inputs FILE.npz, comma-separated names, the --frames folder). Only click is imported at start-up."""
+
+from __future__ import annotations
+
+import click
+
+INPUTS_OPTION = click.option("--inputs", "inputs_file", type=click.Path(exists=True, dir_okay=False),
+                             metavar="FILE.npz", help="Feed inputs (or params) from an .npz, arrays by name; "
+                             "--set values win.")
+PRECISION_OPTION = click.option("--precision", type=click.IntRange(1, 17), default=4, show_default=True,
+                                help="Significant digits.")
+SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+                          help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
+PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME",
+                            help="Make this leaf a param (trainable); the others are inputs. Repeatable, or a,b.")
+
+
+def parse_cli_value(text: str):
+    """A value given on the command line (`--set x=[1, 2]`): JSON, or the words true/false."""
+    import json
+
+    from cgtools.errors import CgError
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, (int, float, bool, list)):
+        raise CgError(f"expected a number or a JSON list, found {text!r}")
+    return value
+
+
+def parse_sets(pairs) -> dict:
+    """The values of `--set NAME=VALUE` options, by name."""
+    from cgtools.errors import CgError
+
+    values = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise CgError(f"expected NAME=VALUE, found {pair!r}", where="--set")
+        try:
+            values[name] = parse_cli_value(text)
+        except CgError as e:
+            raise e.located(where=f"--set {name}") from None
+    return values
+
+
+def given_values(sets, inputs_file) -> dict:
+    """The values given on the command line: an .npz's arrays, then each --set over them."""
+    from pathlib import Path
+
+    from cgtools.errors import CgError
+    from cgtools.files import read_npz
+
+    try:
+        values = read_npz(Path(inputs_file)) if inputs_file else {}
+    except CgError as e:
+        raise CgError(e.detail, where=f"--inputs {inputs_file}") from None
+    values.update(parse_sets(sets))
+    return values
+
+
+def split_names(items) -> list[str]:
+    """`--param a,b --param c` -> ['a', 'b', 'c']."""
+    return [n.strip() for item in items for n in item.split(",") if n.strip()]
+
+
+def show_items(show: str, draw_constants: bool) -> frozenset:
+    """What `--show` asks to write, with "constants" added by --constants."""
+    from cgtools.errors import CgError
+
+    items = {s.strip().lower() for s in show.split(",") if s.strip()}
+    if not items:
+        raise CgError("--show needs at least one of values, grads, shapes, names")
+    if "constants" in items:
+        raise CgError("constants are drawn with --constants, not --show")
+    return frozenset(items | ({"constants"} if draw_constants else set()))
+
+
+def frames_folder(text: str):
+    """The folder `--frames` names, as a Path; an empty name is refused."""
+    from pathlib import Path
+
+    from cgtools.errors import CgError
+
+    if not text.strip():
+        raise CgError("--frames needs a folder name")
+    return Path(text)
