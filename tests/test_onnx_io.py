@@ -17,7 +17,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 import cgtools
 from cgtools.io import convert
-from cgtools.onnx_io import INSTALL_HINT, load_onnx, save_onnx, to_onnx
+from cgtools.onnx.mapping import INSTALL_HINT
+from cgtools.onnx.read import load_onnx
+from cgtools.onnx.write import save_onnx, to_onnx
 from conftest import EXAMPLES, error_of, run_cli, run_in_process
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
@@ -184,9 +186,9 @@ TANH = {"cgtools": "1.0", "inputs": [{"name": "x", "dtype": "float32", "shape": 
 
 
 def test_without_a_forward_pass_shape_inference_types_the_outputs(monkeypatch):
-    import cgtools.onnx_write
+    import cgtools.onnx.write
 
-    monkeypatch.setattr(cgtools.onnx_write, "_forward_values", lambda graph, run: None)
+    monkeypatch.setattr(cgtools.onnx.write, "_forward_values", lambda graph, run: None)
     model = to_onnx(cgtools.load(TANH))
     assert model.graph.output[0].type.tensor_type.elem_type == F
     assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim] == [2]
@@ -560,6 +562,6 @@ def test_convert_names_a_missing_source(tmp_path, capsys):
 
 
 def test_onnx_is_imported_lazily():
-    code = ("import sys, cgtools.onnx_io, cgtools.conformance, cgtools.cli; "
+    code = ("import sys, cgtools.onnx.read, cgtools.onnx.write, cgtools.onnx.conformance, cgtools.cli; "
             "assert 'onnx' not in sys.modules, 'onnx imported at import time'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,11 @@
-"""ONNX interop: read a model into a Graph, write a Graph as a model, convert files between the two.
+"""ONNX interop: read a model into a Graph (read.py), write a Graph as a model (write.py), what both share
+(mapping.py: dtype codes, opset tables, the optional `onnx` import), and the backend node suite
+(conformance.py, `python -m cgtools.onnx.conformance`). Loading and converting by suffix is cgtools.io's.
 
-The `onnx` package is optional: it is imported inside these functions only, and its absence is a CgError
-saying how to install it.
+This package imports nothing itself: the ops, below it, import cgtools.onnx.mapping for dtype codes.
+
+The `onnx` package is optional: it is imported inside functions only, and its absence is a CgError saying how
+to install it (mapping.INSTALL_HINT).
 
 How the two formats map onto each other:
 - ONNX graph inputs are cgtools inputs (dtype and shape from their type; a symbolic dimension leaves the
@@ -17,21 +21,13 @@ How the two formats map onto each other:
 - Node names are kept when they are unique and no leaf has them; otherwise a node is named after its first
   output, suffixed `_1`, `_2`, … if that is taken.
 - MSELoss, which ONNX lacks, is written as Sub, Mul and ReduceMean (ReduceSum for reduction "sum").
-- Models are written at the graph's recorded opset, else at DEFAULT_OPSET; attribute forms that opset moved
-  to inputs (ReduceSum's axes since 13, the other reductions' since 18, Squeeze/Unsqueeze's and Split's since
-  13, Pad's since 11, Dropout's ratio since 12) become Constant inputs.
+- Each op has one form: attributes that later opsets moved to inputs (ReduceSum's axes since 13, the other
+  reductions' since 18, Squeeze/Unsqueeze's and Split's since 13, Pad's since 11, Dropout's ratio since 12)
+  are read as constant inputs, whatever the model's opset.
+- Models are written at the graph's recorded opset, else at DEFAULT_OPSET. Below the opset that moved an
+  attribute to an input, a constant input is written back as the attribute; at or above it, an attribute
+  (as JSON graphs may give) becomes a Constant input.
 - Older opsets' defaults are made explicit where the ops follow the newest: Softmax, LogSoftmax and Hardmax
   before opset 13 read axis 1 (written back with axis -1, which means the same there); Split before 18 makes
   as many parts as it has outputs (num_outputs).
 """
-
-from __future__ import annotations
-
-from cgtools.onnx_read import load_onnx, op_label, unsupported_ops  # noqa: F401 - the public names
-from cgtools.onnx_types import INSTALL_HINT, LOADER_OPS, _onnx, onnx_dtype_name, type_problem  # noqa: F401
-from cgtools.onnx_write import save_onnx, to_onnx  # noqa: F401
-
-
-def install_check() -> None:
-    """Raise the CgError saying how to install onnx when it is missing."""
-    _onnx()
