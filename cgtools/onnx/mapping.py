@@ -1,22 +1,57 @@
-"""What ONNX reading and writing share: the table of dtype codes, the opset tables, the names both
-directions use, and the lazy import of `onnx` (its absence is a CgError naming how to install it).
+"""The one table of ONNX TensorProto element-type codes and the numpy dtype names they stand for; and what
+ONNX reading and writing share: the opset tables, the names both directions use, and the lazy import of
+`onnx` (its absence is a CgError naming how to install it).
 
-The ops import this module for dtype codes, so it imports nothing above cgtools.errors."""
+The ops import this module for dtype codes, so it imports nothing above cgtools.errors, and never `onnx` at
+import time."""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from cgtools.errors import CgError
+
+# TensorProto.DataType code -> dtype name: numpy's name where numpy has the type, ONNX's (lower-cased) otherwise.
+TYPE_NAMES: dict[int, str] = {
+    0: "undefined", 1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64",
+    15: "complex128", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz", 19: "float8e5m2",
+    20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1", 24: "float8e8m0", 25: "uint2", 26: "int2",
+    27: "float6e2m3", 28: "float6e3m2",
+}
+CODES: dict[str, int] = {name: code for code, name in TYPE_NAMES.items()}
+
+
+def _real(name: str) -> bool:
+    """Whether numpy holds the type as one of its own booleans, integers or floats."""
+    try:
+        return np.dtype(name).kind in "biuf"
+    except TypeError:  # strings, bfloat16, float8, int4 and the like: not numpy's own
+        return False
+
+
+# The codes of the types numpy holds as booleans, integers and floats (what Cast can convert to), by code.
+NUMPY_TYPES: dict[int, np.dtype] = {code: np.dtype(name) for code, name in TYPE_NAMES.items() if _real(name)}
+# The float types among them (ONNX's stash_type choices).
+FLOAT_TYPES: dict[int, np.dtype] = {code: t for code, t in NUMPY_TYPES.items() if t.kind == "f"}
+
+
+def code_of(dtype) -> int:
+    """The TensorProto code of a numpy dtype."""
+    return CODES[np.dtype(dtype).name]
+
+
+def described(types: dict[int, np.dtype]) -> str:
+    """The codes with their types' names: "1 (float32), 2 (uint8), …"."""
+    return ", ".join(f"{code} ({t.name})" for code, t in types.items())
+
+
+# ---- what reading and writing share ---------------------------------------------------------------------
 
 INSTALL_HINT = "ONNX support needs the onnx package: pip install 'cgtools[onnx]'"
 DEFAULT_OPSET = 18
-
-# ONNX TensorProto data types <-> numpy dtype names (the types numpy has)
-DTYPE_OF_CODE = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
-                 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64", 15: "complex128"}
-CODE_OF_DTYPE = {name: code for code, name in DTYPE_OF_CODE.items()}
-
 SUPPORTED_WORDS = "float16, float32, float64, int32, int64 and bool"
 WIDENED = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64"}
 WIDENED_DOC = re.compile(r"^(\w+) in the ONNX model, widened to \w+")
@@ -58,14 +93,13 @@ def install_check() -> None:
 
 def onnx_dtype_name(elem_type: int) -> str:
     """The numpy-style name of an ONNX element type: 'float32', 'int64', 'bfloat16', 'string' …"""
-    if elem_type in DTYPE_OF_CODE:
-        return DTYPE_OF_CODE[elem_type]
-    onnx = require_onnx()
-    try:
-        name = onnx.TensorProto.DataType.Name(elem_type).lower()
-    except ValueError:
-        return f"type {elem_type}"
-    return {"undefined": "an undefined type"}.get(name, name)
+    name = TYPE_NAMES.get(elem_type)
+    if name is None:  # a code newer than the table: onnx may know it
+        try:
+            name = require_onnx().TensorProto.DataType.Name(elem_type).lower()
+        except ValueError:
+            return f"type {elem_type}"
+    return "an undefined type" if name == "undefined" else name
 
 
 def first_line(error: Exception) -> str:

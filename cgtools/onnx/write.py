@@ -11,12 +11,12 @@ from cgtools.files import write_atomic
 from cgtools.graph import Graph, Leaf, Node
 from cgtools.onnx.mapping import (
     ATTR_TO_INPUT,
-    CODE_OF_DTYPE,
     DEFAULT_OPSET,
     LOSS_KEY,
     OLD_AXIS_DEFAULT,
     WIDENED,
     WIDENED_DOC,
+    code_of,
     first_line,
     fresh_name,
     require_onnx,
@@ -92,7 +92,7 @@ def _forward_values(graph: Graph, run):
 
 def _value_info(name, dtype, shape):
     helper = require_onnx().helper
-    return helper.make_tensor_value_info(name, CODE_OF_DTYPE[np.dtype(dtype).name],
+    return helper.make_tensor_value_info(name, code_of(dtype),
                                          None if shape is None else list(shape))
 
 
