@@ -55,7 +55,7 @@ test: setup chromium
 
 # The ONNX backend node suite, regenerated from the onnx wheel: pass/fail per op type and the totals.
 conformance: setup
-	$(BIN)/python -m cgtools.conformance
+	$(BIN)/python -m cgtools.onnx.conformance
 
 bench: setup
 	$(BIN)/python bench/bench_interpreter.py

@@ -15,8 +15,12 @@ if TYPE_CHECKING:
     from cgtools.graph import Graph, Node
 
 
-def check(graph: Graph) -> None:
-    """The semantic checks: names, references, ops, attributes, arity and cycles."""
+def check(graph: Graph, places: list[str] | None = None) -> None:
+    """The semantic checks: names, references, ops, attributes, arity and cycles. `places` names the nodes
+    in messages as their file does (`node 3 (Mul 'c')`), one per node; by default `nodes[3]`."""
+    def at(i: int) -> str:
+        return places[i] if places else f"nodes[{i}]"
+
     made_by: dict[str, str] = {}
     for leaf in graph.leaves.values():
         made_by[leaf.name] = f"the {leaf.kind} {leaf.name!r}"
@@ -25,28 +29,28 @@ def check(graph: Graph) -> None:
         for j, out in enumerate(node.outputs):
             if out in made_by:
                 raise CgError(f"tensor {out!r} is made twice: already by {made_by[out]}",
-                              where=f"nodes[{i}].outputs[{j}]")
+                              where=f"{at(i)}.outputs[{j}]")
             made_by[out] = f"nodes[{i}]"
         if node.name in node_names or node.name in graph.leaves:
             other = (f"nodes[{node_names[node.name]}]" if node.name in node_names
                      else f"the {graph.leaves[node.name].kind} {node.name!r}")
             raise CgError(f"node name {node.name!r} is already taken by {other}; give the node its own \"name\"",
-                          where=f"nodes[{i}].name")
+                          where=f"{at(i)}.name")
         node_names[node.name] = i
     for i, node in enumerate(graph.nodes):
         for j, tensor in enumerate(node.inputs):
             if tensor and tensor not in made_by:
                 raise CgError(f"unknown tensor {tensor!r}{did_you_mean(tensor, made_by)}",
-                              where=f"nodes[{i}].inputs[{j}]")
+                              where=f"{at(i)}.inputs[{j}]")
         try:
             op = get_op(node.op)
         except CgError as e:
-            raise e.located(where=f"nodes[{i}].op") from None
-        _check_arity(op, node, i)
+            raise e.located(where=f"{at(i)}.op") from None
+        _check_arity(op, node, places[i] if places else node_place(i, node))
         try:
             node.attrs = check_attrs(op, node.attrs)
         except CgError as e:
-            raise e.within(f"nodes[{i}]") from None
+            raise e.within(at(i)) from None
     for j, out in enumerate(graph.outputs):
         if out not in made_by:
             raise CgError(f"unknown tensor {out!r}{did_you_mean(out, made_by)}", where=f"outputs[{j}]")
@@ -55,14 +59,14 @@ def check(graph: Graph) -> None:
     graph.topological_order()  # raises on a cycle, naming it
 
 
-def _check_arity(op, node: Node, index: int) -> None:
+def _check_arity(op, node: Node, place: str) -> None:
     spec, given = op.spec, len(node.inputs)
     missing = [spec.inputs[k] for k in range(min(spec.required, given)) if not node.inputs[k]]
     if given < spec.required or (given > len(spec.inputs) and not spec.variadic) or missing:
         names = ", ".join(spec.inputs) + ("…" if spec.variadic else "")
         found = f"{given}" + (f" (input {missing[0]!r} left empty)" if missing else "")
         raise CgError(f"{node.op} takes {spec.arity} inputs ({names}), found {found}",
-                      where=f"{node_place(index, node)}.inputs")
+                      where=f"{place}.inputs")
 
 
 def check_shapes(graph: Graph) -> None:

@@ -10,7 +10,9 @@ import cgtools.export  # noqa: F401 - gives graphs and runs their notebook diagr
 from cgtools.errors import CgError
 from cgtools.graph import Graph
 from cgtools.json_format import from_dict, read_json
-from cgtools.onnx_io import install_check, load_onnx, save_onnx
+from cgtools.onnx.mapping import install_check
+from cgtools.onnx.read import load_onnx
+from cgtools.onnx.write import save_onnx
 from cgtools.values import INLINE_LIMIT
 
 

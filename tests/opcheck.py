@@ -202,16 +202,16 @@ def check_keeps_float32(c: Case):
         np.testing.assert_allclose(run.grads[name], run64.grads[name], rtol=1e-4, atol=1e-5)
 
 
-# ---- ONNX's backend node suite, as cgtools.conformance finds and runs it -------------------------------
+# ---- ONNX's backend node suite, as cgtools.onnx.conformance finds and runs it -------------------------------
 
 @cache
 def node_suite() -> list:
     """Every case of ONNX's backend node test suite (generated into .cache/ on first use)."""
-    from cgtools import conformance
+    from cgtools.onnx import conformance
 
     return conformance.discover(conformance.ensure_suite())
 
 
 def node_suite_cases(ops) -> list:
-    """The suite's runnable cases (cgtools.conformance's rule) whose graphs use any of `ops`."""
+    """The suite's runnable cases (cgtools.onnx.conformance's rule) whose graphs use any of `ops`."""
     return [c for c in node_suite() if c.status == "runnable" and set(c.ops) & set(ops)]

@@ -1,16 +1,17 @@
 """The ONNX backend node test suite (regenerated offline from the onnx wheel into .cache/) through cgtools: one
 test per runnable case — every op of its graph registered, every dtype one the format has, no op in
-cgtools.conformance.EXCLUDED. No skips: a runnable case passes or fails."""
+cgtools.onnx.conformance.EXCLUDED. No skips: a runnable case passes or fails."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from cgtools import conformance
+from cgtools.onnx import conformance
 
 SUITE = conformance.ensure_suite()
 CASES = conformance.discover(SUITE)
@@ -58,17 +59,57 @@ def test_the_comparison_can_fail():
     assert conformance.mismatch("i", np.array([1, 2]), np.array([1, 3])).startswith("output 'i': 1 of 2")
 
 
+def ops_on_disk() -> dict[str, set[str]]:
+    """Each case's op types (subgraphs included), read from the suite's files with onnx alone."""
+    import onnx
+
+    found = {}
+    for folder in sorted((SUITE / "node").iterdir()):
+        if not folder.is_dir():
+            continue
+        ops, stack = set(), [onnx.load_model(str(folder / "model.onnx"), load_external_data=False).graph]
+        while stack:
+            for node in stack.pop().node:
+                ops.add(node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}")
+                for attr in node.attribute:
+                    stack.extend([attr.g] if attr.HasField("g") else [])
+                    stack.extend(attr.graphs)
+        found[folder.name] = ops
+    return found
+
+
 def test_the_report_counts_the_claimed_ops():
-    """`python -m cgtools.conformance` prints the per-op table, the totals and the claimed count, and exits 1
-    exactly when a case failed."""
-    done = subprocess.run([sys.executable, "-m", "cgtools.conformance", "--cache", str(SUITE)], capture_output=True,
-                          text=True, timeout=300)
-    claimed = conformance.claimed_ops(CASES)
-    assert f"claimed op types: {len(claimed)}\n" in done.stdout
-    assert f"cases in the suite: {len(CASES)}\n" in done.stdout
-    assert f"runnable: {len(RUNNABLE)} " in done.stdout
-    failed = int(done.stdout.split("failed: ")[1].split()[0])
-    assert done.returncode == (1 if failed else 0), done.stderr
+    """`python -m cgtools.onnx.conformance -v` names every case it runs with its result, then prints the per-op
+    table, the totals and the claimed count, and exits 1 exactly when a case failed. The report is checked
+    against facts it does not compute: the case folders on disk, the op types their models hold, the
+    registry, and the cases it named."""
+    from cgtools.onnx.mapping import LOADER_OPS
+    from cgtools.ops import REGISTRY
+
+    done = subprocess.run([sys.executable, "-m", "cgtools.onnx.conformance", "--cache", str(SUITE), "-v"],
+                          capture_output=True, text=True, timeout=300)
+    lines = done.stdout.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("op type ")))
+    ran = dict(line.split(": ", 1) for line in lines[:header])  # case -> "ok" or its problem
+    blank = lines.index("", header)
+    table = {row.split()[0]: [int(n) for n in row.split()[1:]] for row in lines[header + 1:blank]}
+    totals = "\n".join(lines[blank + 1:])
+    number = {key: int(re.search(rf"{key}: (\d+)", totals).group(1))
+              for key in ("cases in the suite", "runnable", "passed", "failed", "excluded", "unsupported dtype",
+                          "need ops cgtools lacks", "claimed op types")}
+    on_disk, supported = ops_on_disk(), set(REGISTRY) | set(LOADER_OPS)
+    runnable_ops = {name for name, ops in on_disk.items() if ops <= supported}
+    passed = {name for name, result in ran.items() if result == "ok"}
+    # the totals: the folders on disk, and the cases the runner named
+    assert number["cases in the suite"] == len(on_disk)
+    assert number["runnable"] == len(ran) and set(ran) <= runnable_ops
+    assert number["passed"] == len(passed) and number["failed"] == len(ran) - len(passed)
+    assert number["need ops cgtools lacks"] == len(on_disk) - len(runnable_ops)
+    assert number["runnable"] + number["excluded"] + number["unsupported dtype"] == len(runnable_ops)
+    assert done.returncode == (1 if number["failed"] else 0), done.stderr
+    # the claimed ops: every registered op the suite uses, each in the table with its passes and failures
+    claimed = (supported & set().union(*on_disk.values())) - set(conformance.EXCLUDED)
+    assert number["claimed op types"] == len(claimed) and claimed <= set(table)
     for op in claimed:
-        assert f"\n{op} " in done.stdout
-    assert set(claimed) <= conformance.supported_ops() and not set(claimed) & set(conformance.EXCLUDED)
+        uses = {name for name in ran if op in on_disk[name]}
+        assert table[op][:2] == [len(uses & passed), len(uses - passed)], op

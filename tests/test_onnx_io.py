@@ -17,7 +17,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 import cgtools
 from cgtools.io import convert
-from cgtools.onnx_io import INSTALL_HINT, load_onnx, save_onnx, to_onnx
+from cgtools.onnx.mapping import INSTALL_HINT
+from cgtools.onnx.read import load_onnx
+from cgtools.onnx.write import save_onnx, to_onnx
 from helpers import EXAMPLES, error_of, run_cli, run_in_process
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
@@ -184,9 +186,9 @@ TANH = {"cgtools": "1.0", "inputs": [{"name": "x", "dtype": "float32", "shape": 
 
 
 def test_without_a_forward_pass_shape_inference_types_the_outputs(monkeypatch):
-    import cgtools.onnx_write
+    import cgtools.onnx.write
 
-    monkeypatch.setattr(cgtools.onnx_write, "_forward_values", lambda graph, run: None)
+    monkeypatch.setattr(cgtools.onnx.write, "_forward_values", lambda graph, run: None)
     model = to_onnx(cgtools.load(TANH))
     assert model.graph.output[0].type.tensor_type.elem_type == F
     assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim] == [2]
@@ -365,6 +367,44 @@ def test_split_before_opset_18_makes_as_many_parts_as_outputs():
     written = to_onnx(graph, graph.run({"x": x6}, backward=False))
     assert written.opset_import[0].version == 13 and [a.name for a in written.graph.node[0].attribute] == ["axis"]
     assert [part.tolist() for part in onnxruntime_run(written, {"x": x6})] == [[0, 1], [2, 3], [4, 5]]
+
+
+def early_opset_model() -> onnx.ModelProto:
+    """Opset 10: every attribute form a later opset made an input (ReduceSum's and ReduceMean's axes,
+    Squeeze's and Unsqueeze's, Split's split, Pad's pads and value, Dropout's ratio)."""
+    nodes = [helper.make_node("Pad", ["x"], ["p"], name="pad", pads=[0, 1, 0, 1], value=0.5),
+             helper.make_node("ReduceSum", ["p"], ["s"], name="sum", axes=[0], keepdims=1),
+             helper.make_node("ReduceMean", ["p"], ["m"], name="mean", axes=[1], keepdims=0),
+             helper.make_node("Squeeze", ["s"], ["q"], name="squeeze", axes=[0]),
+             helper.make_node("Unsqueeze", ["m"], ["u"], name="unsqueeze", axes=[1]),
+             helper.make_node("Split", ["q"], ["a", "b"], name="split", axis=0, split=[1, 4]),
+             helper.make_node("Dropout", ["u"], ["d"], name="dropout", ratio=0.25)]
+    outputs = [tensor("a", F, [1]), tensor("b", F, [4]), tensor("d", F, [2, 1])]
+    return model_of(nodes, [tensor("x", F, [2, 3])], outputs, opset=10)
+
+
+def test_early_opset_attributes_are_read_as_constant_inputs_and_written_back():
+    model = early_opset_model()
+    graph = load_model(model)
+    moved = {"pad": ["pads", "value"], "sum": ["axes"], "mean": ["axes"], "squeeze": ["axes"],
+             "unsqueeze": ["axes"], "split": ["split"], "dropout": ["ratio"]}
+    for node in graph.nodes:  # one form for every op: the inputs, never the attributes
+        assert not set(moved[node.name]) & set(node.attrs), node.name
+        assert node.inputs[1:] == [f"{node.name}.{attr}" for attr in moved[node.name]], node.name
+    assert graph.leaves["pad.pads"].value.dtype == np.int64 and graph.leaves["pad.value"].value.dtype == np.float32
+    assert graph.leaves["dropout.ratio"].value.tolist() == 0.25  # a scalar, as the input form takes it
+    assert {leaf.kind for name, leaf in graph.leaves.items() if name != "x"} == {"constant"}
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    ours = graph.run({"x": x}, backward=False)
+    for name, theirs in zip(["a", "b", "d"], onnxruntime_run(model, {"x": x})):
+        assert_same(theirs, ours.values[name])
+    written = to_onnx(graph, ours)  # at opset 10 again: the constant inputs are attributes once more
+    assert written.opset_import[0].version == 10
+    assert [(n.op_type, list(n.input)) for n in written.graph.node] == [(n.op_type, list(n.input))
+                                                                         for n in model.graph.node]
+    for mine, original in zip(written.graph.node, model.graph.node):
+        assert {a.name: helper.get_attribute_value(a) for a in mine.attribute} == \
+            {a.name: helper.get_attribute_value(a) for a in original.attribute}, mine.name
 
 
 def test_softmax_written_before_opset_13_says_its_axis():
@@ -560,7 +600,7 @@ def test_convert_names_a_missing_source(tmp_path, capsys):
 
 
 def test_onnx_is_imported_lazily():
-    code = ("import sys, cgtools.onnx_io, cgtools.conformance, cgtools.cli; "
+    code = ("import sys, cgtools.onnx.read, cgtools.onnx.write, cgtools.onnx.conformance, cgtools.cli; "
             "assert 'onnx' not in sys.modules, 'onnx imported at import time'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

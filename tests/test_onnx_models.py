@@ -17,7 +17,7 @@ from onnx import numpy_helper
 import cgtools
 from cgtools.export import draw
 from cgtools.io import convert
-from cgtools.onnx_io import to_onnx
+from cgtools.onnx.write import to_onnx
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 LIGHT_MODELS = ["resnet50", "densenet121"]

@@ -1,6 +1,6 @@
 """The convolutional-network ops (cgtools/ops/conv.py, norm.py) beyond their case table
 (tests/opcases/conv.py): chunked batches, second outputs, refusals; then the forward pass meets ONNX itself:
-every ONNX node test case of these ops (through cgtools.conformance) passes, and a few random attribute
+every ONNX node test case of these ops (through cgtools.onnx.conformance) passes, and a few random attribute
 combinations agree with onnxruntime.
 """
 
@@ -14,7 +14,8 @@ from opcheck import case, check_against_torch, node_suite, node_suite_cases, ran
 from opcases.conv import CASES, distinct
 
 import cgtools
-from cgtools import CgError, conformance
+from cgtools import CgError
+from cgtools.onnx import conformance
 
 CASE_BY_ID = {c.id: c for c in CASES}
 
@@ -114,7 +115,7 @@ def test_max_pool_needs_kernel_shape():
 OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
        "LayerNormalization", "InstanceNormalization", "Dropout"}
 NODE_CASES = node_suite_cases(OPS)
-# The format feeds no uint8 (cgtools.conformance counts the case as unsupported): test_max_pool_keeps_uint8 runs it.
+# The format feeds no uint8 (cgtools.onnx.conformance counts the case as unsupported): test_max_pool_keeps_uint8 runs it.
 NOT_RUNNABLE = {"test_maxpool_2d_uint8"}
 
 

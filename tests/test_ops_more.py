@@ -1,5 +1,5 @@
 """The later op families beyond their case tables (tests/opcases/extended.py): graphs of several of their
-ops, their refusals, and ONNX's own node test cases (through cgtools.conformance) of every op those tables
+ops, their refusals, and ONNX's own node test cases (through cgtools.onnx.conformance) of every op those tables
 cover.
 """
 
@@ -14,7 +14,7 @@ from opcheck import node_suite_cases, randn
 from opcases import extended
 
 import cgtools
-from cgtools import conformance
+from cgtools.onnx import conformance
 
 
 def graph(nodes, inputs=("x",), outputs=("L",), constants=()):
@@ -144,7 +144,7 @@ def test_split_without_sizes_or_count_says_what_it_needs():
 
 @pytest.mark.parametrize("dtype", ["int8", "int16", "uint8", "uint16", "uint32", "uint64"])
 def test_comparisons_and_clip_on_integer_dtypes_the_format_does_not_feed(dtype):
-    """ONNX's cases of these dtypes are refused by the format's loader (cgtools.conformance counts them as
+    """ONNX's cases of these dtypes are refused by the format's loader (cgtools.onnx.conformance counts them as
     unsupported), yet the ops compute them: fed directly, they agree with numpy."""
     ops = {"Equal": np.equal, "Greater": np.greater, "Less": np.less, "GreaterOrEqual": np.greater_equal,
            "LessOrEqual": np.less_equal}

@@ -1,8 +1,17 @@
-"""The one table of ONNX TensorProto element-type codes and the numpy dtype names they stand for."""
+"""The one table of ONNX TensorProto element-type codes and the numpy dtype names they stand for; and what
+ONNX reading and writing share: the opset tables, the names both directions use, and the lazy import of
+`onnx` (its absence is a CgError naming how to install it).
+
+The ops import this module for dtype codes, so it imports nothing above cgtools.errors, and never `onnx` at
+import time."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+
+from cgtools.errors import CgError
 
 # TensorProto.DataType code -> dtype name: numpy's name where numpy has the type, ONNX's (lower-cased) otherwise.
 TYPE_NAMES: dict[int, str] = {
@@ -37,3 +46,72 @@ def code_of(dtype) -> int:
 def described(types: dict[int, np.dtype]) -> str:
     """The codes with their types' names: "1 (float32), 2 (uint8), …"."""
     return ", ".join(f"{code} ({t.name})" for code, t in types.items())
+
+
+# ---- what reading and writing share ---------------------------------------------------------------------
+
+INSTALL_HINT = "ONNX support needs the onnx package: pip install 'cgtools[onnx]'"
+DEFAULT_OPSET = 18
+SUPPORTED_WORDS = "float16, float32, float64, int32, int64 and bool"
+WIDENED = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64"}
+WIDENED_DOC = re.compile(r"^(\w+) in the ONNX model, widened to \w+")
+LOSS_KEY = "cgtools.loss"  # metadata_props entry naming the graph's loss
+# Ops that take the loader's care rather than the interpreter's: Constant nodes become constant leaves.
+LOADER_OPS = frozenset({"Constant"})
+# Attributes later opsets made inputs: op -> [(attribute, input position, first opset with the input form,
+# the input's dtype: a name, or None for the dtype of the op's first input)]
+ATTR_TO_INPUT = {
+    "ReduceSum": [("axes", 1, 13, "int64")],
+    "Squeeze": [("axes", 1, 13, "int64")],
+    "Unsqueeze": [("axes", 1, 13, "int64")],
+    "Split": [("split", 1, 13, "int64")],
+    "Pad": [("pads", 1, 11, "int64"), ("value", 2, 11, None)],
+    "Dropout": [("ratio", 1, 12, "float32")],
+    **{op: [("axes", 1, 18, "int64")] for op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+                                                 "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")},
+}
+# Attributes of early opsets that change nothing at these values (None: at any value): dropped on reading
+NEUTRAL_ATTRS = {"consumed_inputs": None, ("BatchNormalization", "spatial"): 1, ("BatchNormalization", "is_test"): 1,
+                 ("Dropout", "is_test"): 1}
+# Softmax-like ops whose default axis was 1 before opset 13 (it is -1 since)
+OLD_AXIS_DEFAULT = ("Softmax", "LogSoftmax", "Hardmax")
+
+
+def require_onnx():
+    """The `onnx` module, or the CgError saying how to install it."""
+    try:
+        import onnx
+    except ImportError:
+        raise CgError(INSTALL_HINT) from None
+    return onnx
+
+
+def install_check() -> None:
+    """Raise the CgError saying how to install onnx when it is missing."""
+    require_onnx()
+
+
+def onnx_dtype_name(elem_type: int) -> str:
+    """The numpy-style name of an ONNX element type: 'float32', 'int64', 'bfloat16', 'string' …"""
+    name = TYPE_NAMES.get(elem_type)
+    if name is None:  # a code newer than the table: onnx may know it
+        try:
+            name = require_onnx().TensorProto.DataType.Name(elem_type).lower()
+        except ValueError:
+            return f"type {elem_type}"
+    return "an undefined type" if name == "undefined" else name
+
+
+def first_line(error: Exception) -> str:
+    """An exception's first line, or its type's name when it has no message."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def fresh_name(base: str, taken: set) -> str:
+    """`base`, or `base_1`, `base_2`, … : the first not in `taken` (which it joins)."""
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name)
+    return name

@@ -1,4 +1,5 @@
-"""The ONNX backend node test suite, run through cgtools: `python -m cgtools.conformance` (`make conformance`).
+"""The ONNX backend node test suite, run through cgtools: `python -m cgtools.onnx.conformance`
+(`make conformance`).
 
 The suite is regenerated offline from the installed onnx wheel — its case scripts
 (`onnx.backend.test.case.node.collect_testcases()`) written out by its own writer
@@ -8,14 +9,15 @@ The suite is regenerated offline from the installed onnx wheel — its case scri
 A case is runnable when every op of its graph is one cgtools runs (registered, or a Constant, which the loader
 turns into a constant) and every dtype of its inputs, outputs and initializers is one the format has. A
 runnable case using an op in EXCLUDED is reported as excluded; every other runnable case must pass: loaded
-with `cgtools.load(model.onnx)`, run forward, each output equal to the stored one (same shape and dtype;
-floats within rtol 1e-3, atol 1e-5, NaN equal to NaN; integers and booleans exactly). The `*_expanded`
-cases (an op's function body, expanded into plain ops) count for the ops they use.
+with `load_onnx(model.onnx)` (what `cgtools.load` does with a .onnx file), run forward, each output equal to
+the stored one (same shape and dtype; floats within rtol 1e-3, atol 1e-5, NaN equal to NaN; integers and
+booleans exactly). The `*_expanded` cases (an op's function body, expanded into plain ops) count for the ops
+they use.
 
 The claimed op types are the registered ops that appear in the suite, minus EXCLUDED.
 
-    python -m cgtools.conformance                 # every case; exit 1 on any failure
-    python -m cgtools.conformance --op Add -v     # the cases using Add, each named
+    python -m cgtools.onnx.conformance                 # every case; exit 1 on any failure
+    python -m cgtools.onnx.conformance --op Add -v     # the cases using Add, each named
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
+from cgtools.errors import CgError
+from cgtools.onnx.mapping import LOADER_OPS, onnx_dtype_name
+from cgtools.onnx.read import graphs_within, load_onnx, op_label, type_problem
+
 # Op type -> why it cannot pass all its cases. Keep it empty unless an op truly cannot; the lead decides.
 EXCLUDED: dict[str, str] = {}
 
 RTOL, ATOL = 1e-3, 1e-5
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPLETE = ".complete"  # written last: a suite folder without it is a generation that did not finish
 
 
@@ -111,7 +117,6 @@ class Case:
 
 
 def supported_ops() -> set[str]:
-    from cgtools.onnx_io import LOADER_OPS
     from cgtools.ops import REGISTRY
 
     return set(REGISTRY) | set(LOADER_OPS)
@@ -121,22 +126,13 @@ def discover(folder: Path) -> list[Case]:
     """Every case of the suite, with whether it is runnable and, if not, why."""
     import onnx
 
-    from cgtools.onnx_io import onnx_dtype_name, op_label, type_problem
     from cgtools.values import DTYPES
 
     supported = supported_ops()
     cases = []
     for case_dir in sorted((Path(folder) / "node").iterdir()):
         model = onnx.load_model(str(case_dir / "model.onnx"), load_external_data=False)
-        ops, stack = set(), [model.graph]
-        while stack:
-            g = stack.pop()
-            for node in g.node:
-                ops.add(op_label(node))
-                for attr in node.attribute:
-                    if attr.HasField("g"):
-                        stack.append(attr.g)
-                    stack.extend(attr.graphs)
+        ops = {op_label(node) for g in graphs_within(model.graph) for node in g.node}
         g = model.graph
         inits = {t.name for t in g.initializer}
         case = Case(case_dir.name, case_dir, tuple(sorted(ops)), [i.name for i in g.input if i.name not in inits],
@@ -200,10 +196,8 @@ def mismatch(name: str, got, expected: np.ndarray) -> str | None:
 
 def run_case(case: Case) -> str | None:
     """Load the case's model with cgtools, run it on each data set; the first problem (one line) or None."""
-    import cgtools
-
     try:
-        graph = cgtools.load(case.folder / "model.onnx")
+        graph = load_onnx(case.folder / "model.onnx")
         for data in sorted(case.folder.glob("test_data_set_*")):
             feeds = {name: read_tensor(data / f"input_{j}.pb") for j, name in enumerate(case.inputs)}
             with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -213,7 +207,7 @@ def run_case(case: Case) -> str | None:
                 problem = mismatch(name, run.values[name], read_tensor(data / f"output_{j}.pb"))
                 if problem:
                     return problem
-    except cgtools.CgError as e:
+    except CgError as e:
         return f"error: {e.detail if e.where is None else f'{e.where}: {e.detail}'}".splitlines()[0]
     except Exception as e:  # noqa: BLE001 - an op's own bug must be reported, not crash the report
         return f"{type(e).__name__}: {e}".splitlines()[0]
@@ -269,7 +263,8 @@ def report(cases: list[Case], results: dict[str, str | None], out=sys.stdout) ->
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cgtools.conformance", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cgtools.onnx.conformance",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, help="the suite's folder (default: %(default)s)", default=None)
     parser.add_argument("--op", action="append", default=[], help="only cases using this op type (repeatable)")
     parser.add_argument("-k", dest="substring", default="", help="only cases whose name contains this")

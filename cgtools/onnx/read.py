@@ -1,0 +1,362 @@
+"""Reading an ONNX model into a Graph (the package's docstring says how the formats map)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from cgtools.checks import check
+from cgtools.errors import CgError
+from cgtools.graph import Graph, Leaf, Node
+from cgtools.onnx.mapping import (
+    ATTR_TO_INPUT,
+    LOADER_OPS,
+    LOSS_KEY,
+    NEUTRAL_ATTRS,
+    OLD_AXIS_DEFAULT,
+    SUPPORTED_WORDS,
+    WIDENED,
+    first_line,
+    fresh_name,
+    onnx_dtype_name,
+    require_onnx,
+)
+from cgtools.values import DTYPES
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+# ---- what a model holds ---------------------------------------------------------------------------------
+
+def graphs_within(graph):
+    """The GraphProto and every subgraph its nodes' attributes hold, at any depth."""
+    stack = [graph]
+    while stack:
+        g = stack.pop()
+        yield g
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    stack.append(attr.g)
+                stack.extend(attr.graphs)
+
+
+def _all_tensors(graph):
+    """Every TensorProto a graph holds: initializers and tensor attributes, subgraphs included."""
+    for g in graphs_within(graph):
+        yield from g.initializer
+        for sparse in g.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+
+
+def op_label(node) -> str:
+    return node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
+
+
+def unsupported_ops(model) -> Counter:
+    """Op types of the model's nodes (subgraphs included) that cgtools cannot run, with their counts."""
+    from cgtools.ops import REGISTRY
+
+    counts: Counter = Counter()
+    for g in graphs_within(model.graph):
+        for node in g.node:
+            label = op_label(node)
+            if label not in REGISTRY and label not in LOADER_OPS:
+                counts[label] += 1
+    return counts
+
+
+def type_problem(type_proto) -> str | None:
+    """Why a value of this type cannot be a cgtools tensor, or None when it can."""
+    kind = type_proto.WhichOneof("value")
+    if kind != "tensor_type":
+        words = {"sequence_type": "a sequence", "map_type": "a map", "optional_type": "an optional",
+                 "sparse_tensor_type": "a sparse tensor", None: "no type"}.get(kind, kind)
+        return f"has {words} type; cgtools runs dense tensors only"
+    dtype = onnx_dtype_name(type_proto.tensor_type.elem_type)
+    if dtype not in DTYPES:
+        return f"has dtype {dtype}; cgtools runs {SUPPORTED_WORDS}"
+    return None
+
+
+def _shape_of(type_proto):
+    """A tensor type's shape as a tuple, or None when its rank or any dimension is unknown or symbolic."""
+    tensor = type_proto.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    dims = []
+    for dim in tensor.shape.dim:
+        if not dim.HasField("dim_value"):
+            return None
+        dims.append(dim.dim_value)
+    return tuple(dims)
+
+
+def _array(tensor, where: str, file: str) -> tuple[np.ndarray, str]:
+    """A TensorProto as an array of the format's dtypes (small integers widened), and a doc line."""
+    onnx = require_onnx()
+    dtype = onnx_dtype_name(tensor.data_type)
+    if dtype not in DTYPES and dtype not in WIDENED:
+        raise CgError(f"has dtype {dtype}; cgtools runs {SUPPORTED_WORDS} "
+                      f"(and widens {', '.join(WIDENED)} to int32/int64)", file=file, where=where)
+    try:
+        array = onnx.numpy_helper.to_array(tensor)
+    except Exception as e:  # noqa: BLE001 - truncated raw data and the like
+        raise CgError(f"cannot read the tensor: {e}", file=file, where=where) from None
+    if dtype in WIDENED:
+        return array.astype(WIDENED[dtype]), f"{dtype} in the ONNX model, widened to {WIDENED[dtype]}"
+    return np.asarray(array), ""
+
+
+# ---- the file -------------------------------------------------------------------------------------------
+
+def _read_model(path: Path):
+    """The ModelProto at `path`, with its external data loaded (from inside its folder only), checked."""
+    onnx = require_onnx()
+    file = str(path)
+    if not path.exists():
+        raise CgError("no such file", file=file)
+    if path.is_dir():
+        raise CgError("expected an ONNX model file, found a folder", file=file)
+    try:
+        model = onnx.load_model(file, load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise CgError(f"cannot read as an ONNX model (is the file complete?): {first_line(e)}", file=file) from None
+    if not model.HasField("graph") or not model.opset_import:
+        raise CgError("expected an ONNX model (a ModelProto with a graph and opset imports), found none; "
+                      "the file is corrupt or of another kind", file=file)
+    _load_external_data(onnx, model, path)
+    try:
+        if model.ByteSize() < 2**31 - 1:
+            onnx.checker.check_model(model)
+        else:
+            onnx.checker.check_model(file)
+    except Exception as e:  # noqa: BLE001 - onnx.checker.ValidationError and protobuf's size errors
+        raise CgError(f"not a valid ONNX model: {first_line(e)}", file=file) from None
+    return model
+
+
+def _load_external_data(onnx, model, path: Path) -> None:
+    file, folder = str(path), path.parent.resolve()
+    external = [t for t in _all_tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+    for tensor in external:
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if not location or not target.is_relative_to(folder):
+            raise CgError(f"external data at {location!r} is outside the model's folder {str(folder)!r}; "
+                          "cgtools reads external data from inside that folder only", file=file,
+                          where=f"initializer {tensor.name!r}")
+        if not target.is_file():
+            raise CgError(f"external data file {location!r} is missing from {str(folder)!r}", file=file,
+                          where=f"initializer {tensor.name!r}")
+    if external:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, str(folder))
+        except Exception as e:  # noqa: BLE001
+            raise CgError(f"cannot read external data: {e}", file=file) from None
+
+
+def _check_model_types_and_ops(model, file: str) -> None:
+    """Refuse graph inputs and outputs of types cgtools lacks, and ops it cannot run."""
+    g = model.graph
+    initializer_names = {t.name for t in g.initializer}
+    for what, entries in (("graph input", g.input), ("graph output", g.output)):
+        for entry in entries:
+            problem = type_problem(entry.type)
+            weight = model.ir_version < 4 and what == "graph input" and entry.name in initializer_names
+            if problem and not (weight and problem.startswith("has dtype")):  # weights are widened below
+                raise CgError(problem, file=file, where=f"{what} {entry.name!r}")
+    counts = unsupported_ops(model)
+    if counts:
+        listed = ", ".join(f"{op} ×{n}" for op, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        raise CgError(f"unsupported ops: {listed} (`cgtools ops` lists the ops cgtools runs)", file=file)
+
+
+# ---- the graph ------------------------------------------------------------------------------------------
+
+def load_onnx(path) -> Graph:
+    """Read an ONNX model into a Graph (see the package's docstring for how the formats map)."""
+    require_onnx()
+    path = Path(path)
+    file = str(path)
+    model = _read_model(path)
+    _check_model_types_and_ops(model, file)
+    g = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
+    leaves = _leaves(model, file)
+    onnx_nodes = []  # (index in the model, NodeProto); Constant nodes become constants
+    for i, node in enumerate(g.node):
+        if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
+            value, widened = _constant_value(node, _node_where(i, node), file)
+            leaves.append(Leaf(node.output[0], "constant", value, value.dtype.name, None,
+                               "; ".join(part for part in (widened, node.doc_string) if part)))
+        else:
+            onnx_nodes.append((i, node))
+    nodes, places = _NodeReader(model, leaves, onnx_nodes, opset, file).read()
+    loss = next((p.value for p in model.metadata_props if p.key == LOSS_KEY), None)
+    tensors = set(leaf.name for leaf in leaves) | {out for node in nodes for out in node.outputs}
+    graph = Graph(leaves, nodes, [o.name for o in g.output], loss=loss if loss in tensors else None,
+                  name=g.name, doc=model.doc_string or g.doc_string, opset=opset, path=file)
+    try:
+        check(graph, places=places)
+    except CgError as e:
+        raise e.located(file=file) from None
+    return graph
+
+
+def _leaves(model, file: str) -> list[Leaf]:
+    """Graph inputs (with their defaults from IR 4 on), then the other initializers: floats as params."""
+    g = model.graph
+    initializers = {t.name: t for t in g.initializer}
+    defaults = model.ir_version >= 4  # an initializer listed as an input is then that input's default value
+    leaves: list[Leaf] = []
+    for entry in g.input:
+        if entry.name in initializers and not defaults:
+            continue
+        value = None
+        if entry.name in initializers:
+            value, _ = _array(initializers.pop(entry.name), f"graph input {entry.name!r}", file)
+        leaves.append(Leaf(entry.name, "input", value, onnx_dtype_name(entry.type.tensor_type.elem_type),
+                           _shape_of(entry.type), entry.doc_string))
+    for name, tensor in initializers.items():
+        value, widened = _array(tensor, f"initializer {name!r}", file)
+        kind = "param" if value.dtype.kind == "f" else "constant"
+        doc = "; ".join(part for part in (widened, tensor.doc_string) if part)
+        leaves.append(Leaf(name, kind, value, value.dtype.name, None, doc))
+    return leaves
+
+
+def _node_where(index: int, node) -> str:
+    return f"node {index} ({op_label(node)} {node.name or (node.output[0] if node.output else '')!r})"
+
+
+class _NodeReader:
+    """The model's (non-Constant) nodes as Nodes, in one form whatever the opset: attributes later opsets made
+    inputs become constant leaves (appended to `leaves`), older defaults are made explicit."""
+
+    def __init__(self, model, leaves: list[Leaf], onnx_nodes, opset: int | None, file: str):
+        self.leaves, self.onnx_nodes, self.opset, self.file = leaves, onnx_nodes, opset, file
+        leaf_names = {leaf.name for leaf in leaves}
+        self.tensor_names = leaf_names | {out for _, node in onnx_nodes for out in node.output if out}
+        self.names = _node_names([node for _, node in onnx_nodes], leaf_names)
+        g = model.graph
+        self.declared = {v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.value_info, *g.output)}
+        self.declared.update({t.name: t.data_type for t in g.initializer})
+        self.declared.update({leaf.name: leaf.dtype for leaf in leaves if leaf.kind == "constant"})
+
+    def read(self) -> tuple[list[Node], list[str]]:
+        nodes, places = [], []
+        for (i, node), name in zip(self.onnx_nodes, self.names):
+            places.append(_node_where(i, node))
+            nodes.append(self.node(node, name, places[-1]))
+        return nodes, places
+
+    def node(self, node, name: str, where: str) -> Node:
+        attrs = {}
+        for attr in node.attribute:
+            value = _attribute(attr, f"{where}.attrs.{attr.name}", self.file)
+            neutral = NEUTRAL_ATTRS.get((node.op_type, attr.name), NEUTRAL_ATTRS.get(attr.name, ()))
+            if neutral is None or (isinstance(value, int) and neutral == value):
+                continue
+            attrs[attr.name] = value
+        inputs = self.attributes_as_inputs(node.op_type, attrs, list(node.input), name)
+        while inputs and not inputs[-1]:
+            inputs.pop()
+        if node.op_type in OLD_AXIS_DEFAULT and self.opset is not None and self.opset < 13:
+            attrs.setdefault("axis", 1)
+        if node.op_type == "Split" and "num_outputs" not in attrs and (len(inputs) < 2 or not inputs[1]):
+            attrs["num_outputs"] = len(node.output)  # before opset 18: as many equal parts as outputs
+        outputs = list(node.output)
+        while outputs and not outputs[-1]:  # omitted trailing optional outputs
+            outputs.pop()
+        for k, out in enumerate(outputs):
+            if not out:  # an omitted optional output before a used one still needs a name of its own
+                outputs[k] = fresh_name(f"{name}.output{k}", self.tensor_names)
+        if not outputs:
+            outputs = [fresh_name(f"{name}.output0", self.tensor_names)]
+        return Node(node.op_type, inputs, outputs, attrs, name, node.doc_string)
+
+    def attributes_as_inputs(self, op: str, attrs: dict, inputs: list[str], name: str) -> list[str]:
+        """Move the attribute forms of early opsets (ReduceSum's axes before 13 …) to constant inputs."""
+        for attr, position, _, dtype in ATTR_TO_INPUT.get(op, ()):
+            if attr not in attrs:
+                continue
+            given = attrs.pop(attr)
+            if np.size(given) == 0:  # an empty list: the same as no input
+                continue
+            if dtype is None:  # the dtype of the op's first input, where the model states it
+                code = self.declared.get(inputs[0]) if inputs else None
+                dtype = code if isinstance(code, str) else onnx_dtype_name(code) if code else "float32"
+            value = np.asarray(given, dtype)
+            constant = fresh_name(f"{name}.{attr}", self.tensor_names | set(self.names))
+            self.tensor_names.add(constant)
+            self.leaves.append(Leaf(constant, "constant", value, value.dtype.name, None, ""))
+            inputs += [""] * (position + 1 - len(inputs))
+            inputs[position] = constant
+        return inputs
+
+
+def _node_names(nodes, leaf_names: set) -> list[str]:
+    """Unique node names, none a leaf's: a node keeps its ONNX name when no other node and no leaf has it,
+    else it is named after its first output (suffixed when that is taken)."""
+    counts = Counter(node.name for node in nodes if node.name)
+    kept = [node.name if node.name and counts[node.name] == 1 and node.name not in leaf_names else None
+            for node in nodes]
+    taken = set(leaf_names) | {name for name in kept if name}
+    names = []
+    for node, name in zip(nodes, kept):
+        if name is None:
+            base = next((out for out in node.output if out), "") or node.name or node.op_type
+            name = fresh_name(base, taken)
+        names.append(name)
+    return names
+
+
+def _constant_value(node, where: str, file: str) -> tuple[np.ndarray, str]:
+    """The value a Constant node holds."""
+    if len(node.attribute) != 1:
+        raise CgError(f"a Constant needs exactly one value attribute, found {len(node.attribute)}", file=file,
+                      where=where)
+    attr = node.attribute[0]
+    if attr.name == "value":
+        return _array(attr.t, where, file)
+    simple = {"value_float": (attr.f, np.float32), "value_floats": (list(attr.floats), np.float32),
+              "value_int": (attr.i, np.int64), "value_ints": (list(attr.ints), np.int64)}
+    if attr.name in simple:
+        data, dtype = simple[attr.name]
+        return np.asarray(data, dtype), ""
+    raise CgError(f"a Constant's {attr.name!r} is not a numeric tensor; cgtools runs {SUPPORTED_WORDS}",
+                  file=file, where=where)
+
+
+def _attribute(attr, where: str, file: str):
+    A = require_onnx().AttributeProto
+    kind = attr.type
+    if kind == A.FLOAT:
+        return float(attr.f)
+    if kind == A.INT:
+        return int(attr.i)
+    if kind == A.STRING:
+        return attr.s.decode("utf-8", errors="replace")
+    if kind == A.FLOATS:
+        return [float(v) for v in attr.floats]
+    if kind == A.INTS:
+        return [int(v) for v in attr.ints]
+    if kind == A.STRINGS:
+        return [s.decode("utf-8", errors="replace") for s in attr.strings]
+    if kind == A.TENSOR:
+        dtype = onnx_dtype_name(attr.t.data_type)
+        if dtype not in DTYPES:
+            raise CgError(f"has dtype {dtype}; cgtools runs {SUPPORTED_WORDS}", file=file, where=where)
+        return _array(attr.t, where, file)[0]
+    kind_name = A.AttributeType.Name(kind).lower()
+    raise CgError(f"attributes of type {kind_name} are not supported; expected numbers, strings, lists of "
+                  "them or a tensor", file=file, where=where)
