@@ -67,6 +67,10 @@ def _check_arity(op, node: Node, place: str) -> None:
         found = f"{given}" + (f" (input {missing[0]!r} left empty)" if missing else "")
         raise CgError(f"{node.op} takes {spec.arity} inputs ({names}), found {found}",
                       where=f"{place}.inputs")
+    for attr, fed in spec.forms.items():  # an older opset's attribute stands for an input: one or the other
+        if attr in node.attrs and given > spec.inputs.index(fed):
+            raise CgError(f"{node.op} takes {fed!r} as its input {spec.inputs.index(fed) + 1} or, as older opsets "
+                          f"did, as the attribute {attr!r}, not both (nor with later inputs)", where=f"{place}.attrs")
 
 
 def check_shapes(graph: Graph) -> None:

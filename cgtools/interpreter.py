@@ -11,7 +11,6 @@ the loops on an error. Backward itself is backward.py's, shared with compiled co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from operator import itemgetter
 from time import perf_counter
 from typing import NamedTuple
@@ -24,6 +23,7 @@ from cgtools.compiled import COMPILE_WHEN_WORTH_IT, CompilePolicy
 from cgtools.errors import CgError, did_you_mean, node_place
 from cgtools.memory import collector_paused
 from cgtools.ops import Context, get_op
+from cgtools.ops.base import bound_forward
 from cgtools.runs import Run, SlotView
 from cgtools.values import decode as decode_value
 
@@ -71,7 +71,7 @@ def compile_plan(graph) -> Plan:
     for i in graph.topological_order():
         node = graph.nodes[i]
         op = get_op(node.op)
-        forward = partial(op.forward, **node.attrs) if node.attrs else op.forward
+        forward = bound_forward(op, node.attrs)
         ins = tuple(slots[t] for t in node.inputs)
         gather = itemgetter(*ins) if ins else (lambda _: ())
         steps.append(Step(forward, op.backward, ins, tuple(slots[t] for t in node.outputs), node_place(i, node),

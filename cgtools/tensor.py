@@ -19,7 +19,7 @@ from cgtools.backward import BackwardStep, backpropagate, seed_gradient
 from cgtools.errors import CgError
 from cgtools.json_format import from_dict
 from cgtools.ops import Context, get_op, register_op
-from cgtools.ops.base import check_attrs
+from cgtools.ops.base import bound_forward, check_attrs
 from cgtools.values import encode
 
 
@@ -55,7 +55,7 @@ class Tensor:
         args = [x if isinstance(x, Tensor) else constant(x) for x in inputs]
         ctx = Context()
         ctx.needs_grad = tuple(x.value.dtype.kind == "f" and not x.constant for x in args)
-        value = op.forward(ctx, *(x.value for x in args), **attrs)
+        value = bound_forward(op, attrs)(ctx, *(x.value for x in args))
         out = cls(value[0] if isinstance(value, tuple) else value)  # of several outputs, a tensor keeps the first
         out.op, out.inputs, out.attrs, out.ctx = op, tuple(args), attrs, ctx
         return out

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import error_of, graph_of
 from opcheck import node_suite_cases, randn
 from opcases import extended
 
@@ -175,3 +176,19 @@ def test_onnx_node_case(case):
 def test_every_op_here_has_onnx_node_cases():
     covered = set().union(*(case.ops for case in NODE_CASES))
     assert FAMILY_OPS <= covered, f"ops without ONNX node cases: {sorted(FAMILY_OPS - covered)}"
+
+
+def test_an_older_opsets_attribute_form_feeds_its_input_and_not_both():
+    """ReduceSum's axes as the attribute of opsets before 13 or as the input since: the same op, the same
+    numbers; given both ways at once, the graph is refused at load, naming the node."""
+    x = {"name": "x", "value": [[1.0, 2.0], [3.0, 4.0]]}
+    as_attr = graph_of([{"op": "ReduceSum", "inputs": ["x"], "outputs": ["s"], "attrs": {"axes": [0], "keepdims": 0}}],
+                       inputs=[x])
+    as_input = graph_of([{"op": "ReduceSum", "inputs": ["x", "axes"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
+                        inputs=[x], constants=[{"name": "axes", "value": {"dtype": "int64", "data": [0]}}])
+    assert as_attr.run(backward=False).values["s"].tolist() == as_input.run(backward=False).values["s"].tolist() == [4, 6]
+    both = {"cgtools": "1.0", "inputs": [x], "constants": [{"name": "axes", "value": {"dtype": "int64", "data": [0]}}],
+            "nodes": [{"op": "ReduceSum", "inputs": ["x", "axes"], "outputs": ["s"], "attrs": {"axes": [0]}}],
+            "outputs": ["s"]}
+    message = error_of(cgtools.load, both)
+    assert "nodes[0] (ReduceSum 's').attrs" in message and "not both" in message

@@ -5,17 +5,22 @@ makes one optional, `*inputs` makes them variadic); keyword-only parameters are 
 their annotations, defaulted by their defaults; an attribute with a fixed set of values is annotated
 `Literal["a", "b"]`. The registry reads that once, so graphs are checked against it at load and the
 interpreter never changes when an op is added.
+
+Older ONNX opsets gave some inputs as attributes (ReduceSum's axes before opset 13, …). An op declares those
+in `attribute_forms` and keeps one signature: `bound_forward` feeds such an attribute to its input.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal, get_args, get_origin
 
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.values import decode
 
 
 class Context(list):
@@ -52,6 +57,8 @@ class Operation:
     spec: OpSpec
     symbol: str = ""  # how diagrams draw it ("×", "σ"); the op type when not set
     infix: bool = False  # drawn between its two operands: "3 × ·"
+    # attribute an older opset gave in place of an input -> (that input, the attribute's kind)
+    attribute_forms: dict[str, tuple[str, str]] = {}
 
     @staticmethod
     def forward(ctx, *inputs, **attrs):
@@ -75,6 +82,7 @@ class OpSpec:
     variadic: bool
     attrs: dict[str, tuple[str, object]] = field(default_factory=dict)  # name -> (kind, default)
     choices: dict[str, tuple] = field(default_factory=dict)  # name -> allowed values, for the "enum" kind
+    forms: dict[str, str] = field(default_factory=dict)  # attribute form -> the input it feeds
 
     @property
     def arity(self) -> str:
@@ -86,13 +94,16 @@ class OpSpec:
 
     @property
     def signature(self) -> str:
-        """As `cgtools ops` shows it: "x, [axes_tensor]; keepdims=1, mode='constant' (or 'reflect', 'edge')"."""
+        """As `cgtools ops` shows it: "x, [axes]; keepdims=1, mode='constant' (or 'reflect', 'edge')"."""
         inputs = [name if k < self.required else f"[{name}]" for k, name in enumerate(self.inputs)]
         if self.variadic:
             inputs[-1] = self.inputs[-1] + "…"
         attrs = []
         for name, (_, default) in self.attrs.items():
             text = name if default is REQUIRED else f"{name}={default!r}"
+            if name in self.forms:  # "axes as an attribute", "value for constant_value", as older opsets gave them
+                fed = self.forms[name]
+                text = f"{name} {'as an attribute' if fed == name else 'for ' + fed} (older opsets)"
             others = ", ".join(repr(v) for v in self.choices.get(name, ()) if v != default)
             if others:
                 text += f" ({'one of' if default is REQUIRED else 'or'} {others})"
@@ -104,7 +115,7 @@ REQUIRED = object()  # default of an attribute the graph must give
 REGISTRY: dict[str, type[Operation]] = {}
 
 
-def _spec_of(forward) -> OpSpec:
+def _spec_of(forward, attribute_forms: dict) -> OpSpec:
     params = list(inspect.signature(forward, eval_str=True).parameters.values())[1:]  # drop ctx
     inputs, required, variadic, attrs, choices = [], 0, False, {}, {}
     for p in params:
@@ -124,7 +135,12 @@ def _spec_of(forward) -> OpSpec:
         elif p.kind is not p.VAR_KEYWORD:
             inputs.append(p.name)
             required += p.default is p.empty
-    return OpSpec(tuple(inputs), required, variadic, attrs, choices)
+    for name, (fed, kind) in attribute_forms.items():
+        if fed not in inputs[required:] or kind not in ("ints", "float"):
+            raise TypeError(f"attribute form {name!r}: an optional input's name, and 'ints' or 'float'")
+        attrs[name] = (kind, None)
+    forms = {name: fed for name, (fed, _) in attribute_forms.items()}
+    return OpSpec(tuple(inputs), required, variadic, attrs, choices, forms)
 
 
 def register_op(op_type: str):
@@ -132,7 +148,7 @@ def register_op(op_type: str):
 
     def register(cls):
         cls.op_type = op_type
-        cls.spec = _spec_of(cls.forward)
+        cls.spec = _spec_of(cls.forward, cls.attribute_forms)
         if "symbol" not in vars(cls):
             cls.symbol = op_type
         REGISTRY[op_type] = cls
@@ -208,13 +224,23 @@ def _normalised(kind: str, value):
     if kind == "float":
         return float(value)
     if kind == "tensor" and not isinstance(value, np.ndarray):
-        from cgtools.values import decode
-
         return decode(value)
     return value
 
 
-def input_or_attr(tensor, attr) -> list[int]:
-    """Integers given as an input (newer opsets) or else as the attribute of the same role (older opsets):
-    the ops that accept both forms read them through this."""
-    return [int(v) for v in np.ravel(tensor)] if tensor is not None else list(attr)
+def ints_of(tensor) -> list[int]:
+    """The integers an integer tensor holds (axes, pads, sizes); none for an absent optional input."""
+    return [] if tensor is None else [int(v) for v in np.ravel(tensor)]
+
+
+FORM_DTYPES = {"ints": np.int64, "float": np.float64}
+
+
+def bound_forward(cls: type[Operation], attrs: dict):
+    """The op's forward with a node's (checked) attributes bound; an attribute form of an input is bound to
+    that input, as the array the input would have been."""
+    forms = cls.attribute_forms
+    if forms and not forms.keys().isdisjoint(attrs):
+        attrs = {**{k: v for k, v in attrs.items() if k not in forms},
+                 **{forms[k][0]: np.asarray(v, FORM_DTYPES[forms[k][1]]) for k, v in attrs.items() if k in forms}}
+    return partial(cls.forward, **attrs) if attrs else cls.forward

@@ -161,10 +161,12 @@ class Dropout(Operation):
 
     symbol = "dropout"
 
+    attribute_forms = {"ratio": ("ratio", "float")}  # an input since opset 12
+
     @staticmethod
-    def forward(ctx, data, ratio_tensor=None, training_mode=None, *, ratio: float = 0.5, seed: int = None):
-        # The ratio is an input since opset 12 and an attribute before; either way it only matters in training.
-        drop = ratio if ratio_tensor is None else float(np.ravel(ratio_tensor)[0])
+    def forward(ctx, data, ratio=None, training_mode=None, *, seed: int = None):
+        # the ratio only matters in training
+        drop = 0.5 if ratio is None else float(np.ravel(ratio)[0])
         if training_mode is None or not np.ravel(training_mode).any() or drop == 0:
             ctx.append(None)
             return data, Lazy(lambda: np.ones(data.shape, bool))

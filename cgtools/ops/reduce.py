@@ -2,8 +2,8 @@
 
 CumSum sits here as the scan of a sum: it keeps every partial result of the reduction along its axis.
 
-The Reduce* axes come as the optional second input (ONNX opset 18) or as the `axes` attribute (older opsets,
-and handier in hand-written graphs); no axes means all of them."""
+The Reduce* axes come as the optional second input (ONNX opset 18), or as the `axes` attribute (older opsets,
+and handier in hand-written graphs: the attribute form of that input); no axes means all of them."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 
-from cgtools.ops.base import Operation, input_or_attr, register_op
+from cgtools.ops.base import Operation, ints_of, register_op
 
 
-def reduction_axes(x, axes_input, axes_attr, noop_with_empty_axes):
+def reduction_axes(x, axes, noop_with_empty_axes):
     """The axes to reduce as a tuple, None for all, or () for none at all."""
-    axes = input_or_attr(axes_input, axes_attr)
+    axes = ints_of(axes)
     if not axes:
         return () if noop_with_empty_axes else None
     return tuple(sorted(a % x.ndim for a in axes))
@@ -46,11 +46,11 @@ class _Reduce(Operation):
     """Shared by the Reduce* ops: forward reduces with numpy_reduce, backward multiplies by local_grad."""
 
     numpy_reduce = staticmethod(np.sum)
+    attribute_forms = {"axes": ("axes", "ints")}
 
     @classmethod
-    def forward(cls, ctx, data, axes_tensor=None, *, axes: list[int] = (), keepdims: int = 1,
-                noop_with_empty_axes: int = 0):
-        dims = reduction_axes(data, axes_tensor, axes, noop_with_empty_axes)
+    def forward(cls, ctx, data, axes=None, *, keepdims: int = 1, noop_with_empty_axes: int = 0):
+        dims = reduction_axes(data, axes, noop_with_empty_axes)
         # axis=() reduces nothing, but still applies a composite reduction's elementwise step (|x|, x²), as ONNX says
         y = cls.numpy_reduce(data, axis=dims, keepdims=bool(keepdims))
         y = np.asarray(y, data.dtype)

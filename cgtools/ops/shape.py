@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.ops.base import Operation, input_or_attr, register_op
+from cgtools.ops.base import Operation, ints_of, register_op
 
 
 class _Rearrange(Operation):
@@ -52,10 +52,12 @@ class Squeeze(_Rearrange):
 
     symbol = "squeeze"
 
+    attribute_forms = {"axes": ("axes", "ints")}  # an input since opset 13
+
     @staticmethod
-    def forward(ctx, data, axes_tensor=None, *, axes: list[int] = ()):
+    def forward(ctx, data, axes=None):
         ctx.append(data.shape)
-        dims = input_or_attr(axes_tensor, axes)
+        dims = ints_of(axes)
         return np.squeeze(data, axis=tuple(dims) if dims else None)
 
 
@@ -65,9 +67,11 @@ class Unsqueeze(_Rearrange):
 
     symbol = "unsqueeze"
 
+    attribute_forms = {"axes": ("axes", "ints")}  # an input since opset 13
+
     @staticmethod
-    def forward(ctx, data, axes_tensor=None, *, axes: list[int] = ()):
-        dims = input_or_attr(axes_tensor, axes)
+    def forward(ctx, data, axes=None):
+        dims = ints_of(axes)
         if not dims:
             raise CgError("Unsqueeze needs axes, as its second input or as the attribute 'axes'")
         ctx.append(data.shape)

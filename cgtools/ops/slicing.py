@@ -10,11 +10,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.ops.base import Operation, input_or_attr, register_op
-
-
-def ints_of(tensor) -> list[int]:
-    return [int(v) for v in np.ravel(tensor)]
+from cgtools.ops.base import Operation, ints_of, register_op
 
 
 def along(axis: int, index) -> tuple:
@@ -28,11 +24,13 @@ class Split(Operation):
 
     symbol = "split"
 
+    attribute_forms = {"split": ("split", "ints")}  # an input since opset 13
+
     @staticmethod
-    def forward(ctx, input, split_tensor=None, *, axis: int = 0, split: list[int] = (), num_outputs: int = 0):
+    def forward(ctx, input, split=None, *, axis: int = 0, num_outputs: int = 0):
         axis %= input.ndim
         n = input.shape[axis]
-        sizes = input_or_attr(split_tensor, split)  # an input since opset 13
+        sizes = ints_of(split)
         if not sizes:
             if num_outputs < 1:
                 raise CgError("Split needs the sizes of the parts (input or attribute 'split') or their number "
@@ -82,18 +80,17 @@ class Slice(Operation):
 
     symbol = "slice"
 
+    attribute_forms = {"starts": ("starts", "ints"), "ends": ("ends", "ints"), "axes": ("axes", "ints")}  # opset < 10
+
     @staticmethod
-    def forward(ctx, data, starts_tensor=None, ends_tensor=None, axes_tensor=None, steps_tensor=None, *,
-                starts: list[int] = (), ends: list[int] = (), axes: list[int] = ()):
-        # starts, ends and axes are inputs since opset 10, attributes before
-        begin, end = input_or_attr(starts_tensor, starts), input_or_attr(ends_tensor, ends)
-        if not begin and starts_tensor is None:
+    def forward(ctx, data, starts=None, ends=None, axes=None, steps=None):
+        begin, end = ints_of(starts), ints_of(ends)
+        if not begin and starts is None:
             raise CgError("Slice needs starts and ends, as inputs (or, in opsets before 10, attributes)")
         if len(begin) != len(end):
             raise CgError(f"Slice needs as many ends as starts, found {len(end)} and {len(begin)}")
-        dims = [a % data.ndim for a in input_or_attr(axes_tensor, axes)] or list(range(len(begin)))
-        steps = ints_of(steps_tensor) if steps_tensor is not None else [1] * len(begin)
-        index = slice_index(data.shape, begin, end, dims, steps)
+        dims = [a % data.ndim for a in ints_of(axes)] or list(range(len(begin)))
+        index = slice_index(data.shape, begin, end, dims, ints_of(steps) or [1] * len(begin))
         ctx.save(data.shape, index)
         return data[index]
 
@@ -146,19 +143,19 @@ class Pad(Operation):
 
     symbol = "pad"
 
+    attribute_forms = {"pads": ("pads", "ints"), "value": ("constant_value", "float")}  # inputs since opset 11
+
     @staticmethod
-    def forward(ctx, data, pads_tensor=None, constant_value=None, axes=None, *,
-                mode: Literal["constant", "reflect", "edge", "wrap"] = "constant",
-                pads: list[int] = (), value: float = 0.0):
-        # pads and the constant are inputs since opset 11, attributes (pads, value) before
-        widths = pad_widths(data.ndim, input_or_attr(pads_tensor, pads), None if axes is None else ints_of(axes))
+    def forward(ctx, data, pads=None, constant_value=None, axes=None, *,
+                mode: Literal["constant", "reflect", "edge", "wrap"] = "constant"):
+        widths = pad_widths(data.ndim, ints_of(pads), ints_of(axes))
         crop = tuple(slice(-min(b, 0), n + min(e, 0)) for (b, e), n in zip(widths, data.shape))
         grow = [(max(b, 0), max(e, 0)) for b, e in widths]
         x = data[crop]
         ctx.save(data.shape, crop, grow, x.shape, mode)
         if mode != "constant":
             return np.pad(x, grow, mode=mode)
-        fill = value if constant_value is None or constant_value.size == 0 else np.ravel(constant_value)[0]
+        fill = 0.0 if constant_value is None or constant_value.size == 0 else np.ravel(constant_value)[0]
         return np.pad(x, grow, constant_values=fill)
 
     @staticmethod
