@@ -97,8 +97,9 @@ def compile_backward(steps: list[BackwardStep], policy: CompilePolicy = COMPILE_
     bodies = []
     for n, step in enumerate(steps):
         namespace[f"b{n}"], namespace[f"n{n}"] = step.backward, step.needs_grad
+        grads = ", ".join(f"g[{i}]" for i in step.outs)
         body = [f"    if {' or '.join(f'g[{i}] is not None' for i in step.outs)}:",
-                f"        c = K[{step.index}]; c.needs_grad = n{n}; r = b{n}(c, {', '.join(f'g[{i}]' for i in step.outs)})",
+                f"        c = K[{step.index}]; c.needs_grad = n{n}; r = b{n}(c, {grads})",
                 "        if type(r) is ndarray: r = (r,)"]
         if max(pos for pos, _ in step.wanted) < len(step.needs_grad) - 1:  # too few gradients fail, as interpreted
             body.append(f"        r[{len(step.needs_grad) - 1}]")

@@ -9,8 +9,17 @@ import sys
 
 import click
 
-from cgtools.cli.options import (INPUTS_OPTION, PARAM_OPTION, PRECISION_OPTION, SET_OPTION, frames_folder,
-                                 given_values, parse_sets, show_items, split_names)
+from cgtools.cli.options import (
+    INPUTS_OPTION,
+    PARAM_OPTION,
+    PRECISION_OPTION,
+    SET_OPTION,
+    frames_folder,
+    given_values,
+    parse_sets,
+    show_items,
+    split_names,
+)
 from cgtools.cli.reporting import checked_run, run_for_drawing, write_frame_files
 
 WIDE_UP_TO = 40  # nodes: a lecture's graph reads left to right; a deep model top to bottom, as in Netron

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from helpers import run_cli
 
 

@@ -40,8 +40,8 @@ def modules() -> dict[str, Path]:
 def imported(path: Path, known: set[str]) -> set[str]:
     """The package modules a file imports anywhere in it (inside functions too), except under TYPE_CHECKING."""
     tree = ast.parse(path.read_text())
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-               for n in ast.walk(node)}
+    skipped = {id(n) for node in ast.walk(tree)
+               if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
     names = set()
     for node in ast.walk(tree):
         if id(node) in skipped:

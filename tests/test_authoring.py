@@ -95,6 +95,7 @@ def test_custom_op_written_the_lectures_way_serves_tensors_and_json():
     lambda ps: (optim.SGD(ps, lr=0.05, momentum=0.9), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
     lambda ps: (optim.Adam(ps, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
 ], ids=["sgd", "sgd-momentum", "adam"])
+@pytest.mark.slow
 def test_optimisers_match_torch_step_for_step(make):
     rng = np.random.default_rng(3)
     W0, X = rng.standard_normal((3, 2)), rng.standard_normal((5, 3))
@@ -123,6 +124,7 @@ def test_training_a_loaded_graph_lowers_the_loss():
     assert accuracy(graph, data) > max(before, 0.9)
 
 
+@pytest.mark.slow
 def test_train_command_writes_the_trained_params_back(tmp_path, cli):
     graph = tmp_path / "logistic.json"
     shutil.copy(EXAMPLES / "logistic_regression.json", graph)

@@ -5,12 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
-from opcheck import assert_same_run, compiled_at_once
 
 import cgtools
 from cgtools import compiled
 from cgtools.interpreter import plan_of
 from helpers import EXAMPLES, NAN_GRAPH, error_of, graph_of
+from opcheck import assert_same_run, compiled_at_once
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 

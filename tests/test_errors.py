@@ -150,6 +150,7 @@ def test_unreadable_file(tmp_path, make, expected):
         assert part in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, expected", FILE_CASES)
 def test_unreadable_file_cli(tmp_path, make, expected):
     path = make(tmp_path)
@@ -287,6 +288,7 @@ THROUGH_THE_SCRIPT = {  # the cases also run through the real console script
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("changes, expected", [case for case in GRAPH_CASES if case.id in THROUGH_THE_SCRIPT])
 def test_broken_graph_script(folder, changes, expected):
     """A representative subset through the real console script (all cases run in-process above, where
@@ -438,6 +440,7 @@ def test_run_errors_cli(tmp_path, capsys, doc, args, expected):
     assert_cli_error(run_in_process(capsys, "run", path, *args), *expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc, args, expected", [case for case in RUN_CASES if case.id in THROUGH_THE_SCRIPT])
 def test_run_errors_script(tmp_path, doc, args, expected):
     path = write(tmp_path / "graph.json", doc)
@@ -493,6 +496,7 @@ def test_cli_without_a_command_shows_usage_without_traceback():
         assert result.returncode == 1 and result.stderr.startswith("error: ")
 
 
+@pytest.mark.slow
 def test_cli_runs_a_valid_graph():
     """The control: the same commands succeed on the unchanged example."""
     assert run_cli("validate", EXAMPLE).returncode == 0

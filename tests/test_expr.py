@@ -77,6 +77,7 @@ def test_malicious_text_through_the_cli_never_runs(tmp_path, cli):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_render_an_expression_directly(tmp_path, cli, graphviz):
     result = cli("render", "--expr", "(a*x + b)**2", "--set", "a=3", "--set", "x=1", "--set", "b=2",
                  "--param", "a,b", "-o", tmp_path / "e.svg")

@@ -13,6 +13,8 @@ import pytest
 
 from cgtools.onnx import conformance
 
+pytestmark = pytest.mark.onnx_suite
+
 SUITE = conformance.ensure_suite()
 CASES = conformance.discover(SUITE)
 RUNNABLE = [case for case in CASES if case.status == "runnable"]
@@ -78,6 +80,7 @@ def ops_on_disk() -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.slow
 def test_the_report_counts_the_claimed_ops():
     """`python -m cgtools.onnx.conformance -v` names every case it runs with its result, then prints the per-op
     table, the totals and the claimed count, and exits 1 exactly when a case failed. The report is checked

@@ -445,6 +445,7 @@ def test_a_loss_survives_the_round_trip(tmp_path):
 
 # ---- the CLI --------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_converts_both_ways_and_runs_and_renders_onnx(tmp_path):
     done = run_cli("convert", EXAMPLES / "affine_square.json", tmp_path / "affine.onnx")
     assert done.returncode == 0, done.stderr
@@ -467,6 +468,7 @@ def test_cli_converts_both_ways_and_runs_and_renders_onnx(tmp_path):
     assert back.run().values["e"] == 25 and back.leaves["two"].kind == "constant"
 
 
+@pytest.mark.slow
 def test_cli_runs_an_onnx_model_whose_input_needs_a_value(tmp_path):
     path = save(mlp_model(hidden=4), tmp_path / "mlp.onnx")
     done = run_cli("run", path, "--no-backward")
@@ -553,6 +555,7 @@ def test_onnx_errors_name_the_file_and_the_place(tmp_path, make, expected):
         assert part in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, expected", ERROR_CASES)
 def test_onnx_errors_through_the_cli(tmp_path, make, expected):
     path = make(tmp_path)

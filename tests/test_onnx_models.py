@@ -19,6 +19,8 @@ from cgtools.export import draw
 from cgtools.io import convert
 from cgtools.onnx.write import to_onnx
 
+pytestmark = pytest.mark.slow  # real models: ResNet-50, DenseNet-121, exported from PyTorch
+
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 LIGHT_MODELS = ["resnet50", "densenet121"]
 

@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+import cgtools
+from cgtools.ops import REGISTRY
 from opcheck import (
     Const,
     check_against_torch,
@@ -21,9 +24,6 @@ from opcheck import (
     params,
     run_case,
 )
-
-import cgtools
-from cgtools.ops import REGISTRY
 
 # Imported in this order: the families draw their inputs from one random generator.
 FAMILIES = [importlib.import_module(f"opcases.{name}") for name in ("core", "conv", "extended")]

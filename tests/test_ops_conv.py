@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from opcheck import case, check_against_torch, node_suite, node_suite_cases, randn, run_case
-from opcases.conv import CASES, distinct
 
 import cgtools
 from cgtools import CgError
 from cgtools.onnx import conformance
+from opcases.conv import CASES, distinct
+from opcheck import case, check_against_torch, node_suite, node_suite_cases, randn, run_case
 
 CASE_BY_ID = {c.id: c for c in CASES}
 
@@ -115,7 +115,7 @@ def test_max_pool_needs_kernel_shape():
 OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
        "LayerNormalization", "InstanceNormalization", "Dropout"}
 NODE_CASES = node_suite_cases(OPS)
-# The format feeds no uint8 (cgtools.onnx.conformance counts the case as unsupported): test_max_pool_keeps_uint8 runs it.
+# The format feeds no uint8 (the conformance runner counts the case as unsupported): test_max_pool_keeps_uint8 runs it.
 NOT_RUNNABLE = {"test_maxpool_2d_uint8"}
 
 

@@ -6,9 +6,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from helpers import ROOT
 
 
+@pytest.mark.slow
 def test_wheel_contains_the_schema_and_the_cli(tmp_path):
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
                    check=True, capture_output=True, timeout=300)

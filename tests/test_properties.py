@@ -87,7 +87,8 @@ def parse_or_refuse(text):
 def test_the_watch_sees_code_being_run():
     """The check below can fail: running the text, as eval would, is seen."""
     assert "exec" in EXECUTIONS.during(eval, "1 + 1")
-    assert "import" in EXECUTIONS.during(exec, "try:\n    import no_such_module_anywhere\nexcept ImportError:\n    pass")
+    importing = "try:\n    import no_such_module_anywhere\nexcept ImportError:\n    pass"
+    assert "import" in EXECUTIONS.during(exec, importing)
 
 
 @settings(max_examples=200, deadline=None)

@@ -77,6 +77,7 @@ def test_affine_square_svg_puts_the_lecture_numbers_on_the_right_edges(graphviz)
     assert ["e", "loss"] in nodes.values()  # the loss is marked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
 @pytest.mark.parametrize("fmt", ["svg", "png", "pdf"])
 def test_every_example_renders(path, fmt, tmp_path, cli, graphviz):
@@ -126,6 +127,7 @@ def test_frames_count_and_nodes_do_not_move(tmp_path, graphviz):
     assert all(h == 1 for h in highlighted[1:-1])  # exactly one node computes at each step
 
 
+@pytest.mark.slow
 def test_frames_command_writes_pdfs_and_one_multipage_pdf(tmp_path, cli, graphviz):
     from pypdf import PdfReader
 
@@ -194,6 +196,7 @@ def test_nan_edges_are_flagged():
     assert "#be123c" in drawn and "⚠ y = nan" in drawn  # the alert colour and a sign mark the NaN
 
 
+@pytest.mark.slow
 def test_render_cli_errors(tmp_path, cli):
     src = EXAMPLES / "affine_square.json"
     cases = [
@@ -212,6 +215,7 @@ def test_render_cli_errors(tmp_path, cli):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_render_to_stdout_and_default_path(tmp_path, cli, graphviz):
     result = cli("render", EXAMPLES / "affine_square.json", "-o", "-", "-f", "dot")
     assert result.returncode == 0 and result.stdout.startswith("digraph cgtools {")
@@ -225,6 +229,7 @@ def test_render_to_stdout_and_default_path(tmp_path, cli, graphviz):
     assert (tmp_path / "g.svg").stat().st_mode & 0o777 == 0o666 & ~umask  # as open() makes it, not mkstemp's 0o600
 
 
+@pytest.mark.slow
 def test_graphviz_missing_is_a_clear_error(tmp_path, cli):
     env_bin = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin"
     result = cli("render", EXAMPLES / "affine_square.json", "-o", tmp_path / "a.svg",
@@ -292,6 +297,7 @@ def test_escapes_and_control_characters_in_names(name, graphviz):
     assert shown in texts  # literally: no Graphviz escape, no broken XML
 
 
+@pytest.mark.slow
 def test_frames_cli_cleans_up_and_reports_on_stderr(tmp_path, cli, graphviz):
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -355,6 +361,7 @@ def test_first_non_finite_from_python():
     assert cgtools.load(EXAMPLES / "affine_square.json").run().first_non_finite() == []
 
 
+@pytest.mark.slow
 def test_two_outputs_and_no_loss_draw_forward_values_with_a_note(tmp_path, cli):
     doc = {"cgtools": "1.0", "inputs": [{"name": "x", "value": 2.0}],
            "nodes": [{"op": "Neg", "inputs": ["x"], "outputs": ["y"]},
@@ -365,6 +372,7 @@ def test_two_outputs_and_no_loss_draw_forward_values_with_a_note(tmp_path, cli):
     assert "y = -2" in result.stdout and "∂" not in result.stdout
 
 
+@pytest.mark.slow
 def test_inputs_from_an_npz_and_a_non_scalar_loss(tmp_path, cli):
     """A model whose input has no value is fed from an .npz; its output is no scalar, so the drawing shows
     forward values and says why there are no gradients."""

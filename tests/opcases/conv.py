@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from opcheck import SKIP, Case, Const, case, distinct, positive, randn
+
 
 def pad(x, pads, value=0.0):
     """ONNX pads [x1_begin, x2_begin, …, x1_end, x2_end, …] as torch's F.pad (last axis first)."""

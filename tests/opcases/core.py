@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from opcheck import SKIP, Case, Const, away_from, case, ints, nonzero, positive, randn, rng
 
 # ---- the case table ------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from opcheck import SKIP, Case, Const, away_from, case, distinct, ints, nonzero, randn, rng
+
 
 def off_integers(*shape):
     """Values whose fractional parts keep 0.1 from integers and from halves: no jumps of Floor, Ceil, Round."""
