@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup graphviz chromium demo pictures test conformance bench lint docs clean
+.PHONY: setup graphviz chromium demo pictures test test-fast conformance bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ pictures: setup chromium
 
 test: setup chromium
 	$(BIN)/python -m pytest -q
+
+# The edit-test loop: everything but the browser and the slow tests (real processes, large models).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not browser and not slow"
 
 # The ONNX backend node suite, regenerated from the onnx wheel: pass/fail per op type and the totals.
 conformance: setup

@@ -116,3 +116,16 @@ def test_the_walk_counts_imports_inside_functions_and_sees_a_long_one(tmp_path):
     source.write_text("from cgtools import values\nfrom cgtools.export import dot, draw\n")
     assert imported(source, known) == {"cgtools.values", "cgtools.export.dot", "cgtools.export"}
     assert layer_of("cgtools.export.dot") > layer_of("cgtools.graph") > layer_of("cgtools.ops.base")
+
+
+def test_the_readme_layout_names_every_module_and_only_those():
+    """Each module has a line with its role in the README's layout, and every path named there exists."""
+    section = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
+    named = {}
+    for line in section.splitlines():
+        path, _, role = line.partition(" ")
+        if path.endswith(".py"):
+            named[path] = role.strip()
+    on_disk = {str(path.relative_to(ROOT)) for path in modules().values()}
+    assert set(named) == on_disk, f"missing: {sorted(on_disk - set(named))}, stale: {sorted(set(named) - on_disk)}"
+    assert all(named.values()), [path for path, role in named.items() if not role]
