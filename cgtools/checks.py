@@ -12,7 +12,8 @@ from cgtools.ops import get_op
 from cgtools.ops.base import check_attrs
 
 if TYPE_CHECKING:
-    from cgtools.graph import Graph, Node
+    from cgtools.graph import Graph
+    from cgtools.parts import Node
 
 
 def check(graph: Graph, places: list[str] | None = None) -> None:

@@ -1,64 +1,32 @@
-"""The graph model: leaves (inputs, params, constants) and nodes, and its networkx form.
+"""The graph model: leaves and nodes (parts.py) in topological order, and its networkx form.
 
-A Graph runs through the engine below it (`run`, `validate`). Writing it as JSON and drawing it belong to
-the layers above (json_format.py, export/), which register themselves here when imported; `cgtools.load`
-and `cgtools.Graph` import them.
+A Graph runs through the engine below it (`run`, `validate`) and reads and writes its own JSON format
+(json_format.py, below it too). Drawing belongs to the layers above: a notebook reaches it through
+notebook.py.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import networkx as nx
-import numpy as np
 
-from cgtools import checks, interpreter, notebook
+from cgtools import checks, interpreter, json_format, notebook
 from cgtools.compiled import CompilePolicy
 from cgtools.errors import CgError
-
-LEAF_KINDS = ("input", "param", "constant")
-# The JSON writer's functions, registered by cgtools.json_format: "to_dict" and "save".
-writers: dict[str, Callable] = {}
-
-
-@dataclass
-class Leaf:
-    """A tensor nobody computes: an input (fed at run time), a param (trainable) or a constant."""
-
-    name: str
-    kind: str
-    value: np.ndarray | None = None
-    dtype: str | None = None
-    shape: tuple[int, ...] | None = None
-    doc: str = ""
-
-
-@dataclass
-class Node:
-    """One op applied to named tensors. `name` defaults to the first output's name."""
-
-    op: str
-    inputs: list[str]
-    outputs: list[str]
-    attrs: dict = field(default_factory=dict)
-    name: str = ""
-    doc: str = ""
-
-    def __post_init__(self):
-        self.name = self.name or self.outputs[0]
+from cgtools.parts import LEAF_KINDS, Leaf, Node
 
 
 class Graph:
-    """A computation graph. Treat it as immutable: it caches its compiled plan."""
+    """A computation graph. Treat it as immutable: it keeps its order and its engine's plan."""
 
     def __init__(self, leaves: list[Leaf], nodes: list[Node], outputs: list[str], *, loss: str | None = None,
                  name: str = "", doc: str = "", opset: int | None = None, path: str | None = None):
         self.leaves = {leaf.name: leaf for leaf in leaves}
         self.nodes, self.outputs, self.loss = nodes, list(outputs), loss
         self.name, self.doc, self.opset, self.path = name, doc, opset, path
-        self._plan = self._order = None
+        self.plan = None  # the engine's flat plan of this graph, made on its first run (interpreter.plan_of)
+        self._order = None
 
     def __repr__(self):
         return f"<Graph {self.name or '(unnamed)'}: {len(self.leaves)} leaves, {len(self.nodes)} nodes>"
@@ -164,11 +132,27 @@ class Graph:
     # ---- saving --------------------------------------------------------------------------------
     def to_dict(self, sidecar: dict | None = None, sidecar_file: str = "") -> dict:
         """The graph in the JSON format; large arrays go into `sidecar` when one is given."""
-        return writers["to_dict"](self, sidecar, sidecar_file)
+        return json_format.to_dict(self, sidecar, sidecar_file)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the graph as JSON (arrays over 1,000 elements into `<name>.npz` beside it), atomically."""
-        writers["save"](self, path)
+        json_format.save(self, path)
+
+    @classmethod
+    def from_dict(cls, doc, *, file: str | None = None) -> Graph:
+        """The checked graph a document of the JSON format describes (`file`: where it was read from)."""
+        parts = json_format.parts_of(doc, file)
+        try:
+            graph = cls(**parts)
+            checks.check(graph)
+        except CgError as e:
+            raise e.located(file=file) from None
+        return graph
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> Graph:
+        """The checked graph of a .json file."""
+        return cls.from_dict(json_format.read_document(path), file=str(path))
 
 
 def annotate(G: nx.MultiDiGraph, run) -> None:

@@ -84,11 +84,11 @@ def compile_plan(graph) -> Plan:
 def plan_of(graph, policy: CompilePolicy | None = None) -> Plan:
     """The graph's plan, made on its first run and kept on the graph; `policy`, when given, is from now on
     when the plan is compiled."""
-    if graph._plan is None:
-        graph._plan = compile_plan(graph)
+    if graph.plan is None:
+        graph.plan = compile_plan(graph)
     if policy is not None:
-        graph._plan.policy = policy
-    return graph._plan
+        graph.plan.policy = policy
+    return graph.plan
 
 
 def loss_name(graph) -> str:

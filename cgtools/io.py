@@ -6,10 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-import cgtools.export  # noqa: F401 - gives graphs and runs their notebook diagram
 from cgtools.errors import CgError
 from cgtools.graph import Graph
-from cgtools.json_format import from_dict, read_json
 from cgtools.onnx.mapping import install_check
 from cgtools.onnx.read import load_onnx
 from cgtools.onnx.write import save_onnx
@@ -21,11 +19,11 @@ def load(source) -> Graph:
     if isinstance(source, Graph):
         return source
     if isinstance(source, dict):
-        return from_dict(source)
+        return Graph.from_dict(source)
     path = Path(source)
     if path.suffix.lower() == ".onnx":
         return load_onnx(path)
-    return read_json(path)
+    return Graph.read(path)
 
 
 def convert(source, target) -> list[Path]:
@@ -45,4 +43,4 @@ def convert(source, target) -> list[Path]:
         sidecar = any(leaf.value is not None and np.size(leaf.value) > INLINE_LIMIT for leaf in graph.leaves.values())
         graph.save(target)
         return [target, target.with_suffix(".npz")] if sidecar else [target]
-    return [save_onnx(read_json(source), target)]
+    return [save_onnx(Graph.read(source), target)]

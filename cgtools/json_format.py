@@ -1,5 +1,6 @@
-"""The JSON format, read and written: JSON -> JSON Schema validation -> Graph -> semantic checks, each
-failure a CgError; and a Graph back to JSON, large arrays into an .npz beside it."""
+"""The JSON format, the model's own, read and written: JSON -> JSON Schema validation -> a graph's parts
+(Graph.from_dict then checks them), each failure a CgError; and a graph back to JSON, large arrays into an
+.npz beside it. The format's reference is generated here from its JSON Schema."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cgtools import graph as model
 from cgtools import values as tensor_values
-from cgtools.checks import check
 from cgtools.errors import CgError, did_you_mean, json_path
 from cgtools.files import write_atomic, write_npz
-from cgtools.graph import LEAF_KINDS, Graph, Leaf, Node
+from cgtools.parts import LEAF_KINDS, Leaf, Node
+
+if TYPE_CHECKING:
+    from cgtools.graph import Graph
 
 FORMAT_VERSION = "1.0"
 
@@ -61,8 +64,9 @@ def schema_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_json(path: Path) -> Graph:
-    """A checked Graph from a .json file."""
+def read_document(path) -> dict:
+    """The JSON document of a graph file, its keys unique."""
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -77,7 +81,7 @@ def read_json(path: Path) -> Graph:
         raise e.located(file=str(path)) from None
     except json.JSONDecodeError as e:
         raise CgError(f"line {e.lineno} column {e.colno}: invalid JSON: {e.msg}", file=str(path)) from None
-    return from_dict(doc, file=str(path))
+    return doc
 
 
 def _unique_keys(pairs):
@@ -89,7 +93,8 @@ def _unique_keys(pairs):
     return dict(pairs)
 
 
-def from_dict(doc, *, file: str | None = None) -> Graph:
+def parts_of(doc, file: str | None = None) -> dict:
+    """Graph(**parts): the leaves, nodes and outputs a document describes, once it fits the JSON Schema."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(json_schema())
@@ -98,13 +103,7 @@ def from_dict(doc, *, file: str | None = None) -> Graph:
     if error is not None:
         error = _fitting_branch(error)
         raise CgError(_schema_message(error), file=file, where=json_path(error.absolute_path))
-    folder = Path(file).parent if file else Path.cwd()
-    try:
-        graph = _build(doc, folder, file)
-        check(graph)
-    except CgError as e:
-        raise e.located(file=file) from None
-    return graph
+    return _parts(doc, Path(file).parent if file else Path.cwd(), file)
 
 
 def _fitting_branch(error):
@@ -147,7 +146,7 @@ def _schema_message(error) -> str:
     return error.message
 
 
-def _build(doc: dict, folder: Path, file: str | None) -> Graph:
+def _parts(doc: dict, folder: Path, file: str | None) -> dict:
     npz_cache: dict = {}
     leaves, places = [], {}
     for plural, kind in (("inputs", "input"), ("params", "param"), ("constants", "constant")):
@@ -167,8 +166,8 @@ def _build(doc: dict, folder: Path, file: str | None) -> Graph:
             leaves.append(Leaf(entry["name"], kind, value, entry.get("dtype"), shape, entry.get("doc", "")))
     nodes = [Node(n["op"], list(n.get("inputs", [])), list(n["outputs"]), dict(n.get("attrs", {})),
                   n.get("name", ""), n.get("doc", "")) for n in doc["nodes"]]
-    return Graph(leaves, nodes, doc["outputs"], loss=doc.get("loss"), name=doc.get("name", ""),
-                 doc=doc.get("doc", ""), opset=doc.get("opset"), path=file)
+    return dict(leaves=leaves, nodes=nodes, outputs=doc["outputs"], loss=doc.get("loss"), name=doc.get("name", ""),
+                doc=doc.get("doc", ""), opset=doc.get("opset"), path=file)
 
 
 def to_dict(graph: Graph, sidecar: dict | None = None, sidecar_file: str = "") -> dict:
@@ -220,5 +219,3 @@ def save(graph: Graph, path) -> None:
         write_atomic(path.with_suffix(".npz"), lambda f: write_npz(f, sidecar))
     write_atomic(path, lambda f: f.write(text.encode()))
 
-
-model.writers.update(to_dict=to_dict, save=save)

@@ -1,5 +1,5 @@
 """How a notebook shows a graph or a run: as its diagram. The model and the engine sit below the drawing
-code, so the exporter registers its drawing here when it is imported (`cgtools.load` imports it)."""
+code, so the package's root (cgtools/__init__.py, which runs before any module of it) puts the drawing here."""
 
 from __future__ import annotations
 

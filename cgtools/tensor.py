@@ -17,7 +17,7 @@ import numpy as np
 
 from cgtools.backward import BackwardStep, backpropagate, seed_gradient
 from cgtools.errors import CgError
-from cgtools.json_format import from_dict
+from cgtools.graph import Graph
 from cgtools.ops import Context, get_op, register_op
 from cgtools.ops.base import bound_forward, check_attrs
 from cgtools.values import encode
@@ -155,8 +155,8 @@ class Tensor:
                 if t.attrs:
                     node["attrs"] = dict(t.attrs)
                 nodes.append(node)
-        return from_dict({"cgtools": "1.0", "name": name, **({"doc": doc} if doc else {}),
-                          **{k: v for k, v in leaves.items() if v}, "nodes": nodes, "outputs": [names[id(self)]]})
+        return Graph.from_dict({"cgtools": "1.0", "name": name, **({"doc": doc} if doc else {}),
+                                **{k: v for k, v in leaves.items() if v}, "nodes": nodes, "outputs": [names[id(self)]]})
 
 
 def constant(value) -> Tensor:

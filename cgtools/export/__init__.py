@@ -3,7 +3,6 @@ slide frames (frames.py) or as one interactive HTML page (html.py); labels and t
 
 from __future__ import annotations
 
-from cgtools import notebook
 from cgtools.errors import CgError
 
 FORMATS = ("svg", "png", "pdf", "dot", "html")
@@ -30,6 +29,4 @@ def notebook_svg(graph, run=None) -> str | None:
     except CgError:
         return None
 
-
-notebook.drawing = notebook_svg
 

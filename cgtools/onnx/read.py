@@ -9,7 +9,7 @@ import numpy as np
 
 from cgtools.checks import check
 from cgtools.errors import CgError
-from cgtools.graph import Graph, Leaf, Node
+from cgtools.graph import Graph
 from cgtools.onnx.mapping import (
     ATTR_TO_INPUT,
     LOADER_OPS,
@@ -23,6 +23,7 @@ from cgtools.onnx.mapping import (
     onnx_dtype_name,
     require_onnx,
 )
+from cgtools.parts import Leaf, Node
 from cgtools.values import DTYPES
 
 DEFAULT_DOMAINS = ("", "ai.onnx")

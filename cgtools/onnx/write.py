@@ -8,7 +8,7 @@ import numpy as np
 
 from cgtools.errors import CgError, node_place
 from cgtools.files import write_atomic
-from cgtools.graph import Graph, Leaf, Node
+from cgtools.graph import Graph
 from cgtools.onnx.mapping import (
     ATTR_TO_INPUT,
     DEFAULT_OPSET,
@@ -22,6 +22,7 @@ from cgtools.onnx.mapping import (
     require_onnx,
 )
 from cgtools.ops import get_op
+from cgtools.parts import Leaf, Node
 
 ATTR_TYPES = {"int": "INT", "float": "FLOAT", "str": "STRING", "ints": "INTS", "floats": "FLOATS",
               "strings": "STRINGS", "tensor": "TENSOR"}
