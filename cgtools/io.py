@@ -8,7 +8,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.graph import Graph
-from cgtools.onnx.mapping import install_check
+from cgtools.onnx.mapping import require_onnx
 from cgtools.onnx.read import load_onnx
 from cgtools.onnx.write import save_onnx
 from cgtools.values import INLINE_LIMIT
@@ -29,7 +29,7 @@ def load(source) -> Graph:
 def convert(source, target) -> list[Path]:
     """model.onnx -> graph.json (arrays over 1,000 elements into graph.npz beside it), or graph.json ->
     model.onnx. Returns the paths written."""
-    install_check()
+    require_onnx()  # a CgError saying how to install it, before any file is touched
     source, target = Path(source), Path(target)
     kinds = (source.suffix.lower(), target.suffix.lower())
     if kinds not in ((".onnx", ".json"), (".json", ".onnx")):

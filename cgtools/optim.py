@@ -70,4 +70,3 @@ class Adam(Optimizer):
         return value - (self.lr / (1 - b1**t)) * m / denominator
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 import numpy as np
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import cgtools
-from cgtools.compiled import CompilePolicy
+from cgtools.compiled import COMPILE_AT_ONCE
 from cgtools.interpreter import plan_of
 
 EPS = 1e-6  # finite-difference step; float64 leaves ~1e-10 of rounding error in the quotient
@@ -90,7 +90,7 @@ def names_of(c: Case) -> str:
     return "abcdefgh"[:len(c.args)]
 
 
-def graph_of(c: Case):
+def case_graph(c: Case):
     """The one-node graph of a case, and the feed of its differentiated inputs (named a, b, c, ...)."""
     inputs, constants, node_inputs, feed = [], [], [], {}
     for name, arg in zip(names_of(c), c.args, strict=True):
@@ -117,7 +117,7 @@ def seed_like(c: Case, y: np.ndarray) -> np.ndarray:
 
 def run_case(c: Case, feed=None, at_once: bool = False):
     """The case's graph run forward, then forward and backward with a seed; `at_once` runs it compiled."""
-    graph, own_feed, out = graph_of(c)
+    graph, own_feed, out = case_graph(c)
     if at_once:
         compiled_at_once(graph)
     feed = own_feed if feed is None else feed
@@ -129,7 +129,7 @@ def run_case(c: Case, feed=None, at_once: bool = False):
 def compiled_at_once(graph, steps_per_function: int = 200):
     """The graph, set to run through compiled code from its next run on (by default a plan is compiled once
     interpreting it has cost as much as compiling would)."""
-    plan_of(graph, CompilePolicy(0.0, 0.0, steps_per_function))
+    plan_of(graph, replace(COMPILE_AT_ONCE, steps_per_function=steps_per_function))
     return graph
 
 

@@ -38,8 +38,9 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def imported(path: Path, known: set[str]) -> set[str]:
-    """The package modules a file imports anywhere in it (inside functions too), except under TYPE_CHECKING."""
+def imported(path: Path, known: set[str], package: str = "") -> set[str]:
+    """The package modules a file imports anywhere in it (inside functions too), except under TYPE_CHECKING;
+    relative imports are resolved from `package`, the file's own package."""
     tree = ast.parse(path.read_text())
     skipped = {id(n) for node in ast.walk(tree)
                if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
@@ -49,9 +50,11 @@ def imported(path: Path, known: set[str]) -> set[str]:
             continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module) if part)
             for alias in node.names:  # `from cgtools import values` imports the module, not the package
-                names.add(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module)
+                names.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module)
     return {name for name in names if name in known}
 
 
@@ -68,7 +71,8 @@ def import_graph() -> nx.DiGraph:
     G = nx.DiGraph()
     G.add_nodes_from(found)
     for name, path in found.items():
-        G.add_edges_from((name, target) for target in imported(path, set(found)) if target != name)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        G.add_edges_from((name, target) for target in imported(path, set(found), package) if target != name)
     return G
 
 
@@ -116,6 +120,8 @@ def test_the_walk_counts_imports_inside_functions_and_sees_a_long_one(tmp_path):
             and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES] == ["f"]
     source.write_text("from cgtools import values\nfrom cgtools.export import dot, draw\n")
     assert imported(source, known) == {"cgtools.values", "cgtools.export.dot", "cgtools.export"}
+    source.write_text("from . import dot\nfrom .. import io\nfrom .dot import draw\n")
+    assert imported(source, known, "cgtools.export") == {"cgtools.export.dot", "cgtools.io"}
     assert layer_of("cgtools.export.dot") > layer_of("cgtools.graph") > layer_of("cgtools.ops.base")
 
 

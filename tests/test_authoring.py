@@ -152,11 +152,14 @@ def test_example_scripts_trace_their_json_twins(name):
     traced = built[0] if isinstance(built, tuple) else built
     traced.backward()
     twin = cgtools.load(EXAMPLES / f"{name}.json").run()
+    compared = set()
     for t in traced.upstream():
         if t.name in twin.values:
             np.testing.assert_allclose(t.value, twin.values[t.name], rtol=1e-12, err_msg=t.name)
+            compared.add(t.name)
             if t.name in twin.grads:
                 np.testing.assert_allclose(t.grad, twin.grads[t.name], rtol=1e-10, atol=1e-14, err_msg=t.name)
+    assert set(twin.grads) <= compared, f"not traced: {sorted(set(twin.grads) - compared)}"
     assert traced.value == twin.values[traced.name]
 
 

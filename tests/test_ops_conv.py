@@ -1,7 +1,7 @@
 """The convolutional-network ops (cgtools/ops/conv.py, norm.py) beyond their case table
 (tests/opcases/conv.py): chunked batches, second outputs, refusals; then the forward pass meets ONNX itself:
-every ONNX node test case of these ops (through cgtools.onnx.conformance) passes, and a few random attribute
-combinations agree with onnxruntime.
+every ONNX node test case of these ops is runnable (test_onnx_conformance.py runs them), and a few random
+attribute combinations agree with onnxruntime.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def test_max_pool_needs_kernel_shape():
         one_node("MaxPool", 1, ["y"])
 
 
-# ---- ONNX's own node test cases ------------------------------------------------------------------------
+# ---- ONNX's own node test cases (each runs in test_onnx_conformance.py) -----------------------------------
 
 OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
        "LayerNormalization", "InstanceNormalization", "Dropout"}
@@ -120,12 +120,6 @@ NOT_RUNNABLE = {"test_maxpool_2d_uint8"}
 
 
 @pytest.mark.onnx_suite
-@pytest.mark.parametrize("case", NODE_CASES, ids=lambda case: case.name)
-def test_onnx_node_case(case):
-    problem = conformance.run_case(case)
-    assert problem is None, f"{case.name} ({', '.join(case.ops)}): {problem}"
-
-
 def test_every_onnx_node_case_of_these_ops_runs():
     using = {c.name for c in node_suite() if set(c.ops) & OPS and c.status != "unsupported op"}
     assert using - {c.name for c in NODE_CASES} == NOT_RUNNABLE

@@ -1,6 +1,6 @@
 """The later op families beyond their case tables (tests/opcases/extended.py): graphs of several of their
-ops, their refusals, and ONNX's own node test cases (through cgtools.onnx.conformance) of every op those tables
-cover.
+ops, their refusals, and that every op those tables cover has node test cases in ONNX's suite (which
+test_onnx_conformance.py runs).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import cgtools
-from cgtools.onnx import conformance
 from helpers import error_of, graph_of
 from opcases import extended
 from opcheck import node_suite_cases, randn
@@ -160,19 +159,13 @@ def test_comparisons_and_clip_on_integer_dtypes_the_format_does_not_feed(dtype):
     np.testing.assert_array_equal(values["clip"], np.clip(x, lo, hi), strict=True)
 
 
-# ---- ONNX's own node test cases, forward ---------------------------------------------------------------
+# ---- ONNX's own node test cases (each runs in test_onnx_conformance.py) -----------------------------------
 
 FAMILY_OPS = {c.op for c in extended.CASES} | extended.NON_FLOAT_OPS
 NODE_CASES = node_suite_cases(FAMILY_OPS)
 
 
 @pytest.mark.onnx_suite
-@pytest.mark.parametrize("case", NODE_CASES, ids=lambda case: case.name)
-def test_onnx_node_case(case):
-    problem = conformance.run_case(case)
-    assert problem is None, f"{case.name} ({', '.join(case.ops)}): {problem}"
-
-
 def test_every_op_here_has_onnx_node_cases():
     covered = set().union(*(case.ops for case in NODE_CASES))
     assert FAMILY_OPS <= covered, f"ops without ONNX node cases: {sorted(FAMILY_OPS - covered)}"

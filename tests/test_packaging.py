@@ -1,6 +1,7 @@
 """The wheel ships the JSON Schema and the CLI as cgtools.cli; `cgtools --help` stays light."""
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,10 +14,19 @@ from helpers import ROOT
 
 @pytest.mark.slow
 def test_wheel_contains_the_schema_and_the_cli(tmp_path):
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+    """Built from a clean copy of the source (a build/ folder left in the checkout would add stale modules), the
+    wheel holds exactly the package's modules, the CLI as cgtools.cli, and the schema."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__",
+                                                                  "tests", "demo", "docs"))
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(source)],
                    check=True, capture_output=True, timeout=300)
     (wheel,) = tmp_path.glob("cgtools-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
+    modules = {f"cgtools/{p.relative_to(ROOT / 'cgtools')}" for p in (ROOT / "cgtools").rglob("*.py")}
+    modules |= {f"cgtools/cli/{p.relative_to(ROOT / 'cli')}" for p in (ROOT / "cli").rglob("*.py")}
+    modules |= {f"cgtools/schemas/{p.name}" for p in (ROOT / "schemas").glob("*.py")}
+    assert {name for name in names if name.endswith(".py")} == modules
     assert "cgtools/schemas/cgraph.schema.json" in names
     assert "cgtools/cli/__init__.py" in names
     assert not any(name.startswith("cli/") for name in names)  # no top-level `cli` package

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgtools.errors import CgError
-from cgtools.export.dot import View
 from cgtools.export.frames import Frames, merge_pdfs
+from cgtools.export.scene import View
 from cgtools.files import write_atomic
 
 

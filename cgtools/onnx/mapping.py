@@ -86,11 +86,6 @@ def require_onnx():
     return onnx
 
 
-def install_check() -> None:
-    """Raise the CgError saying how to install onnx when it is missing."""
-    require_onnx()
-
-
 def onnx_dtype_name(elem_type: int) -> str:
     """The numpy-style name of an ONNX element type: 'float32', 'int64', 'bfloat16', 'string' …"""
     name = TYPE_NAMES.get(elem_type)
