@@ -165,6 +165,24 @@ def test_axes_attributes_follow_the_opset(opset):
         assert_same(theirs, ours.values[name])
 
 
+@pytest.mark.parametrize("opset", [9, 18])
+def test_slice_attributes_follow_the_opset(opset):
+    """Slice's starts, ends and axes were attributes before opset 10: a JSON graph giving them so is written as
+    attributes at opset 9 and as int64 Constant inputs since, and runs in onnxruntime as ours does."""
+    graph = cgtools.load({"cgtools": "1.0", "opset": opset,
+                          "inputs": [{"name": "x", "value": {"dtype": "float32", "data": [[1, 2, 3], [4, 5, 6]]}}],
+                          "nodes": [{"op": "Slice", "inputs": ["x"], "outputs": ["y"],
+                                     "attrs": {"starts": [1], "ends": [3], "axes": [1]}}],
+                          "outputs": ["y"]})
+    model = to_onnx(graph)
+    onnx.checker.check_model(model, full_check=True)
+    (node,) = [n for n in model.graph.node if n.op_type == "Slice"]
+    assert (len(node.input) == 1) == (opset < 10)
+    (theirs,) = onnxruntime_run(model, {"x": graph.leaves["x"].value})
+    assert_same(theirs, graph.run(backward=False).values["y"])
+    assert theirs.tolist() == [[2, 3], [5, 6]]
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_mse_loss_is_written_as_sub_mul_and_a_reduction(reduction):
     doc = reduction_graph()

@@ -91,7 +91,8 @@ def page(graph, run, view: View) -> str:
     net.node_ids = _IdList()  # pyvis checks membership in a list on every add: quadratic without this
     big = scene.graph.number_of_nodes() > LIGHT_FROM
     ids, elements = page_nodes(net, scene, plan, where, t)
-    info = {key: node_info(graph, data["model"], data["kind"], run) for key, data in scene.graph.nodes(data=True)}
+    ops = {node.name: node for node in graph.nodes}
+    info = {key: node_info(graph, ops, data["model"], data["kind"], run) for key, data in scene.graph.nodes(data=True)}
     edge_elements, tensors, magnitudes = page_edges(net, scene, plan, run, label_at, big, t)
     elements += edge_elements
     nodes, edges, *_ = net.get_network_data()
@@ -173,11 +174,11 @@ def caption(k: int, plan, n_ops: int) -> str:
     return f"{where}: backward, {name}"
 
 
-def node_info(graph, model: str, kind: str, run) -> dict:
-    """What a click on a node shows: for an op, its type, attributes, inputs and outputs; for a leaf, its
-    tensor."""
+def node_info(graph, ops: dict, model: str, kind: str, run) -> dict:
+    """What a click on a node shows: for an op (`ops` by name), its type, attributes, inputs and outputs; for a
+    leaf, its tensor."""
     if kind == "op":
-        node = next(n for n in graph.nodes if n.name == model)
+        node = ops[model]
         rows = [["op", node.op],
                 *[[f"attribute {k}", format_tensor(v) if isinstance(v, np.ndarray) else json.dumps(v)]
                   for k, v in node.attrs.items()],

@@ -58,23 +58,30 @@ WIDENED_DOC = re.compile(r"^(\w+) in the ONNX model, widened to \w+")
 LOSS_KEY = "cgtools.loss"  # metadata_props entry naming the graph's loss
 # Ops that take the loader's care rather than the interpreter's: Constant nodes become constant leaves.
 LOADER_OPS = frozenset({"Constant"})
-# Attributes later opsets made inputs: op -> [(attribute, input position, first opset with the input form,
-# the input's dtype: a name, or None for the dtype of the op's first input)]
-ATTR_TO_INPUT = {
-    "ReduceSum": [("axes", 1, 13, "int64")],
-    "Squeeze": [("axes", 1, 13, "int64")],
-    "Unsqueeze": [("axes", 1, 13, "int64")],
-    "Split": [("split", 1, 13, "int64")],
-    "Pad": [("pads", 1, 11, "int64"), ("value", 2, 11, None)],
-    "Dropout": [("ratio", 1, 12, "float32")],
-    **{op: [("axes", 1, 18, "int64")] for op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
-                                                 "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")},
+# The first opset that takes an op's attribute forms (Operation.attribute_forms: ReduceSum's axes …) as inputs
+INPUT_FORMS_SINCE = {
+    "ReduceSum": 13, "Squeeze": 13, "Unsqueeze": 13, "Split": 13, "Pad": 11, "Dropout": 12, "Slice": 10,
+    **{op: 18 for op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                         "ReduceLogSumExp", "ReduceSumSquare")},
 }
+# The dtype of a float attribute's input where ONNX fixes one (else it is that of the op's first input)
+FLOAT_FORM_DTYPES = {("Dropout", "ratio"): "float32"}
 # Attributes of early opsets that change nothing at these values (None: at any value): dropped on reading
 NEUTRAL_ATTRS = {"consumed_inputs": None, ("BatchNormalization", "spatial"): 1, ("BatchNormalization", "is_test"): 1,
                  ("Dropout", "is_test"): 1}
 # Softmax-like ops whose default axis was 1 before opset 13 (it is -1 since)
 OLD_AXIS_DEFAULT = ("Softmax", "LogSoftmax", "Hardmax")
+
+
+def attribute_inputs(op) -> list[tuple[str, int, int, str | None]]:
+    """For each attribute form of the op class `op`: (attribute, input position, first opset with the input
+    form, the input's dtype: a name, or None for the dtype of the op's first input)."""
+    since = INPUT_FORMS_SINCE.get(op.op_type)
+    if since is None:
+        return []
+    return [(attr, op.spec.inputs.index(fed), since,
+             "int64" if kind == "ints" else FLOAT_FORM_DTYPES.get((op.op_type, attr)))
+            for attr, (fed, kind) in op.attribute_forms.items()]
 
 
 def require_onnx():

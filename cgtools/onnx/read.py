@@ -11,18 +11,19 @@ from cgtools.checks import check
 from cgtools.errors import CgError
 from cgtools.graph import Graph
 from cgtools.onnx.mapping import (
-    ATTR_TO_INPUT,
     LOADER_OPS,
     LOSS_KEY,
     NEUTRAL_ATTRS,
     OLD_AXIS_DEFAULT,
     SUPPORTED_WORDS,
     WIDENED,
+    attribute_inputs,
     first_line,
     fresh_name,
     onnx_dtype_name,
     require_onnx,
 )
+from cgtools.ops import REGISTRY
 from cgtools.parts import Leaf, Node
 from cgtools.values import DTYPES
 
@@ -64,8 +65,6 @@ def op_label(node) -> str:
 
 def unsupported_ops(model) -> Counter:
     """Op types of the model's nodes (subgraphs included) that cgtools cannot run, with their counts."""
-    from cgtools.ops import REGISTRY
-
     counts: Counter = Counter()
     for g in graphs_within(model.graph):
         for node in g.node:
@@ -287,7 +286,7 @@ class _NodeReader:
 
     def attributes_as_inputs(self, op: str, attrs: dict, inputs: list[str], name: str) -> list[str]:
         """Move the attribute forms of early opsets (ReduceSum's axes before 13 …) to constant inputs."""
-        for attr, position, _, dtype in ATTR_TO_INPUT.get(op, ()):
+        for attr, position, _, dtype in attribute_inputs(REGISTRY[op]) if op in REGISTRY else ():
             if attr not in attrs:
                 continue
             given = attrs.pop(attr)

@@ -10,12 +10,12 @@ from cgtools.errors import CgError, node_place
 from cgtools.files import write_atomic
 from cgtools.graph import Graph
 from cgtools.onnx.mapping import (
-    ATTR_TO_INPUT,
     DEFAULT_OPSET,
     LOSS_KEY,
     OLD_AXIS_DEFAULT,
     WIDENED,
     WIDENED_DOC,
+    attribute_inputs,
     code_of,
     first_line,
     fresh_name,
@@ -172,7 +172,7 @@ class _Lowering:
     def foldable(self, node: Node) -> dict[int, str]:
         """Input position -> attribute, for the inputs this opset takes as attributes that a constant gives."""
         folds = {}
-        for attr, position, since, _ in ATTR_TO_INPUT.get(node.op, ()):
+        for attr, position, since, _ in attribute_inputs(get_op(node.op)):
             given = node.inputs[position] if position < len(node.inputs) else ""
             leaf = self.graph.leaves.get(given)
             if self.opset < since and leaf is not None and leaf.kind == "constant" and leaf.value is not None:
@@ -222,7 +222,7 @@ class _Lowering:
 
     def attributes_as_inputs(self, node: Node, attrs: dict, inputs: list[str], place: str) -> None:
         """Attributes (as JSON graphs may give them) that this opset takes as inputs become Constant inputs."""
-        for attr, position, since, dtype in ATTR_TO_INPUT.get(node.op, ()):
+        for attr, position, since, dtype in attribute_inputs(get_op(node.op)):
             if self.opset < since or attr not in attrs:
                 continue
             given = attrs.pop(attr)
