@@ -55,7 +55,7 @@ def forgiving_run(graph, sets: dict, backward: bool):
 def write_frame_files(graph, run, view, fmt: str, folder, stem: str) -> None:
     """Write the frames into `folder` with a progress bar for a long sequence; say on stderr what was written."""
     from cgtools.errors import CgError
-    from cgtools.export.frame_files import NotAFolder, write_frames
+    from cgtools.export.frames import NotAFolder, write_frames
 
     def progress(frames):
         return click.progressbar(frames, length=len(frames), label="drawing frames", file=sys.stderr,

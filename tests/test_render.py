@@ -319,7 +319,7 @@ def test_frames_cli_cleans_up_and_reports_on_stderr(tmp_path, cli, graphviz):
 def test_write_frames_from_python(tmp_path, graphviz):
     from pypdf import PdfReader
 
-    from cgtools.export.frame_files import NotAFolder, write_frames
+    from cgtools.export.frames import NotAFolder, write_frames
 
     graph = cgtools.load(EXAMPLES / "affine_square.json")
     folder = tmp_path / "frames"

@@ -199,61 +199,47 @@ class Tanh(Operation):
 
 # The piecewise-constant functions: their gradient is zero (as torch's), also at their jumps.
 
+class _PiecewiseConstant(Operation):
+    """Shared by Floor, Ceil, Round and Sign: `numpy_fn` forward, a zero gradient backward."""
+
+    numpy_fn = staticmethod(np.floor)
+
+    @classmethod
+    def forward(cls, ctx, x):
+        return cls.numpy_fn(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (np.zeros_like(grad),)
+
+
 @register_op("Floor")
-class Floor(Operation):
+class Floor(_PiecewiseConstant):
     """⌊x⌋, the largest integer ≤ x"""
 
     symbol = "⌊·⌋"
-
-    @staticmethod
-    def forward(ctx, x):
-        return np.floor(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (np.zeros_like(grad),)
+    numpy_fn = staticmethod(np.floor)
 
 
 @register_op("Ceil")
-class Ceil(Operation):
+class Ceil(_PiecewiseConstant):
     """⌈x⌉, the smallest integer ≥ x"""
 
     symbol = "⌈·⌉"
-
-    @staticmethod
-    def forward(ctx, x):
-        return np.ceil(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (np.zeros_like(grad),)
+    numpy_fn = staticmethod(np.ceil)
 
 
 @register_op("Round")
-class Round(Operation):
+class Round(_PiecewiseConstant):
     """x rounded to the nearest integer, halves to even"""
 
     symbol = "round"
-
-    @staticmethod
-    def forward(ctx, x):
-        return np.round(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (np.zeros_like(grad),)
+    numpy_fn = staticmethod(np.round)
 
 
 @register_op("Sign")
-class Sign(Operation):
+class Sign(_PiecewiseConstant):
     """-1, 0 or 1 as x is negative, zero or positive"""
 
     symbol = "sign"
-
-    @staticmethod
-    def forward(ctx, x):
-        return np.sign(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (np.zeros_like(grad),)
+    numpy_fn = staticmethod(np.sign)
