@@ -53,6 +53,33 @@ def run(graph, sets, inputs_file, no_backward, as_json, precision):
 
 
 @cli.command()
+@click.argument("graph", type=click.Path(dir_okay=False))
+@click.argument("other", type=click.Path(dir_okay=False), required=False)
+@click.option("--against", type=click.Choice(["onnxruntime", "reference"]), default="onnxruntime", show_default=True,
+              help="The runtime to compare with when no OTHER graph is given (reference: onnx's ReferenceEvaluator).")
+@SET_OPTION
+@INPUTS_OPTION
+@click.option("--random-inputs", "random_seed", type=int, is_flag=False, flag_value=0, default=None, metavar="[SEED]",
+              help="Draw inputs that have no value from their declared shapes (seeded; 0 when no SEED is given).")
+@click.option("--rtol", type=float, default=1e-4, show_default=True, help="Relative tolerance per element.")
+@click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance per element.")
+@click.option("--json", "as_json", is_flag=True, help="Print every tensor's differences and the divergence as JSON.")
+def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, as_json):
+    """Run GRAPH with cgtools and with onnxruntime (or OTHER, a second graph, with cgtools) on the same inputs;
+    compare every tensor and name the first node whose output differs while its inputs agree. Exits 1 when an
+    output differs."""
+    import json
+
+    from cgtools.compare import compare as compare_runs
+
+    result = compare_runs(graph, other, against=against, inputs=given_values(sets, inputs_file), rtol=rtol, atol=atol,
+                          random_seed=random_seed)
+    click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.report(), nl=as_json)
+    if not result.outputs_agree:
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("graph", type=click.Path(dir_okay=False), required=False)
 @click.option("--expr", "expression", metavar="EXPRESSION",
               help='Draw an expression instead of a file, e.g. "(a*x + b)**2" (see `cgtools new`).')
