@@ -82,7 +82,10 @@ def backpropagate(steps: list[BackwardStep], ctxs: list, vals: list, grads: list
 
 
 def seed_gradient(value: np.ndarray, loss: str, seed=None) -> np.ndarray:
-    """The gradient backward starts from: ones for a scalar loss, else the given seed, broadcast to it."""
+    """The gradient backward starts from: ones for a scalar loss, else the given seed (or what a function of the
+    loss's value gives), broadcast to it."""
+    if callable(seed):
+        seed = seed(value)
     if seed is None:
         if value.size != 1:
             raise LossNotScalar(f"the loss {loss!r} has shape {list(value.shape)}, not a scalar; sum it into one "

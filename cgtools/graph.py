@@ -62,14 +62,16 @@ class Graph:
 
     # ---- running -------------------------------------------------------------------------------
     def run(self, inputs: dict | None = None, backward: bool = True, seed=None, per_use: bool = False,
-            compiling: CompilePolicy | None = None):
+            compiling: CompilePolicy | None = None, loss: str | None = None):
         """Forward (and backward) pass; `inputs` overrides leaf values by name. Returns a Run.
 
-        `seed` is the loss's upstream gradient (needed when the loss is not a scalar); `per_use` also keeps
-        what each use of a tensor contributed to its gradient (Run.use_grads); `compiling`, when given, is
-        from now on when this graph's plan is compiled (compiled.COMPILE_AT_ONCE, NEVER_COMPILE, …)."""
+        `loss` is the tensor backward starts from (by default the graph's loss, or its one output); `seed` is its
+        upstream gradient (needed when it is not a scalar): an array, a number, or a function of the loss's value;
+        `per_use` also keeps what each use of a tensor contributed to its gradient (Run.use_grads); `compiling`,
+        when given, is from now on when this graph's plan is compiled (compiled.COMPILE_AT_ONCE, NEVER_COMPILE, …)."""
         try:
-            return interpreter.run(self, inputs, backward=backward, seed=seed, per_use=per_use, compiling=compiling)
+            return interpreter.run(self, inputs, backward=backward, seed=seed, per_use=per_use, compiling=compiling,
+                                   loss=loss)
         except CgError as e:
             raise e.located(file=self.path) from None
 

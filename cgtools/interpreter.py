@@ -101,18 +101,22 @@ def loss_name(graph) -> str:
                   "(--no-backward)")
 
 
-def run(graph, inputs=None, *, backward=True, seed=None, per_use=False, compiling: CompilePolicy | None = None) -> Run:
+def run(graph, inputs=None, *, backward=True, seed=None, per_use=False, compiling: CompilePolicy | None = None,
+        loss: str | None = None) -> Run:
     with collector_paused():
-        return _run(graph, inputs, backward, seed, per_use, plan_of(graph, compiling))
+        return _run(graph, inputs, backward, seed, per_use, plan_of(graph, compiling), loss)
 
 
-def _run(graph, inputs, backward, seed, per_use, plan) -> Run:
+def _run(graph, inputs, backward, seed, per_use, plan, loss=None) -> Run:
     vals = feed(graph, plan, inputs or {})
     ctxs = run_forward(plan, vals)
     values = SlotView(plan.slots, plan.names, vals)
     if not backward:
         return Run(graph, values, {}, None)
-    loss = loss_name(graph)
+    loss = loss or loss_name(graph)
+    if not plan.slots.get(loss):
+        raise CgError(f"cannot start backward from {loss!r}: no tensor of the graph has that name"
+                      f"{did_you_mean(loss, plan.names[1:])}")
     flow = flow_of(plan, vals)
     seeded = plan.slots[loss]
     grads = [None] * len(vals)

@@ -11,16 +11,19 @@ import click
 
 from cgtools.cli.options import (
     INPUTS_OPTION,
+    LOSS_OPTION,
     PARAM_OPTION,
     PRECISION_OPTION,
     SET_OPTION,
+    UPSTREAM_OPTION,
     frames_folder,
     given_values,
     parse_sets,
     show_items,
     split_names,
+    upstream_gradient,
 )
-from cgtools.cli.reporting import checked_run, run_for_drawing, write_frame_files
+from cgtools.cli.reporting import checked_run, note, run_for_drawing, write_frame_files
 
 WIDE_UP_TO = 40  # nodes: a lecture's graph reads left to right; a deep model top to bottom, as in Netron
 
@@ -40,15 +43,18 @@ def cli(ctx):
 @SET_OPTION
 @INPUTS_OPTION
 @click.option("--no-backward", is_flag=True, help="Run the forward pass only.")
+@LOSS_OPTION
+@UPSTREAM_OPTION
 @click.option("--json", "as_json", is_flag=True, help='Print {"values": {...}, "grads": {...}} as JSON.')
 @PRECISION_OPTION
-def run(graph, sets, inputs_file, no_backward, as_json, precision):
+def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
     import cgtools
     from cgtools.export.table import run_json, run_table
 
     # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
-    result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), backward=not no_backward)
+    backward = {"loss": loss, "seed": upstream_gradient(upstream)} if not no_backward else {"backward": False}
+    result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), **backward)
     click.echo(run_json(result) if as_json else run_table(result, precision))
 
 
@@ -91,6 +97,8 @@ def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, a
 @SET_OPTION
 @INPUTS_OPTION
 @click.option("--no-backward", is_flag=True, help="Draw forward values only.")
+@LOSS_OPTION
+@UPSTREAM_OPTION
 @click.option("--theme", type=click.Choice(["slide", "paper", "dark"], case_sensitive=False), default="slide",
               show_default=True,
               help="slide: large, high contrast; paper: print, greyscale-safe; dark.")
@@ -104,7 +112,8 @@ def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, a
               help="Draw constants as nodes instead of folding them into the ops that read them.")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
-def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, theme, rankdir, precision, show,
+def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, loss, upstream, theme, rankdir,
+           precision, show,
            draw_constants, frames_dir):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
@@ -133,7 +142,9 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     if rankdir.lower() == "auto":
         rankdir = "LR" if len(g.nodes) + len(g.leaves) <= WIDE_UP_TO else "TB"
     view = View(theme.lower(), rankdir.upper(), precision, shown)
-    run = run_for_drawing(g, sets, not no_backward)
+    run = run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
+    if run is not None and run.grads and upstream:
+        note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
     if frames_dir is not None:
         write_frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
     if target is None and output == "-":

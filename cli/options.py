@@ -12,6 +12,12 @@ PRECISION_OPTION = click.option("--precision", type=click.IntRange(1, 17), defau
                                 help="Significant digits.")
 SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                           help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
+LOSS_OPTION = click.option("--loss", metavar="TENSOR",
+                           help="The tensor backward starts from; default: the graph's loss, or its one output.")
+UPSTREAM_WORDS = "ones, mean, random[:SEED] or FILE.npy"
+UPSTREAM_OPTION = click.option("--upstream-grad", "upstream", metavar="ones|mean|random[:SEED]|FILE.npy",
+                               help="The upstream gradient of a loss that is not a scalar (a classifier's logits): "
+                               "ones (as if its elements were summed), mean, standard normal, or an .npy array.")
 PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME",
                             help="Make this leaf a param (trainable); the others are inputs. Repeatable, or a,b.")
 
@@ -45,6 +51,29 @@ def parse_sets(pairs) -> dict:
         except CgError as e:
             raise e.located(where=f"--set {name}") from None
     return values
+
+
+def upstream_gradient(text: str | None):
+    """--upstream-grad as Graph.run takes its seed: a number, a function of the loss's value, or an array."""
+    import numpy as np
+
+    from cgtools.errors import CgError
+
+    if text is None or text == "ones":
+        return None if text is None else 1.0
+    if text == "mean":
+        return lambda value: np.full(value.shape, 1.0 / max(value.size, 1), value.dtype)
+    if text == "random" or text.startswith("random:"):
+        seed = text.partition(":")[2] or "0"
+        if not seed.isdigit():
+            raise CgError(f"expected --upstream-grad random:SEED with a whole number, found {text!r}")
+        return lambda value: np.random.default_rng(int(seed)).standard_normal(value.shape).astype(value.dtype)
+    if text.endswith(".npy"):
+        try:
+            return np.load(text, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise CgError(f"cannot read an array from {text!r}: {e}", where="--upstream-grad") from None
+    raise CgError(f"expected --upstream-grad {UPSTREAM_WORDS}, found {text!r}")
 
 
 def given_values(sets, inputs_file) -> dict:

@@ -25,7 +25,7 @@ def checked_run(graph, sets: dict, **options):
     return result
 
 
-def run_for_drawing(graph, sets: dict, backward: bool):
+def run_for_drawing(graph, sets: dict, backward: bool, **start):
     """The run to draw; a graph whose inputs have no values is drawn without numbers, one with no scalar loss
     without gradients, each with a note."""
     missing = [name for name, leaf in graph.leaves.items() if leaf.value is None and name not in sets]
@@ -33,20 +33,21 @@ def run_for_drawing(graph, sets: dict, backward: bool):
         note(f"no value for {', '.join(missing)}; drawing the graph without values "
              f"(give them with --set NAME=VALUE or --inputs FILE.npz)")
         return None
-    return forgiving_run(graph, sets, backward)
+    return forgiving_run(graph, sets, backward, **start)
 
 
-def forgiving_run(graph, sets: dict, backward: bool):
+def forgiving_run(graph, sets: dict, backward: bool, loss: str | None = None, seed=None):
     """A run to draw that falls back to forward values, with a note, when backward has nowhere to start:
-    several outputs and no loss, or a loss that is not a scalar (a model's logits)."""
+    several outputs and no loss, or a loss that is not a scalar (a model's logits) and no upstream gradient."""
     from cgtools.errors import LossNotScalar
 
-    if backward and not graph.loss and len(graph.outputs) != 1:
+    if backward and not (loss or graph.loss) and len(graph.outputs) != 1:
         note(f"the graph has {len(graph.outputs)} outputs and no \"loss\" to start backward from; "
              "drawing forward values only")
         backward = False
     try:
-        return checked_run(graph, sets, backward=backward, per_use=backward)
+        options = {"per_use": True, "loss": loss, "seed": seed} if backward else {}
+        return checked_run(graph, sets, backward=backward, **options)
     except LossNotScalar as e:
         note(f"{e.detail.split(';')[0]}; drawing forward values only")
         return checked_run(graph, sets, backward=False)

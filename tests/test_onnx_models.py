@@ -4,6 +4,7 @@ exported from PyTorch (forward and backward against autograd)."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import cgtools
 from cgtools.export import draw
 from cgtools.io import convert
 from cgtools.onnx.write import to_onnx
+from helpers import run_in_process
 
 pytestmark = pytest.mark.slow  # real models: ResNet-50, DenseNet-121, exported from PyTorch
 
@@ -147,3 +149,36 @@ def test_pytorch_model_forward_and_backward_match_autograd(name, tmp_path):
     for pname, p in params.items():
         assert run.grads[pname].dtype == np.float32
         np.testing.assert_allclose(run.grads[pname], p.grad.numpy(), rtol=1e-3, atol=1e-5, err_msg=pname)
+
+
+def test_a_classifiers_gradients_from_the_command_line(tmp_path, capsys):
+    """`run model.onnx --inputs x.npz --upstream-grad ones` gives PyTorch's gradients of the summed logits;
+    `--upstream-grad mean` a hundredth of them for 100 logits; `render` says which it used."""
+    torch.manual_seed(0)
+    model = LeNet().eval()
+    x = torch.randn(2, 1, 28, 28)
+    path = tmp_path / "lenet.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17, input_names=["x"],
+                          output_names=["y"])
+    np.savez(tmp_path / "x.npz", x=x.numpy())
+    x.requires_grad_(True)
+    y = model(x)
+    y.sum().backward()
+    done = run_in_process(capsys, "run", path, "--inputs", tmp_path / "x.npz", "--upstream-grad", "ones", "--json")
+    assert done.returncode == 0, done.stderr
+    grads = json.loads(done.stdout)["grads"]
+    np.testing.assert_allclose(np.array(grads["x"]), x.grad.numpy(), rtol=1e-3, atol=1e-5)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(np.array(grads[name]), p.grad.numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
+    mean = run_in_process(capsys, "run", path, "--inputs", tmp_path / "x.npz", "--upstream-grad", "mean", "--json")
+    np.testing.assert_allclose(np.array(json.loads(mean.stdout)["grads"]["x"]), x.grad.numpy() / y.numel(),
+                               rtol=1e-3, atol=1e-7)
+    drawn = run_in_process(capsys, "render", path, "--inputs", tmp_path / "x.npz", "--upstream-grad", "random:3",
+                           "-o", tmp_path / "l.dot")
+    assert drawn.returncode == 0 and "gradients of 'y' from the upstream gradient random:3" in drawn.stderr
+    wrong = run_in_process(capsys, "run", path, "--inputs", tmp_path / "x.npz", "--upstream-grad", "twos")
+    assert wrong.returncode == 1 and "expected --upstream-grad ones, mean, random[:SEED] or FILE.npy" in wrong.stderr
+    unknown = run_in_process(capsys, "run", path, "--inputs", tmp_path / "x.npz", "--loss", "yy")
+    assert unknown.returncode == 1 and "did you mean 'y'?" in unknown.stderr
