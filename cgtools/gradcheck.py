@@ -76,7 +76,7 @@ class GradcheckReport:
         read_by = ", ".join(self.readers.get(worst.name, [])) or "no node"
         return (f"{len(failed)} of {len(self.tensors)} tensors fail; worst {worst.kind} {worst.name!r} "
                 f"(read by {read_by}) at {worst.place() or 'its only element'}: analytic {worst.analytic:.6g}, "
-                f"numeric {worst.numeric:.6g} (relative error {worst.max_rel_error:.2g})")
+                f"numeric {worst.numeric:.6g} (max relative error {worst.max_rel_error:.2g})")
 
     def to_dict(self) -> dict:
         """The report as plain data for JSON (NaN and infinities as strings)."""
