@@ -12,6 +12,11 @@ from helpers import EXAMPLES, error_of, graph_of, run_in_process
 CUBE_INPUT = {"name": "x", "value": [1.0, -2.0, 0.5]}
 
 
+def summed(tensor: str) -> dict:
+    """The node L = Σ tensor, a scalar loss."""
+    return {"op": "ReduceSum", "inputs": [tensor], "outputs": ["L"], "attrs": {"keepdims": 0}}
+
+
 def register_cube(op_type: str, right: bool):
     """x³ registered the lecture's way; its backward is 3x² (right) or 2x² (wrong)."""
     factor = 3.0 if right else 2.0
@@ -37,7 +42,7 @@ def cube_graph(op_type: str) -> dict:
     """L = Σ op(x): the custom op's input x is the only tensor checked."""
     return {"cgtools": "1.0", "inputs": [CUBE_INPUT],
             "nodes": [{"op": op_type, "inputs": ["x"], "outputs": ["y"]},
-                      {"op": "ReduceSum", "inputs": ["y"], "outputs": ["L"], "attrs": {"keepdims": 0}}],
+                      summed("y")],
             "outputs": ["L"]}
 
 
@@ -87,7 +92,7 @@ def test_the_same_custom_op_with_the_right_backward_passes():
 def test_float32_graphs_are_checked_in_float64():
     w = {"name": "w", "value": {"dtype": "float32", "data": [0.3, -1.7, 2.2]}}
     g = graph_of([{"op": "Tanh", "inputs": ["w"], "outputs": ["t"]},
-                  {"op": "ReduceSum", "inputs": ["t"], "outputs": ["L"], "attrs": {"keepdims": 0}}], params=[w])
+                  summed("t")], params=[w])
     report = gradcheck(g)
     assert report.ok and report.tensors[0].max_abs_error < 1e-8  # float32 differences would be off by ~1e-2
     assert g.leaves["w"].value.dtype == np.float32  # the graph itself is left as it was
@@ -109,7 +114,7 @@ def test_a_large_param_is_sampled_reproducibly():
 
     W = {"name": "W", "value": np.linspace(-1, 1, 100).reshape(10, 10).tolist()}
     g = graph_of([{"op": "GcCounted", "inputs": ["W"], "outputs": ["s"]},
-                  {"op": "ReduceSum", "inputs": ["s"], "outputs": ["L"], "attrs": {"keepdims": 0}}], params=[W])
+                  summed("s")], params=[W])
     first = gradcheck(g, max_elements=16, seed=3)
     assert first.tensors[0].checked == 16 and len(forwards) == 1 + 2 * 16  # one analytic run, two per element
     again, other = gradcheck(g, max_elements=16, seed=3), gradcheck(g, max_elements=16, seed=4)
