@@ -242,6 +242,34 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
 
 @cli.command()
 @click.argument("graph", type=click.Path(dir_okay=False))
+@SET_OPTION
+@INPUTS_OPTION
+@click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
+              help="Step of the central finite differences.")
+@click.option("--rtol", type=click.FloatRange(0), default=1e-5, show_default=True,
+              help="Relative tolerance: an element fails when |analytic − numeric| > atol + rtol·|numeric|.")
+@click.option("--atol", type=click.FloatRange(0), default=1e-8, show_default=True, help="Absolute tolerance.")
+@click.option("--max-elements", type=click.IntRange(1), default=64, show_default=True, metavar="N",
+              help="Check at most N elements of each tensor, a random sample of larger ones.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling of large tensors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def gradcheck(graph, sets, inputs_file, eps, rtol, atol, max_elements, seed, as_json):
+    """Check GRAPH's gradients against finite differences, in float64, for every float input and param."""
+    import json
+
+    import cgtools
+    from cgtools.gradcheck import gradcheck as check
+
+    report = check(cgtools.load(graph), given_values(sets, inputs_file), eps=eps, rtol=rtol, atol=atol,
+                   max_elements=max_elements, seed=seed)
+    click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else report.table())
+    if not report.ok:
+        click.echo(f"gradcheck failed: {report.summary()}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("graph", type=click.Path(dir_okay=False))
 def validate(graph):
     """Check GRAPH: schema, names, ops, attributes, arity, cycles and (where known) shapes."""
     import cgtools

@@ -21,7 +21,7 @@ LAYERS = [
     ("graph", ["cgtools.graph"]),
     ("formats", ["cgtools.onnx.read", "cgtools.onnx.write", "cgtools.expr", "cgtools.tensor"]),
     ("export", ["cgtools.export"]),
-    ("façade", ["cgtools.io", "cgtools.optim", "cgtools.train", "cgtools.compare"]),
+    ("façade", ["cgtools.io", "cgtools.optim", "cgtools.train", "cgtools.compare", "cgtools.gradcheck"]),
     ("applications", ["cgtools.cli", "cgtools.onnx.conformance", "cgtools"]),
 ]
 MAX_FUNCTION_LINES = 60

@@ -20,9 +20,14 @@ def run_table(run, precision: int = 4) -> str:
         grad = run.grads.get(name)
         rows.append((name, kinds[name], format_shape(value.shape), format_tensor(value, precision),
                      "" if grad is None else format_tensor(grad, precision)))
+    return text_table(rows)
+
+
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    """Rows of cells as aligned text, the first row a header ruled off below (the last column unpadded)."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
-    lines.insert(1, "  ".join("─" * w for w in widths) + "  " + "─" * len(grad_head))
+    lines.insert(1, "  ".join("─" * w for w in widths) + "  " + "─" * len(rows[0][-1]))
     return "\n".join(line.rstrip() for line in lines)
 
 
