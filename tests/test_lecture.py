@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cgtools
-from helpers import EXAMPLES
+from helpers import EXAMPLES, NAN_GRAPH, run_in_process
 
 
 def test_affine_square_through_the_cli(cli):
@@ -68,3 +68,24 @@ def test_set_overrides_a_value(cli):
 def test_no_backward_prints_no_gradients(cli):
     out = json.loads(cli("run", EXAMPLES / "affine_square.json", "--no-backward", "--json").stdout)
     assert out["values"]["e"] == 25 and out["grads"] == {}
+
+
+def test_stats_show_dead_relus_and_where_nans_are(capsys, tmp_path):
+    """`run --stats`: per value and gradient, min/max/mean/std of the finite elements, the fraction of zeros,
+    the NaN and infinity counts — checked against numpy on the run itself."""
+    from cgtools.export.table import tensor_stats
+
+    run = cgtools.load(EXAMPLES / "mlp_xent.json").run()
+    h = run.values["h"]
+    assert tensor_stats(h)["zeros"] == np.mean(h == 0) > 0  # the ReLU's dead units
+    assert tensor_stats(h)["std"] == pytest.approx(h.std())
+    with np.errstate(all="ignore"):
+        lx = cgtools.load(NAN_GRAPH).run().values["lx"]  # log of [-1, 2]
+    assert tensor_stats(lx) == {"min": np.log(2), "max": np.log(2), "mean": np.log(2), "std": 0.0, "zeros": 0.0,
+                                "nan": 1, "inf": 0}
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(NAN_GRAPH))
+    done = run_in_process(capsys, "run", path, "--stats")
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[2:]}
+    assert rows["lx"][-2:] == ["1", "0"] and rows["∂L/∂x"][-2:] == ["1", "0"]
+    assert done.returncode == 0 and "lx" in done.stderr  # the note: where the first NaN appeared

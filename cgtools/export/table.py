@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import math
 
-from cgtools.export.labels import format_shape, format_tensor
+import numpy as np
+
+from cgtools.export.labels import format_number, format_shape, format_tensor
+
+STATS = ("min", "max", "mean", "std", "zeros", "nan", "inf")
 
 
 def run_table(run, precision: int = 4) -> str:
@@ -20,6 +24,31 @@ def run_table(run, precision: int = 4) -> str:
         grad = run.grads.get(name)
         rows.append((name, kinds[name], format_shape(value.shape), format_tensor(value, precision),
                      "" if grad is None else format_tensor(grad, precision)))
+    return text_table(rows)
+
+
+def tensor_stats(array) -> dict:
+    """What an engineer asks of a tensor: min, max, mean and std of its finite elements, the fraction that are
+    zero (dead ReLUs), and how many are NaN or infinite."""
+    a = np.asarray(array)
+    finite = a[np.isfinite(a)] if a.dtype.kind in "fc" else a.astype(np.float64)
+    numbers = finite.astype(np.float64) if finite.size else np.zeros(1)
+    return {"min": float(numbers.min()), "max": float(numbers.max()), "mean": float(numbers.mean()),
+            "std": float(numbers.std()), "zeros": float(np.mean(a == 0)) if a.size else 0.0,
+            "nan": int(np.isnan(a).sum()) if a.dtype.kind in "fc" else 0,
+            "inf": int(np.isinf(a).sum()) if a.dtype.kind in "fc" else 0}
+
+
+def stats_table(run, precision: int = 4) -> str:
+    """One row per tensor's value, and one per gradient (`∂L/∂name`), in the order the run computed them:
+    dtype, shape and tensor_stats."""
+    rows = [("tensor", "dtype", "shape", *STATS)]
+    for kind, arrays in (("", run.values), (f"∂{run.loss}/∂", run.grads)):
+        for name, array in arrays.items():
+            s = tensor_stats(array)
+            cells = [format_number(s[k], precision) for k in ("min", "max", "mean", "std")]
+            rows.append((kind + name, str(array.dtype), format_shape(array.shape), *cells,
+                         f"{s['zeros']:.0%}", str(s["nan"]), str(s["inf"])))
     return text_table(rows)
 
 
