@@ -91,7 +91,7 @@ def compare(source, other=None, *, against: str = "onnxruntime", inputs: dict | 
     """Run `source` (a path or a Graph) with cgtools and with `against` (or cgtools on `other`) on the same
     inputs; compare every tensor both runs have. With `random_seed`, inputs without a value are drawn."""
     graph = load(source)
-    inputs = {**(random_inputs(graph, random_seed) if random_seed is not None else {}), **(inputs or {})}
+    inputs = {**(graph.random_inputs(random_seed) if random_seed is not None else {}), **(inputs or {})}
     ours = graph.run(inputs, backward=False).values
     feed = {leaf.name: ours[leaf.name] for leaf in graph.leaves_of("input")}
     if other is not None:
@@ -106,21 +106,6 @@ def compare(source, other=None, *, against: str = "onnxruntime", inputs: dict | 
              for name in ordered_tensors(graph) if name in theirs and name in ours}
     return Comparison(against, list(diffs.values()), first_divergence(graph, diffs, ours), tuple(graph.outputs),
                       rtol, atol)
-
-
-def random_inputs(graph: Graph, seed: int = 0) -> dict:
-    """A value for every input that has none, drawn from its declared shape and dtype: standard normal floats,
-    small integers, booleans."""
-    rng, feed = np.random.default_rng(seed), {}
-    for leaf in graph.leaves_of("input"):
-        if leaf.value is not None:
-            continue
-        if leaf.shape is None or any(not isinstance(n, int) or n < 0 for n in leaf.shape):
-            raise CgError(f"input {leaf.name!r} declares no fixed shape; give it a value (--set or --inputs)")
-        dtype = np.dtype(leaf.dtype or "float32")
-        feed[leaf.name] = (rng.standard_normal(leaf.shape).astype(dtype) if dtype.kind == "f" else
-                           rng.integers(0, 2, leaf.shape).astype(dtype))
-    return feed
 
 
 def ordered_tensors(graph: Graph) -> list[str]:

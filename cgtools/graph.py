@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import networkx as nx
+import numpy as np
 
 from cgtools import checks, interpreter, json_format, notebook
 from cgtools.compiled import CompilePolicy
@@ -74,6 +75,20 @@ class Graph:
                                    loss=loss)
         except CgError as e:
             raise e.located(file=self.path) from None
+
+    def random_inputs(self, seed: int = 0) -> dict:
+        """A value for every input that has none, drawn from its declared shape and dtype: standard normal
+        floats, integers 0 and 1, booleans; reproducible by `seed`."""
+        rng, feed = np.random.default_rng(seed), {}
+        for leaf in self.leaves_of("input"):
+            if leaf.value is not None:
+                continue
+            if leaf.shape is None or any(not isinstance(n, int) or n < 0 for n in leaf.shape):
+                raise CgError(f"input {leaf.name!r} declares no fixed shape; give it a value (--set or --inputs)")
+            dtype = np.dtype(leaf.dtype or "float32")
+            feed[leaf.name] = (rng.standard_normal(leaf.shape).astype(dtype) if dtype.kind == "f" else
+                               rng.integers(0, 2, leaf.shape).astype(dtype))
+        return feed
 
     def validate(self) -> None:
         """Every check `load` makes, plus shapes: a forward pass wherever every leaf's shape is known."""

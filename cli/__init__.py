@@ -57,7 +57,8 @@ def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, stats, p
     # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
     backward = {"loss": loss, "seed": upstream_gradient(upstream)} if not no_backward else {"backward": False}
     result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), **backward)
-    click.echo(run_json(result) if as_json else stats_table(result, precision) if stats else run_table(result, precision))
+    table = stats_table if stats else run_table
+    click.echo(run_json(result) if as_json else table(result, precision))
 
 
 @cli.command()
@@ -85,6 +86,29 @@ def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, a
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.report(), nl=as_json)
     if not result.outputs_agree:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("graph", type=click.Path(dir_okay=False))
+@SET_OPTION
+@INPUTS_OPTION
+@click.option("--random-inputs", "random_seed", type=int, is_flag=False, flag_value=0, default=None, metavar="[SEED]",
+              help="Draw inputs that have no value from their declared shapes, for the outputs' shapes and the "
+              "multiply-accumulates.")
+def info(graph, sets, inputs_file, random_seed):
+    """GRAPH at a glance: op counts, params and their bytes, inputs and outputs, multiply-accumulates, nodes that
+    reach no output, params the loss does not depend on."""
+    import cgtools
+    from cgtools.info import info as graph_info
+
+    g = cgtools.load(graph)
+    given = {**(g.random_inputs(random_seed) if random_seed is not None else {}), **given_values(sets, inputs_file)}
+    missing = [leaf.name for leaf in g.leaves.values() if leaf.value is None and leaf.name not in given]
+    if missing:
+        note(f"no value for {', '.join(missing)}: outputs and multiply-accumulates need a run "
+             "(give values with --set, --inputs or --random-inputs)")
+    run = None if missing else checked_run(g, given, backward=False)
+    click.echo(graph_info(g, run).report(), nl=False)
 
 
 @cli.command()

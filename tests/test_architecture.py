@@ -21,7 +21,8 @@ LAYERS = [
     ("graph", ["cgtools.graph"]),
     ("formats", ["cgtools.onnx.read", "cgtools.onnx.write", "cgtools.expr", "cgtools.tensor"]),
     ("export", ["cgtools.export"]),
-    ("façade", ["cgtools.io", "cgtools.optim", "cgtools.train", "cgtools.compare", "cgtools.gradcheck"]),
+    ("façade", ["cgtools.io", "cgtools.optim", "cgtools.train", "cgtools.compare", "cgtools.gradcheck",
+                 "cgtools.info"]),
     ("applications", ["cgtools.cli", "cgtools.onnx.conformance", "cgtools"]),
 ]
 MAX_FUNCTION_LINES = 60
