@@ -99,7 +99,8 @@ def compare(source, other=None, *, against: str = "onnxruntime", inputs: dict | 
         given = {k: v for k, v in feed.items() if k in other_graph.leaves}
         theirs, against = dict(other_graph.run(given, backward=False).values), f"cgtools on {other_graph.name or other}"
     elif against in AGAINST:
-        theirs = runtime_values(source if isinstance(source, (str, Path)) else graph, graph, feed, against)
+        onnx_file = isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".onnx"
+        theirs = runtime_values(Path(source) if onnx_file else None, graph, feed, against)
     else:
         raise CgError(f"expected --against one of {', '.join(AGAINST)}, found {against!r}")
     diffs = {name: tensor_diff(name, ours[name], np.asarray(theirs[name]), rtol, atol)
@@ -112,11 +113,10 @@ def ordered_tensors(graph: Graph) -> list[str]:
     return [*graph.leaves, *(t for i in graph.topological_order() for t in graph.nodes[i].outputs)]
 
 
-def runtime_values(source, graph: Graph, feed: dict, against: str) -> dict:
-    """Every tensor an ONNX runtime computes for the model (the .onnx file itself, or the graph written as one)."""
+def runtime_values(onnx_file: Path | None, graph: Graph, feed: dict, against: str) -> dict:
+    """Every tensor an ONNX runtime computes for the model: the .onnx file itself, or the graph written as one."""
     onnx = require_onnx()
-    model = onnx.load(str(source)) if isinstance(source, (str, Path)) and str(source).endswith(".onnx") \
-        else to_onnx(graph)
+    model = onnx.load(str(onnx_file)) if onnx_file else to_onnx(graph)
     initialized = {t.name for t in model.graph.initializer}
     feeds = {}
     for value_info in model.graph.input:

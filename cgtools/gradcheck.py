@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from cgtools.errors import CgError, LossNotScalar, did_you_mean
+from cgtools.errors import CgError, LossNotScalar
 from cgtools.export.labels import format_shape
 from cgtools.export.table import strict_json, text_table
 from cgtools.graph import Graph
-from cgtools.interpreter import leaf_value, loss_name
+from cgtools.interpreter import leaf_value, loss_name, refuse_unknown_leaves
 
 TINY = np.finfo(np.float64).tiny  # the floor of the relative error's denominator
 
@@ -110,7 +110,7 @@ def gradcheck(graph: Graph, inputs: dict | None = None, *, eps: float = 1e-6, rt
             indices = sampled(leaf.value.size, max_elements, rng)
             numeric = finite_differences(wide, loss, leaf.name, leaf.value, indices, eps)
             analytic = np.asarray(run.grads.get(leaf.name, np.zeros_like(leaf.value)), np.float64)
-            checks.append(compare(leaf, analytic.reshape(-1)[indices], numeric, indices, rtol, atol))
+            checks.append(tensor_check(leaf, analytic.reshape(-1)[indices], numeric, indices, rtol, atol))
     checks.sort(key=lambda t: (t.passed, -t.excess))
     readers = {}
     for node in graph.nodes:
@@ -121,10 +121,7 @@ def gradcheck(graph: Graph, inputs: dict | None = None, *, eps: float = 1e-6, rt
 
 def float64_copy(graph: Graph, inputs: dict) -> Graph:
     """The graph with the given values in its leaves and every float leaf cast to float64."""
-    for name in inputs:
-        if name not in graph.leaves:
-            raise CgError(f"cannot set {name!r}: not an input, param or constant of the graph"
-                          f"{did_you_mean(name, graph.leaves)}")
+    refuse_unknown_leaves(graph, inputs)
     leaves = []
     for leaf in graph.leaves.values():
         value = leaf_value(leaf, inputs)  # an input with no value is refused here, by name
@@ -159,7 +156,7 @@ def finite_differences(graph: Graph, loss: str, name: str, value: np.ndarray, in
     return numeric
 
 
-def compare(leaf, analytic: np.ndarray, numeric: np.ndarray, indices, rtol: float, atol: float) -> TensorCheck:
+def tensor_check(leaf, analytic: np.ndarray, numeric: np.ndarray, indices, rtol: float, atol: float) -> TensorCheck:
     """One tensor's row: its errors, its worst element, and whether every element is within tolerance."""
     shape = tuple(leaf.value.shape)
     if not len(indices):

@@ -175,11 +175,16 @@ def compile_or_fail(compile_, *args):
         return compiled.FAILED
 
 
-def feed(graph, plan, inputs: dict) -> list:
-    for name in inputs:
+def refuse_unknown_leaves(graph, names) -> None:
+    """A CgError naming the first of `names` (values given by name) that is no leaf of the graph."""
+    for name in names:
         if name not in graph.leaves:
             raise CgError(f"cannot set {name!r}: not an input, param or constant of the graph"
                           f"{did_you_mean(name, graph.leaves)}")
+
+
+def feed(graph, plan, inputs: dict) -> list:
+    refuse_unknown_leaves(graph, inputs)
     vals = [None] * len(plan.names)
     for slot, leaf in zip(plan.leaf_slots, graph.leaves.values()):
         value = leaf.value

@@ -14,6 +14,7 @@ from cgtools.cli.options import (
     LOSS_OPTION,
     PARAM_OPTION,
     PRECISION_OPTION,
+    RANDOM_INPUTS_OPTION,
     SET_OPTION,
     UPSTREAM_OPTION,
     frames_folder,
@@ -68,8 +69,7 @@ def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, stats, p
               help="The runtime to compare with when no OTHER graph is given (reference: onnx's ReferenceEvaluator).")
 @SET_OPTION
 @INPUTS_OPTION
-@click.option("--random-inputs", "random_seed", type=int, is_flag=False, flag_value=0, default=None, metavar="[SEED]",
-              help="Draw inputs that have no value from their declared shapes (seeded; 0 when no SEED is given).")
+@RANDOM_INPUTS_OPTION
 @click.option("--rtol", type=float, default=1e-4, show_default=True, help="Relative tolerance per element.")
 @click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance per element.")
 @click.option("--json", "as_json", is_flag=True, help="Print every tensor's differences and the divergence as JSON.")
@@ -92,9 +92,7 @@ def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, a
 @click.argument("graph", type=click.Path(dir_okay=False))
 @SET_OPTION
 @INPUTS_OPTION
-@click.option("--random-inputs", "random_seed", type=int, is_flag=False, flag_value=0, default=None, metavar="[SEED]",
-              help="Draw inputs that have no value from their declared shapes, for the outputs' shapes and the "
-              "multiply-accumulates.")
+@RANDOM_INPUTS_OPTION
 def info(graph, sets, inputs_file, random_seed):
     """GRAPH at a glance: op counts, params and their bytes, inputs and outputs, multiply-accumulates, nodes that
     reach no output, params the loss does not depend on."""

@@ -12,6 +12,9 @@ PRECISION_OPTION = click.option("--precision", type=click.IntRange(1, 17), defau
                                 help="Significant digits.")
 SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                           help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
+RANDOM_INPUTS_OPTION = click.option("--random-inputs", "random_seed", type=int, is_flag=False, flag_value=0,
+                                    default=None, metavar="[SEED]", help="Draw inputs that have no value from their "
+                                    "declared shapes and dtypes (seeded; 0 when no SEED is given).")
 LOSS_OPTION = click.option("--loss", metavar="TENSOR",
                            help="The tensor backward starts from; default: the graph's loss, or its one output.")
 UPSTREAM_WORDS = "ones, mean, random[:SEED] or FILE.npy"
