@@ -113,7 +113,7 @@ class Graph:
         producer = {}
         for order, node in enumerate(self.nodes):
             G.add_node(node.name, kind="op", op=node.op, outputs=list(node.outputs), attrs=dict(node.attrs),
-                       doc=node.doc, order=order, n_inputs=len(node.inputs))
+                       doc=node.doc, scope=node.scope, order=order, n_inputs=len(node.inputs))
             producer.update((out, node.name) for out in node.outputs)
         for node in self.nodes:
             for slot, tensor in enumerate(node.inputs):
@@ -139,7 +139,7 @@ class Graph:
                 inputs.extend([""] * (slot + 1 - len(inputs)))
                 inputs[slot] = edge["tensor"]
             nodes.append(Node(data["op"], inputs, list(data["outputs"]), dict(data.get("attrs", {})), key,
-                              data.get("doc", "")))
+                              data.get("doc", ""), tuple(data.get("scope", ()))))
         g = G.graph
         graph = cls(leaves, nodes, g.get("outputs", []), loss=g.get("loss"), name=g.get("name", ""),
                     doc=g.get("doc", ""), opset=g.get("opset"))

@@ -165,7 +165,7 @@ def _parts(doc: dict, folder: Path, file: str | None) -> dict:
             shape = tuple(entry["shape"]) if "shape" in entry else None
             leaves.append(Leaf(entry["name"], kind, value, entry.get("dtype"), shape, entry.get("doc", "")))
     nodes = [Node(n["op"], list(n.get("inputs", [])), list(n["outputs"]), dict(n.get("attrs", {})),
-                  n.get("name", ""), n.get("doc", "")) for n in doc["nodes"]]
+                  n.get("name", ""), n.get("doc", ""), tuple(n.get("scope", ()))) for n in doc["nodes"]]
     return dict(leaves=leaves, nodes=nodes, outputs=doc["outputs"], loss=doc.get("loss"), name=doc.get("name", ""),
                 doc=doc.get("doc", ""), opset=doc.get("opset"), path=file)
 
@@ -195,6 +195,8 @@ def to_dict(graph: Graph, sidecar: dict | None = None, sidecar_file: str = "") -
             entry["name"] = n.name
         if n.doc:
             entry["doc"] = n.doc
+        if n.scope:
+            entry["scope"] = list(n.scope)
         return entry
 
     doc = {"cgtools": FORMAT_VERSION}

@@ -23,7 +23,8 @@ class Leaf:
 
 @dataclass
 class Node:
-    """One op applied to named tensors. `name` defaults to the first output's name."""
+    """One op applied to named tensors. `name` defaults to the first output's name. `scope` is the path of
+    modules the node belongs to, outermost first (("layer1", "layer1.0", "conv1")), for drawing by hierarchy."""
 
     op: str
     inputs: list[str]
@@ -31,6 +32,7 @@ class Node:
     attrs: dict = field(default_factory=dict)
     name: str = ""
     doc: str = ""
+    scope: tuple[str, ...] = ()
 
     def __post_init__(self):
         self.name = self.name or self.outputs[0]

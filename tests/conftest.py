@@ -95,3 +95,18 @@ def open_page(browser):
     yield open_
     for opened in pages:
         opened.page.close()
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """Real models (tests/models.py) exported at most once a session: exported("resnet18") -> Exported."""
+    from models import export
+
+    folder, made = tmp_path_factory.mktemp("models"), {}
+
+    def get(name: str):
+        if name not in made:
+            made[name] = export(name, folder)
+        return made[name]
+
+    return get

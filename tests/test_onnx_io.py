@@ -461,6 +461,26 @@ def test_a_loss_survives_the_round_trip(tmp_path):
     assert_same(back.run({"t": t}).grads["w"], graph.run({"t": t}).grads["w"])
 
 
+def test_node_scopes_come_from_names_or_metadata_and_survive_json_and_onnx(tmp_path):
+    """The TorchScript exporter's `/layer1/conv1/Conv` and the dynamo exporter's name_scopes metadata give a node
+    its scope; JSON and ONNX written by cgtools keep it."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    named = helper.make_node("Relu", ["x"], ["a"], name="/layer1/layer1.0/relu/Relu")
+    tagged = helper.make_node("Neg", ["a"], ["b"], name="node_neg")
+    tagged.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'head', 'it\\'s', 'neg']")
+    plain = helper.make_node("Abs", ["b"], ["y"], name="Abs_3")
+    path = tmp_path / "m.onnx"
+    onnx.save(model_of([named, tagged, plain], [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])]),
+              path)
+    graph = cgtools.load(path)
+    expected = [("layer1", "layer1.0", "relu"), ("head", "it\\'s"), ()]
+    assert [n.scope for n in graph.nodes] == expected
+    assert [n.scope for n in cgtools.load(graph.to_dict()).nodes] == expected
+    assert graph.to_dict()["nodes"][0]["scope"] == ["layer1", "layer1.0", "relu"]
+    back = load_onnx(save_onnx(graph, tmp_path / "back.onnx"))
+    assert [n.scope for n in back.nodes] == expected
+
+
 # ---- the CLI --------------------------------------------------------------------------------------------
 
 @pytest.mark.slow

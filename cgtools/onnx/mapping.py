@@ -56,6 +56,8 @@ SUPPORTED_WORDS = "float16, float32, float64, int32, int64 and bool"
 WIDENED = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64"}
 WIDENED_DOC = re.compile(r"^(\w+) in the ONNX model, widened to \w+")
 LOSS_KEY = "cgtools.loss"  # metadata_props entry naming the graph's loss
+SCOPE_KEY = "cgtools.scope"  # a node's metadata_props entry: its scope, a JSON list of module names
+TORCH_SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # PyTorch's dynamo exporter: "['', 'layer1', 'conv1', 'conv2d']"
 # Ops that take the loader's care rather than the interpreter's: Constant nodes become constant leaves.
 LOADER_OPS = frozenset({"Constant"})
 # The first opset that takes an op's attribute forms (Operation.attribute_forms: ReduceSum's axes …) as inputs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from cgtools.onnx.mapping import (
     LOSS_KEY,
     NEUTRAL_ATTRS,
     OLD_AXIS_DEFAULT,
+    SCOPE_KEY,
     SUPPORTED_WORDS,
+    TORCH_SCOPES_KEY,
     WIDENED,
     attribute_inputs,
     first_line,
@@ -234,6 +238,23 @@ def _leaves(model, file: str) -> list[Leaf]:
     return leaves
 
 
+def scope_of(node) -> tuple[str, ...]:
+    """The modules a node belongs to: from cgtools' own metadata, else PyTorch's dynamo exporter's (its last
+    entry names the call itself), else from the node's name as PyTorch's TorchScript exporter writes it
+    (`/layer1/layer1.0/conv1/Conv`: the part after the last slash names the node itself)."""
+    metadata = {p.key: p.value for p in node.metadata_props}
+    if SCOPE_KEY in metadata:
+        try:
+            scope = json.loads(metadata[SCOPE_KEY])
+        except ValueError:
+            scope = None
+        if isinstance(scope, list) and all(isinstance(s, str) for s in scope):
+            return tuple(s for s in scope if s)
+    if TORCH_SCOPES_KEY in metadata:  # a Python list of quoted strings, read as text (never evaluated)
+        return tuple(s for s in re.findall(r"'((?:[^'\\]|\\.)*)'", metadata[TORCH_SCOPES_KEY])[:-1] if s)
+    return tuple(part for part in node.name.split("/")[:-1] if part)
+
+
 def _node_where(index: int, node) -> str:
     return f"node {index} ({op_label(node)} {node.name or (node.output[0] if node.output else '')!r})"
 
@@ -282,7 +303,7 @@ class _NodeReader:
                 outputs[k] = fresh_name(f"{name}.output{k}", self.tensor_names)
         if not outputs:
             outputs = [fresh_name(f"{name}.output0", self.tensor_names)]
-        return Node(node.op_type, inputs, outputs, attrs, name, node.doc_string)
+        return Node(node.op_type, inputs, outputs, attrs, name, node.doc_string, scope_of(node))
 
     def attributes_as_inputs(self, op: str, attrs: dict, inputs: list[str], name: str) -> list[str]:
         """Move the attribute forms of early opsets (ReduceSum's axes before 13 …) to constant inputs."""

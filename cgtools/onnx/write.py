@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from cgtools.onnx.mapping import (
     DEFAULT_OPSET,
     LOSS_KEY,
     OLD_AXIS_DEFAULT,
+    SCOPE_KEY,
     WIDENED,
     WIDENED_DOC,
     attribute_inputs,
@@ -212,6 +214,8 @@ class _Lowering:
         while inputs and not inputs[-1]:
             inputs.pop()
         proto = self.onnx.helper.make_node(node.op, inputs, node.outputs, name=node.name, doc_string=node.doc or None)
+        if node.scope and node.scope != tuple(p for p in node.name.split("/")[:-1] if p):
+            proto.metadata_props.add(key=SCOPE_KEY, value=json.dumps(list(node.scope)))
         for key, value in attrs.items():
             kind = spec.attrs[key][0] if key in spec.attrs else None
             try:

@@ -1,0 +1,109 @@
+"""Real models, exported from PyTorch and torchvision at test time: resnet18, mobilenet_v2, densenet121, a
+transformer encoder layer and a GPT-style block with a causal mask.
+
+torchvision's registry wheel is a CUDA build whose compiled ops do not load on a CPU-only machine, and its
+package `__init__` imports them. Its model code is plain PyTorch, so `torchvision` and `torchvision.models` are
+entered as bare packages (their `__path__` only) and the model modules imported from them directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.machinery
+import importlib.util
+import io
+import math
+import sys
+import types
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+TORCHVISION = {"resnet18": ("resnet", "resnet18"), "mobilenet_v2": ("mobilenetv2", "mobilenet_v2"),
+               "densenet121": ("densenet", "densenet121")}
+IMAGE = (1, 3, 32, 32)  # small inputs: every stage of these networks still runs, in milliseconds
+
+
+def torchvision_model(name: str) -> nn.Module:
+    """An untrained torchvision model (seeded), built without loading torchvision's compiled ops."""
+    if "torchvision" not in sys.modules:
+        root = Path(importlib.util.find_spec("torchvision").submodule_search_locations[0])
+        for package in ("torchvision", "torchvision.models"):
+            bare = types.ModuleType(package)
+            bare.__path__ = [str(root / package.partition(".")[2])]
+            bare.__spec__ = importlib.machinery.ModuleSpec(package, None, is_package=True)
+            sys.modules[package] = bare
+    module, builder = TORCHVISION[name]
+    torch.manual_seed(0)
+    return getattr(importlib.import_module(f"torchvision.models.{module}"), builder)().eval()
+
+
+class GPTBlock(nn.Module):
+    """One pre-norm decoder block: causal self-attention (masked_fill with -inf before Softmax) and an MLP."""
+
+    def __init__(self, width: int = 32, heads: int = 4, length: int = 8):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.register_buffer("mask", torch.tril(torch.ones(length, length, dtype=torch.bool)))
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(c // self.heads)
+        scores = scores.masked_fill(~self.mask[:t, :t], float("-inf"))
+        attended = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, c)
+        x = x + self.proj(attended)
+        return x + self.mlp(self.ln2(x))
+
+
+def transformer_encoder() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, dropout=0.0, batch_first=True).eval()
+
+
+def gpt_block() -> nn.Module:
+    torch.manual_seed(0)
+    return GPTBlock().eval()
+
+
+BUILDERS = {**{name: (lambda name=name: torchvision_model(name)) for name in TORCHVISION},
+            "transformer_encoder": transformer_encoder, "gpt_block": gpt_block}
+SHAPES = {**dict.fromkeys(TORCHVISION, IMAGE), "transformer_encoder": (2, 8, 32), "gpt_block": (2, 8, 32)}
+
+
+@dataclass
+class Exported:
+    """A model, the input it was exported with, and its ONNX file (input `x`, output `y`)."""
+
+    name: str
+    model: nn.Module
+    x: torch.Tensor
+    path: Path
+
+
+# torch's TorchScript exporter cannot trace nn.MultiheadAttention (is_causal arrives as a tensor); its dynamo
+# exporter can, and records the module scopes as node metadata instead of in node names
+DYNAMO = {"transformer_encoder"}
+
+
+def export(name: str, folder: Path) -> Exported:
+    """Export `name` at opset 17 (18 through dynamo): the TorchScript exporter's node names carry the module
+    scopes (`/layer1/layer1.0/conv1/Conv`), the dynamo exporter's metadata does (`pkg.torch.onnx.name_scopes`)."""
+    model = BUILDERS[name]()
+    torch.manual_seed(1)
+    x = torch.randn(*SHAPES[name])
+    path = Path(folder) / f"{name}.onnx"
+    dynamo = name in DYNAMO
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(model, (x,), str(path), dynamo=dynamo, opset_version=18 if dynamo else 17,
+                          input_names=["x"], output_names=["y"], verbose=False)
+    return Exported(name, model, x, path)
