@@ -1,0 +1,45 @@
+"""The model's own hierarchy, for drawing big graphs by module: every op's scope (the modules it belongs to, as
+the exporter recorded them: Node.scope) and every leaf's, the scope its readers share.
+
+DOT (`render --collapse`) and the HTML page (groups that open and close) group nodes by these paths.
+"""
+
+from __future__ import annotations
+
+Scope = tuple[str, ...]
+
+
+def common_prefix(scopes) -> Scope:
+    """The longest scope every one of `scopes` starts with (() when they have none in common, or are none)."""
+    scopes = list(scopes)
+    if not scopes:
+        return ()
+    first, last = min(scopes), max(scopes)  # the common prefix of all is that of the two extremes
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
+def scopes(graph) -> dict[str, Scope]:
+    """The scope of every op (by node name) and of every leaf (by tensor name): a leaf lives where all its
+    readers do (a conv's weight inside the conv's module; an input read across modules at their common root)."""
+    found: dict[str, Scope] = {node.name: tuple(node.scope) for node in graph.nodes}
+    readers: dict[str, list[Scope]] = {}
+    for node in graph.nodes:
+        for tensor in node.inputs:
+            if tensor in graph.leaves:
+                readers.setdefault(tensor, []).append(found[node.name])
+    for name in graph.leaves:
+        found[name] = common_prefix(readers.get(name, ()))
+    return found
+
+
+def group_at(scope: Scope, depth: int) -> Scope:
+    """The group a node with `scope` is drawn in when the hierarchy is cut at `depth` levels."""
+    return scope[:depth]
+
+
+def has_hierarchy(graph) -> bool:
+    """Whether any op records a scope: only then can a diagram group by module."""
+    return any(node.scope for node in graph.nodes)
