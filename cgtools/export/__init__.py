@@ -10,16 +10,20 @@ FORMATS = ("svg", "png", "pdf", "dot", "html")
 
 def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
     """The diagram of `graph` (with a run's values and gradients) as bytes in `fmt`."""
-    from cgtools.export.dot import render, to_dot
-    from cgtools.export.scene import View
+    from cgtools.export.dot import to_dot
+    from cgtools.export.layout import drawing
+    from cgtools.export.scene import View, make_scene
+    from cgtools.memory import collector_paused
 
     view = view or View()
     if fmt == "html":
         from cgtools.export.html import to_html
 
         return to_html(graph, run, view).encode()
-    text = to_dot(graph, run, view)
-    return text.encode() if fmt == "dot" else render(text, fmt)
+    if fmt == "dot":
+        return to_dot(graph, run, view).encode()
+    with collector_paused():
+        return drawing(make_scene(graph, run, view), fmt)
 
 
 def notebook_svg(graph, run=None) -> str | None:

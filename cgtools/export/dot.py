@@ -23,6 +23,14 @@ from cgtools.memory import collector_paused
 GRAPHVIZ_MISSING = ("Graphviz is not installed (its `dot` program draws the diagrams): install it with "
                     "'apt-get install graphviz' or 'brew install graphviz'; `-f dot` works without it")
 CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if c != 10} | {127: 0x2421}  # BEL -> ␇: visible, harmless
+BIG = 150  # nodes; past this, dot's search for fewer crossings and straighter edges is bounded (TUNING)
+# dot's iterative phases run until they stop improving: capped, a model-sized graph is laid out in seconds, a
+# little less tidily (a few more crossings); mincross is not rerun over the whole graph
+TUNING = {"nslimit": 2, "nslimit1": 2, "mclimit": 0.2, "searchsize": 20, "remincross": "false"}
+
+
+class LayoutTooSlow(CgError):
+    """Graphviz did not finish the layout within its time budget."""
 
 
 def display_graph(scene: Scene, reveal: Reveal = Reveal()) -> nx.MultiDiGraph:
@@ -40,6 +48,8 @@ def display_graph(scene: Scene, reveal: Reveal = Reveal()) -> nx.MultiDiGraph:
                        "penwidth": t["penwidth"], "shape": "box", "style": "filled,rounded", "margin": "0.12,0.06"}
     D.graph["edge"] = {"fontname": t["font"], "fontsize": t["small"] + 2, "fontcolor": t["value"],
                        "color": t["line"], "penwidth": t["penwidth"], "arrowsize": 0.8}
+    if scene.graph.number_of_nodes() > BIG:
+        D.graph["graph"].update(TUNING)
     for key, data in scene.graph.nodes(data=True):
         D.add_node(key, **node_attrs(data, reveal, t))
     for u, v, data in scene.graph.edges(data=True):
@@ -152,13 +162,17 @@ def dot_text(D: nx.MultiDiGraph) -> str:
     return P.to_string()
 
 
-def render(dot: str, fmt: str, *, engine: str = "dot", args: tuple = ()) -> bytes:
-    """Graphviz's drawing of `dot` in format `fmt` (svg, png, pdf, json, …)."""
+def render(dot: str, fmt: str, *, engine: str = "dot", args: tuple = (), timeout: float | None = None) -> bytes:
+    """Graphviz's drawing of `dot` in format `fmt` (svg, png, pdf, json, …); LayoutTooSlow past `timeout` s."""
     program = shutil.which(engine)
     if program is None:
         raise CgError(GRAPHVIZ_MISSING)
     extra = ("-Gdpi=144",) if fmt == "png" else ()  # crisp on slides
-    done = subprocess.run([program, f"-T{fmt}", *extra, *args], input=dot.encode(), capture_output=True)
+    try:
+        done = subprocess.run([program, f"-T{fmt}", *extra, *args], input=dot.encode(), capture_output=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LayoutTooSlow(f"Graphviz's {engine} took more than {timeout:g} s") from None
     said = " ".join(done.stderr.decode(errors="replace").split())  # Graphviz's message, on one line
     if done.returncode != 0:
         raise CgError(f"Graphviz could not draw the graph: {said}")

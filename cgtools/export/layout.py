@@ -1,21 +1,31 @@
-"""Positions for the interactive page: Graphviz's own layout where it is quick, a layered one beyond.
+"""Positions for the diagrams and the interactive page: Graphviz's own layout where it is quick, a layered one
+beyond.
 
-`dot` needs seconds for a 1,750-node graph and minutes past a few thousand nodes, so larger
-graphs get a longest-path layering with barycentre ordering: linear in the edges, and the same picture of a
-DAG (sources on one side, the loss on the other) in the direction `rankdir` asks for.
+`dot` needs seconds for a 1,750-node chain and minutes past a few thousand nodes; its time grows with the
+virtual nodes it threads every edge through, one per rank the edge spans: a dense graph's long edges
+(DenseNet's concatenations read every earlier layer) make hundreds of thousands of them, and `dot` runs for
+more than ten minutes on 800 nodes. So a graph whose edges span too many ranks, or whose layout overruns its
+time budget, gets a longest-path layering with barycentre ordering instead: linear in the edges, and the same
+picture of a DAG (sources on one side, the loss on the other) in the direction `rankdir` asks for; Graphviz
+then only draws it (`neato -n2` keeps the positions given).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import warnings
 from collections import defaultdict
 
 import networkx as nx
 
-from cgtools.export.dot import display_graph, dot_text, render
-from cgtools.export.scene import Scene
+from cgtools.export.dot import LayoutTooSlow, display_graph, dot_text, render
+from cgtools.export.scene import Reveal, Scene
 
 DOT_LIMIT = 800  # nodes; above this the layered layout is used (dot takes seconds on 1,750)
+DOT_SPANS = 20_000  # ranks spanned by all edges (dot's virtual nodes); past this dot takes too long
+DOT_BUDGET = 6.0  # s; dot still running then is stopped and the layered layout used
+POINTS = 0.8  # Graphviz points per CSS pixel of the layered layout
 GAP = 40.0  # px of air between layers, and between neighbours in a layer
 CHAR, LINE = 8.5, 20.0  # px per character and per line of a label, roughly, at the page's font sizes
 SWEEPS = 4
@@ -27,16 +37,59 @@ Point = tuple[float, float]
 def positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None] | None]:
     """Screen positions (x right, y down) of the scene's nodes, and of its edge labels where the layout
     placed them (Graphviz does; None otherwise, and labels go on the edges' midpoints)."""
-    import shutil
-
-    if scene.graph.number_of_nodes() <= DOT_LIMIT and shutil.which("dot"):
-        return dot_positions(scene)
+    if scene.graph.number_of_nodes() <= DOT_LIMIT and shutil.which("dot") and quick_for_dot(scene.graph):
+        try:
+            return dot_positions(scene)
+        except LayoutTooSlow as slow:
+            warnings.warn(f"{slow}: laid out by cgtools' layered layout instead", stacklevel=2)
     return layered_positions(scene.graph, scene.view.rankdir), None
+
+
+def drawing(scene: Scene, fmt: str, reveal: Reveal = Reveal()) -> bytes:
+    """The scene drawn by Graphviz in `fmt` (svg, png, pdf): laid out by `dot` within its time budget, else on
+    the layered layout's positions, with a note saying so."""
+    D = display_graph(scene, reveal)
+    if quick_for_dot(scene.graph):
+        try:
+            return render(dot_text(D), fmt, timeout=DOT_BUDGET)
+        except LayoutTooSlow as slow:
+            warnings.warn(f"{slow}: laid out by cgtools' layered layout instead", stacklevel=2)
+    else:
+        warnings.warn(f"Graphviz's dot would take minutes on this graph ({rank_spans(scene.graph)} ranks spanned "
+                      "by its edges): laid out by cgtools' layered layout instead", stacklevel=2)
+    for key, (x, y) in layered_positions(scene.graph, scene.view.rankdir).items():
+        D.nodes[key]["pos"] = f"{x * POINTS:.1f},{-y * POINTS:.1f}"
+    return render(dot_text(D), fmt, engine="neato", args=("-n2",))
+
+
+def quick_for_dot(G: nx.MultiDiGraph) -> bool:
+    return rank_spans(G) <= DOT_SPANS
+
+
+def rank_spans(G: nx.MultiDiGraph) -> int:
+    """How many virtual nodes `dot` threads the edges through, roughly: the ranks each edge spans in a
+    longest-path layering, doubled when edges carry labels (dot gives each label a rank of its own)."""
+    rank = longest_path_ranks(G)
+    spans = sum(max(rank[v] - rank[u], 1) for u, v in G.edges())
+    return spans * 2 if any(lines for _, _, lines in G.edges(data="lines")) else spans
+
+
+def longest_path_ranks(G: nx.MultiDiGraph) -> dict:
+    """Each node's rank: one past its latest predecessor; a leaf sits just before its first reader, not with
+    every other leaf in rank 0."""
+    order = list(nx.topological_sort(G))
+    rank: dict = {}
+    for n in order:
+        rank[n] = max((rank[p] + 1 for p in G.predecessors(n)), default=0)
+    for n in order:
+        if G.in_degree(n) == 0 and G.out_degree(n):
+            rank[n] = min(rank[s] for s in G.successors(n)) - 1
+    return rank
 
 
 def dot_positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None]]:
     """Where Graphviz's `dot` puts the scene's diagram, everything shown."""
-    layout = json.loads(render(dot_text(display_graph(scene)), "json"))
+    layout = json.loads(render(dot_text(display_graph(scene)), "json", timeout=DOT_BUDGET))
     scale = 1.25  # Graphviz points to CSS pixels, so the layout has room for the page's labels
 
     def point(text):
@@ -50,12 +103,7 @@ def dot_positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None]]:
 
 def layered_positions(D: nx.MultiDiGraph, rankdir: str) -> dict[str, tuple[float, float]]:
     order = list(nx.topological_sort(D))
-    rank: dict = {}
-    for n in order:
-        rank[n] = max((rank[p] + 1 for p in D.predecessors(n)), default=0)
-    for n in order:  # a leaf sits just before its first reader, not with every other leaf in rank 0
-        if D.in_degree(n) == 0 and D.out_degree(n):
-            rank[n] = min(rank[s] for s in D.successors(n)) - 1
+    rank = longest_path_ranks(D)
     layers: dict[int, list] = defaultdict(list)
     for n in order:
         layers[rank[n]].append(n)
