@@ -134,11 +134,13 @@ def info(graph, sets, inputs_file, random_seed):
               help="What to write, comma-separated, among: values, grads, shapes, names.")
 @click.option("--constants", "draw_constants", is_flag=True,
               help="Draw constants as nodes instead of folding them into the ops that read them.")
+@click.option("--leaves", "draw_leaves", is_flag=True, help="Draw every weight as a node; by default a model-sized "
+              "graph lists the weights an op reads alone inside that op, with their shapes.")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
 def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, loss, upstream, theme, rankdir,
            precision, show,
-           draw_constants, frames_dir):
+           draw_constants, draw_leaves, frames_dir):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
@@ -150,7 +152,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
 
     from .paths import choose_format, output_path
 
-    shown = show_items(show, draw_constants)
+    shown = show_items(show, draw_constants) | ({"leaves"} if draw_leaves else set())
     fmt = choose_format(fmt, output)
     if (graph is None) == (expression is None):
         raise CgError("give a GRAPH file or --expr EXPRESSION (one of the two)")

@@ -20,7 +20,8 @@ from cgtools.export.labels import format_shape, format_tensor, has_non_finite, o
 from cgtools.export.themes import theme
 from cgtools.ops import get_op
 
-SHOW = ("values", "grads", "shapes", "names", "constants")
+SHOW = ("values", "grads", "shapes", "names", "constants", "leaves")
+LECTURE_SIZED = 40  # ops and leaves; a larger graph is model-sized: its weights are listed inside their ops
 DEFAULT_SHOW = frozenset({"values", "grads", "names"})
 RANKDIRS = ("LR", "TB", "BT", "RL")
 # The roles of label lines, by what they say; each exporter decides how a role looks.
@@ -120,17 +121,22 @@ def make_scene(graph, run=None, view: View = View()) -> Scene:
     ids = add_leaves(S, facts)
     for i, node in enumerate(graph.nodes):
         ids[node.name] = f"N{i}"
+        if node.name in facts.inside.hidden:
+            continue
+        weights = [t for t in node.inputs if facts.inside.reader.get(t) == node.name]
         lines = [Line(op_symbol(get_op(node.op), node.inputs, facts.folded), "symbol")]
         if "names" in view.show:
             lines.append(Line(shorten(", ".join(node.outputs)), "names"))
+        lines += [Line(weight_line(facts.inside.source[t], facts.weight_shape(t)), "shape") for t in weights]
         for out in node.outputs:
             if out in facts.shared and run is not None:
                 lines += facts.tensor_lines(out)
         attrs = ", ".join(f"{k}={v}" for k, v in node.attrs.items())
         S.add_node(ids[node.name], kind="op", model=node.name, tensors=list(node.outputs), loss=False, lines=lines,
-                   hover=(f"{node.op} {node.name}", attrs, node.doc))
+                   hover=(f"{node.op} {node.name}", attrs, node.doc, *map(facts.leaf_hover, weights)),
+                   weights=weights)
     for u, v, slot, data in facts.G.edges(keys=True, data=True):
-        if u in facts.folded:
+        if facts.drops(u) or facts.drops(v):
             continue
         tensor = data["tensor"]
         use = (v, slot) if tensor in facts.shared else None
@@ -145,7 +151,7 @@ def add_leaves(S: nx.MultiDiGraph, facts: Facts) -> dict[str, str]:
     """A node per leaf not folded into its readers; their ids by tensor name."""
     ids = {}
     for i, (name, leaf) in enumerate(facts.graph.leaves.items()):
-        if name in facts.folded:
+        if facts.drops(name):
             continue
         ids[name] = f"L{i}"
         role = "param" if leaf.kind == "param" else "name"
@@ -174,9 +180,61 @@ def add_outputs(S: nx.MultiDiGraph, facts: Facts, ids: dict[str, str]) -> None:
         S.add_edge(source, f"O{i}", **facts.edge(out, lines), slot=0, use=None)
 
 
+def weight_line(name: str, shape) -> str:
+    """A weight as its op lists it: the last part of its name and its shape, `weight 64×3×7×7`."""
+    dims = "" if shape is None else "×".join(map(str, shape)) or "scalar"
+    return shorten(f"{name.rsplit('.', 1)[-1] or name} {dims}".strip())
+
+
+@dataclass
+class Inside:
+    """On a model-sized graph, the weights one op reads once, listed inside that op instead of drawn as leaves
+    (as Netron does): `reader` by tensor; `source` the name each is shown by (an exporter's Identity copy of a
+    weight shows the weight's); `hidden` the leaves and weight-computing ops no longer drawn."""
+
+    reader: dict[str, str]
+    source: dict[str, str]
+    hidden: set[str]
+
+
+def listed_inside(graph, G: nx.MultiDiGraph, view: View) -> Inside:
+    """Which weights are listed inside their ops: params and constants (small constants stay written in the op's
+    symbol), and what ops compute from them alone (Identity copies, ConstantOfShape fills)."""
+    found, makers = Inside({}, {}, set()), {}
+    if "leaves" in view.show or len(graph.nodes) + len(graph.leaves) <= LECTURE_SIZED:
+        return found
+    small = set()
+    for name, leaf in graph.leaves.items():
+        if leaf.kind == "constant" and leaf.value is not None and leaf.value.size <= 6:
+            small.add(name)
+        elif leaf.kind != "input":
+            found.source[name] = makers[name] = name
+    for node in (graph.nodes[i] for i in graph.topological_order()):
+        if len(node.outputs) == 1 and node.inputs and all(t in found.source or t in small for t in node.inputs if t):
+            out = node.outputs[0]
+            found.source[out] = found.source.get(node.inputs[0], out) if node.op == "Identity" else out
+            makers[out] = node.name
+    for tensor, maker in makers.items():
+        if tensor not in graph.outputs and G.out_degree(maker) == 1:
+            reader = next(iter(G.successors(maker)))
+            if reader not in makers.values():  # read by a visible op, not by another weight computation
+                found.reader[tensor] = reader
+                found.hidden.add(maker)
+    hide_unread(found, makers, G)
+    return found
+
+
+def hide_unread(found: Inside, makers: dict, G: nx.MultiDiGraph) -> None:
+    """Hide, from the outputs back, the weights and weight computations whose every reader is hidden."""
+    for tensor in reversed(list(makers)):
+        maker = makers[tensor]
+        if maker not in found.hidden and G.out_degree(maker) and all(r in found.hidden for r in G.successors(maker)):
+            found.hidden.add(maker)
+
+
 class Facts:
     """What a scene is made from: the graph, the run's numbers, the constants folded into the ops that read
-    them, and the tensors read by several nodes (shared)."""
+    them, the weights listed inside their ops, and the tensors read by several nodes (shared)."""
 
     def __init__(self, graph, run, view: View):
         self.graph, self.run, self.view = graph, run, view
@@ -185,10 +243,13 @@ class Facts:
         self.values = run.values if run is not None else {}
         self.grads = run.grads if run is not None else {}
         self.shares = run.use_grads if run is not None else {}
+        self.inside = listed_inside(graph, self.G, view)
         self.folded = {} if "constants" in view.show else {
             name: format_tensor(leaf.value, view.precision) if leaf.value is not None and leaf.value.size <= 6
-            else name for name, leaf in graph.leaves.items() if leaf.kind == "constant"}
-        readers = Counter(data["tensor"] for u, _, data in self.G.edges(data=True) if u not in self.folded)
+            else name for name, leaf in graph.leaves.items()
+            if leaf.kind == "constant" and name not in self.inside.hidden}
+        readers = Counter(data["tensor"] for u, v, data in self.G.edges(data=True)
+                          if not self.drops(u) and not self.drops(v))
         readers.update(graph.outputs)
         self.shared = {name for name, n in readers.items() if n > 1}
 
@@ -212,6 +273,31 @@ class Facts:
         if "grads" in show and grad is not None and self.loss is not None:
             lines.append(self.grad_line(f"∂{self.loss}/∂{shorten(tensor)} = ", grad, "grad", ("grads", tensor)))
         return lines
+
+    def drops(self, key: str) -> bool:
+        """Whether a leaf or op of the graph is not drawn: folded into its reader's symbol or listed inside it."""
+        return key in self.folded or key in self.inside.hidden
+
+    def weight_value(self, name: str):
+        """A listed weight's value: from the run, else the leaf's it stands for (None if neither has one)."""
+        leaf = self.graph.leaves.get(self.inside.source[name])
+        return self.values.get(name, leaf.value if leaf is not None else None)
+
+    def weight_shape(self, name: str):
+        value, leaf = self.weight_value(name), self.graph.leaves.get(self.inside.source[name])
+        return value.shape if value is not None else leaf.shape if leaf is not None else None
+
+    def leaf_hover(self, name: str) -> str:
+        """A weight listed inside its op, in the op's hover text: name, type, value and gradient."""
+        leaf, value = self.graph.leaves.get(self.inside.source[name]), self.weight_value(name)
+        source = self.inside.source[name]
+        text = f"{leaf.kind if leaf is not None else 'weight'} {source}" + (f" (as {name})" if source != name else "")
+        if value is not None:
+            text += f": {value.dtype} {format_shape(value.shape)} = {format_tensor(value, self.view.precision)}"
+        grad = self.grads.get(name)
+        if grad is not None and self.loss is not None:
+            text += f"; ∂{self.loss}/∂{name} = {format_tensor(grad, self.view.precision)}"
+        return text
 
     def use_lines(self, tensor: str, use: tuple[str, int]) -> list[Line]:
         """The edge of one use of a shared tensor: what this use adds to its gradient, `∂L/∂x += 24`."""
