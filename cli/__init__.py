@@ -136,11 +136,16 @@ def info(graph, sets, inputs_file, random_seed):
               help="Draw constants as nodes instead of folding them into the ops that read them.")
 @click.option("--leaves", "draw_leaves", is_flag=True, help="Draw every weight as a node; by default a model-sized "
               "graph lists the weights an op reads alone inside that op, with their shapes.")
+@click.option("--collapse", type=int, metavar="DEPTH", help="Draw each module DEPTH levels down the model's "
+              "hierarchy (its node names' scopes, /layer1/...) as one box with its op count.")
+@click.option("--focus", metavar="NAME", help="Draw only what lies near this node or tensor (see --depth).")
+@click.option("--depth", type=int, default=2, show_default=True, help="With --focus: how many edges upstream "
+              "and downstream to keep; cut edges end in small boxes naming the node beyond.")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
 def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, loss, upstream, theme, rankdir,
            precision, show,
-           draw_constants, draw_leaves, frames_dir):
+           draw_constants, draw_leaves, collapse, focus, depth, frames_dir):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
@@ -167,7 +172,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
     if rankdir.lower() == "auto":
         rankdir = "LR" if len(g.nodes) + len(g.leaves) <= WIDE_UP_TO else "TB"
-    view = View(theme.lower(), rankdir.upper(), precision, shown)
+    view = View(theme.lower(), rankdir.upper(), precision, shown, collapse=collapse, focus=focus, depth=depth)
     run = run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")

@@ -11,8 +11,9 @@ FORMATS = ("svg", "png", "pdf", "dot", "html")
 def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
     """The diagram of `graph` (with a run's values and gradients) as bytes in `fmt`."""
     from cgtools.export.dot import to_dot
+    from cgtools.export.grouping import diagram_scene
     from cgtools.export.layout import drawing
-    from cgtools.export.scene import View, make_scene
+    from cgtools.export.scene import View
     from cgtools.memory import collector_paused
 
     view = view or View()
@@ -23,7 +24,7 @@ def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
     if fmt == "dot":
         return to_dot(graph, run, view).encode()
     with collector_paused():
-        return drawing(make_scene(graph, run, view), fmt)
+        return drawing(diagram_scene(graph, run, view), fmt)
 
 
 def notebook_svg(graph, run=None) -> str | None:

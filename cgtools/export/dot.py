@@ -16,7 +16,7 @@ import warnings
 import networkx as nx
 
 from cgtools.errors import CgError
-from cgtools.export.scene import Reveal, Scene, View, alerting, at, make_scene
+from cgtools.export.scene import Reveal, Scene, View, alerting, at
 from cgtools.export.themes import theme
 from cgtools.memory import collector_paused
 
@@ -58,12 +58,17 @@ def display_graph(scene: Scene, reveal: Reveal = Reveal()) -> nx.MultiDiGraph:
 
 
 def node_attrs(data: dict, reveal: Reveal, t: dict) -> dict:
-    """The DOT attributes of a scene node: ops are ellipses, constants dashed, the loss doubly outlined."""
+    """The DOT attributes of a scene node: ops are ellipses, constants dashed, the loss doubly outlined, a
+    module a bold box, a stub (the far end of an edge cut by --focus) small and dotted."""
     kind = data["kind"]
     attrs = {"label": dot_label(at(data["lines"], reveal), t)}
+    if data.get("stub"):
+        return {**attrs, "style": "dotted,rounded", "fontsize": t["small"], "tooltip": tooltip(*data["hover"])}
     if kind == "op":
         attrs.update(shape="ellipse", style="filled")
-    attrs["fillcolor"] = t["fill"][kind]
+    if kind == "group":
+        attrs.update(style="filled,rounded,bold", penwidth=t["penwidth"] * 2)
+    attrs["fillcolor"] = t["fill"]["op" if kind == "group" else kind]
     if kind == "output":
         attrs["peripheries"] = 2 if data["loss"] else 1
     attrs["tooltip"] = tooltip(*data["hover"])
@@ -144,8 +149,10 @@ def tooltip(*parts: str) -> str:
 
 def to_dot(graph, run=None, view: View = View(), reveal: Reveal = Reveal()) -> str:
     """The diagram as DOT text, byte-identical for the same graph, run and view."""
+    from cgtools.export.grouping import diagram_scene
+
     with collector_paused():
-        return dot_text(display_graph(make_scene(graph, run, view), reveal))
+        return dot_text(display_graph(diagram_scene(graph, run, view), reveal))
 
 
 def dot_text(D: nx.MultiDiGraph) -> str:

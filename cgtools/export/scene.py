@@ -35,15 +35,24 @@ ALERTS = frozenset({"alert", "alert_grad", "alert_share"})
 
 @dataclass(frozen=True)
 class View:
-    """How a diagram looks: theme, direction, digits, and which of SHOW it shows."""
+    """How a diagram looks: theme, direction, digits, which of SHOW it shows; the depth of the module hierarchy
+    it is cut at (None: not cut; the page's initial depth), and the node or tensor it focuses on, with what
+    lies within `depth` edges of it (grouping.py)."""
 
     theme: str = "slide"
     rankdir: str = "LR"
     precision: int = 4
     show: frozenset = DEFAULT_SHOW
+    collapse: int | None = None
+    focus: str | None = None
+    depth: int = 2
 
     def __post_init__(self):
         theme(self.theme)  # unknown names fail here, with the list of themes
+        if self.collapse is not None and self.collapse < 1:
+            raise CgError(f"expected --collapse a depth of 1 or more, found {self.collapse}")
+        if self.depth < 0:
+            raise CgError(f"expected --depth 0 or more edges around --focus, found {self.depth}")
         if self.rankdir not in RANKDIRS:
             raise CgError(f"expected rankdir one of {', '.join(RANKDIRS)}, found {self.rankdir!r}")
         for item in sorted(set(self.show) - set(SHOW)):
