@@ -16,9 +16,10 @@ from importlib import resources
 
 import numpy as np
 
+from cgtools.export.grouping import diagram_scene
 from cgtools.export.labels import format_shape, format_tensor
 from cgtools.export.layout import positions
-from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View, alerting, at, make_scene, schedule
+from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View, alerting, at, schedule
 from cgtools.export.themes import theme
 from cgtools.memory import collector_paused
 
@@ -85,7 +86,7 @@ def page(graph, run, view: View) -> str:
 
     t = theme(view.theme)
     plan = schedule(graph, run)
-    scene = make_scene(graph, run, view)
+    scene = diagram_scene(graph, run, view, collapse=False)  # focused; groups open and close on the page
     where, label_at = positions(scene)
     net = Network(directed=True)
     net.node_ids = _IdList()  # pyvis checks membership in a list on every add: quadratic without this
