@@ -139,8 +139,8 @@ def info(graph, sets, inputs_file, random_seed):
 @click.option("--collapse", type=int, metavar="DEPTH", help="Draw each module DEPTH levels down the model's "
               "hierarchy (its node names' scopes, /layer1/...) as one box with its op count.")
 @click.option("--focus", metavar="NAME", help="Draw only what lies near this node or tensor (see --depth).")
-@click.option("--depth", type=int, default=2, show_default=True, help="With --focus: how many edges upstream "
-              "and downstream to keep; cut edges end in small boxes naming the node beyond.")
+@click.option("--depth", type=int, help="With --focus: how many edges upstream and downstream to keep "
+              "(default 2); cut edges end in small boxes naming the node beyond.")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
 def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, loss, upstream, theme, rankdir,
@@ -172,7 +172,10 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
     if rankdir.lower() == "auto":
         rankdir = "LR" if len(g.nodes) + len(g.leaves) <= WIDE_UP_TO else "TB"
-    view = View(theme.lower(), rankdir.upper(), precision, shown, collapse=collapse, focus=focus, depth=depth)
+    if depth is not None and focus is None:
+        raise CgError("--depth counts the edges kept around --focus NAME: give --focus too")
+    view = View(theme.lower(), rankdir.upper(), precision, shown, collapse=collapse, focus=focus,
+                depth=2 if depth is None else depth)
     run = run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")

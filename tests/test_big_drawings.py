@@ -152,7 +152,8 @@ def test_render_errors_for_collapse_and_focus(cli, tmp_path):
     for args, said in ((["--collapse", "0"], "--collapse a depth of 1 or more"),
                        (["--collapse", "-2"], "--collapse a depth of 1 or more"),
                        (["--focus", "op33"], "no node or tensor named 'op33' (did you mean 'op3'?)"),
-                       (["--focus", "op3", "--depth", "-1"], "--depth 0 or more")):
+                       (["--focus", "op3", "--depth", "-1"], "--depth 0 or more"),
+                       (["--depth", "3"], "give --focus too")):
         done = cli("render", path, *args, "-o", tmp_path / "out.dot")
         assert done.returncode == 1 and done.stderr.startswith("error: ") and said in done.stderr
         assert "Traceback" not in done.stderr

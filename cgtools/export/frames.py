@@ -19,7 +19,8 @@ from pathlib import Path
 
 from cgtools.errors import CgError
 from cgtools.export.dot import display_graph, dot_text, render
-from cgtools.export.scene import Reveal, View, make_scene, reveals
+from cgtools.export.grouping import diagram_scene
+from cgtools.export.scene import Reveal, View, reveals
 from cgtools.files import write_atomic
 
 
@@ -28,7 +29,7 @@ class Frames:
 
     def __init__(self, graph, run, view: View, fmt: str):
         self.fmt = fmt
-        self.scene = make_scene(graph, run, view)  # made once, drawn at every step
+        self.scene = diagram_scene(graph, run, view)  # made once (focused, collapsed), drawn at every step
         self.reveals = reveals(graph, run)
         self._layout = None
 

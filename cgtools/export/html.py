@@ -94,6 +94,9 @@ def page(graph, run, view: View) -> str:
     ids, elements = page_nodes(net, scene, plan, where, t)
     ops = {node.name: node for node in graph.nodes}
     info = {key: node_info(graph, ops, data["model"], data["kind"], run) for key, data in scene.graph.nodes(data=True)}
+    for key, data in scene.graph.nodes(data=True):  # weights listed inside an op: their values in its panel
+        hover, weights = data["hover"], data.get("weights", ())
+        info[key]["rows"] += [["weight", text] for text in hover[len(hover) - len(weights):]]
     edge_elements, tensors, magnitudes = page_edges(net, scene, plan, run, label_at, big, t)
     elements += edge_elements
     nodes, edges, *_ = net.get_network_data()
