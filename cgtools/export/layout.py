@@ -25,7 +25,7 @@ from cgtools.export.scene import Reveal, Scene
 DOT_LIMIT = 800  # nodes; above this the layered layout is used (dot takes seconds on 1,750)
 DOT_SPANS = 20_000  # ranks spanned by all edges (dot's virtual nodes); past this dot takes too long
 DOT_BUDGET = 6.0  # s; dot still running then is stopped and the layered layout used
-POINTS = 0.8  # Graphviz points per CSS pixel of the layered layout
+POINTS = 1.5  # Graphviz points per px of the layered layout: its sizes are the page's, Graphviz's fonts are larger
 GAP = 40.0  # px of air between layers, and between neighbours in a layer
 CHAR, LINE = 8.5, 20.0  # px per character and per line of a label, roughly, at the page's font sizes
 SWEEPS = 4
