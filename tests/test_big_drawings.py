@@ -11,6 +11,8 @@ import cgtools
 from cgtools.export import layout
 from cgtools.export.dot import to_dot
 from cgtools.export.grouping import diagram_scene
+from cgtools.export.html import to_html
+from cgtools.export.labels import format_tensor
 from cgtools.export.scene import DEFAULT_SHOW, View
 
 TB = View(rankdir="TB")
@@ -68,6 +70,17 @@ def test_a_lecture_graph_keeps_its_weights_as_nodes():
     graph = chain()
     assert to_dot(graph, graph.run()) == to_dot(graph, graph.run(), View(show=DEFAULT_SHOW | {"leaves"}))
     assert kinds(diagram_scene(graph))["param"] == 1
+
+
+def test_a_model_sized_graphs_weight_is_listed_in_its_ops_box_tooltip_and_page_panel():
+    graph = chain(45)  # 45 ops: model-sized
+    run = graph.run()
+    dot = to_dot(graph, run, TB)
+    assert not re.search(r"^L\d+ \[label=<<B>w</B>", dot, re.M) and "w scalar" in dot  # inside op3's box
+    said = f"param w: float64 scalar = 2; ∂t45/∂w = {format_tensor(run.grads['w'])}"
+    assert f'tooltip="Add op3\\n{said}"' in dot
+    assert f'["weight","{said}"]' in to_html(graph, run, TB)
+    assert "nslimit" not in dot and "nslimit=2" in to_dot(chain(160), view=TB)  # a big graph's layout is bounded
 
 
 # ---- modules as boxes --------------------------------------------------------------------------------------
