@@ -1,10 +1,11 @@
 """NaN and infinities: which ones a mask makes on purpose, and which node made the first unwanted one.
 
 A causal mask writes −inf where attention must not look (`scores.masked_fill(~mask, -inf)`) and Softmax turns
-it into exact zeros: those infinities are the model working, not failing. The rule, written once here and used
-by the run's note, `--check-numerics` and the drawings' alerts: a tensor's infinities are deliberate when they
-are all −inf (no NaN, no +inf) and every reader of the tensor either absorbs them (MASK_READERS) or carries them
-(MASK_CARRIERS) into tensors whose own readers do the same, never reaching a graph output or the loss.
+it into exact zeros: those infinities are the model working, not failing. The rule, written once here
+(deliberate_infinities) and used by the run's note, `--check-numerics` and the drawings' alerts: a tensor's
+infinities are deliberate when they are all −inf (no NaN, no +inf) and every reader of the tensor absorbs them
+(MASK_READERS), or carries them (MASK_CARRIERS) into tensors that are finite (Where or Gather left the −inf out)
+or deliberate in their turn; never when they reach a graph output or the loss.
 
 `--check-numerics` (interpreter.run(check_numerics=True)) scans what a run computed, whichever path computed
 it: forward, the first node whose output holds an unwanted NaN or infinity (its inputs, computed before it,
@@ -27,27 +28,6 @@ MASK_CARRIERS = frozenset({"Where", "Add", "Sub", "Mul", "Div", "Identity", "Cas
                            "Expand", "Unsqueeze", "Squeeze", "Flatten", "Slice", "Concat", "Gather", "Tile"})
 
 
-def mask_paths(graph) -> frozenset:
-    """Tensors whose −inf may be a mask's: read at least once, every reader a MASK_READER or a MASK_CARRIER
-    whose outputs are such tensors themselves, and neither an output nor the loss."""
-    readers: dict[str, list] = {}
-    for node in graph.nodes:
-        for name in dict.fromkeys(node.inputs):
-            readers.setdefault(name, []).append(node)
-    ends = {*graph.outputs, graph.loss}
-    paths: set[str] = set()
-
-    def maskable(name: str) -> bool:
-        return name not in ends and bool(readers.get(name)) and all(
-            r.op in MASK_READERS or r.op in MASK_CARRIERS and all(out in paths for out in r.outputs if out)
-            for r in readers[name])
-
-    for i in reversed(graph.topological_order()):  # a tensor's readers are decided before it
-        paths.update(out for out in graph.nodes[i].outputs if out and maskable(out))
-    paths.update(name for name in graph.leaves if maskable(name))
-    return frozenset(paths)
-
-
 def non_finite(array) -> bool:
     return array is not None and array.dtype.kind in "fc" and not np.isfinite(array).all()
 
@@ -58,10 +38,30 @@ def only_minus_inf(array) -> bool:
 
 
 def deliberate_infinities(graph, values) -> frozenset:
-    """The tensors of a run (`values`: name -> array) holding infinities a mask made on purpose."""
-    infinite = [name for name, array in values.items() if non_finite(array) and only_minus_inf(array)]
-    paths = mask_paths(graph) if infinite else frozenset()
-    return frozenset(name for name in infinite if name in paths)
+    """The tensors of a run (`values`: name -> array) whose infinities a mask made on purpose: all −inf, read
+    at least once, every reader a MASK_READER or a MASK_CARRIER whose outputs are finite (the −inf was selected
+    away) or deliberate themselves; never an output or the loss."""
+    infinite = {name for name, array in values.items() if non_finite(array)}
+    if not infinite:
+        return frozenset()
+    readers: dict[str, list] = {}
+    for node in graph.nodes:
+        for name in dict.fromkeys(node.inputs):
+            readers.setdefault(name, []).append(node)
+    ends, deliberate = {*graph.outputs, graph.loss}, set()
+
+    def harmless(name: str) -> bool:
+        return name not in infinite or name in deliberate
+
+    def masked(name: str) -> bool:
+        return name in infinite and name not in ends and bool(readers.get(name)) and only_minus_inf(values[name]) \
+            and all(r.op in MASK_READERS or r.op in MASK_CARRIERS and all(harmless(out) for out in r.outputs if out)
+                    for r in readers[name])
+
+    for i in reversed(graph.topological_order()):  # a tensor's readers are decided before it
+        deliberate.update(out for out in graph.nodes[i].outputs if masked(out))
+    deliberate.update(name for name in graph.leaves if masked(name))
+    return frozenset(deliberate)
 
 
 @dataclass
@@ -80,14 +80,16 @@ class Finding:
     upstream: list = field(default_factory=list)  # (output name, its gradient)
 
     def summary(self) -> str:
-        what = (f"output {self.tensor!r}" if self.direction == "forward" else f"the gradient of input {self.tensor!r}"
-                ) if self.op else repr(self.tensor)
         counts = ", ".join(f"{n} {kind}" for kind, n in (("NaN", np.isnan(self.array).sum()),
                                                           ("+inf", np.isposinf(self.array).sum()),
                                                           ("-inf", np.isneginf(self.array).sum())) if n)
-        source = ("from finite inputs" if self.direction == "forward" else "from a finite upstream gradient"
-                  ) if self.op else "before any node ran"
-        return f"{self.direction}: {self.place} made {what} non-finite ({counts} of {self.array.size}) {source}"
+        counts = f"({counts} of {self.array.size})"
+        if not self.op:  # a leaf or the seed gradient
+            return f"{self.direction}: {self.place} holds it {counts}, before any node ran"
+        if self.direction == "forward":
+            return f"forward: {self.place} made output {self.tensor!r} non-finite {counts} from finite inputs"
+        return (f"backward: {self.place} made the gradient of input {self.tensor!r} non-finite {counts} from a "
+                "finite upstream gradient")
 
 
 class NumericsError(CgError):
@@ -109,11 +111,11 @@ def refuse(finding: Finding | None) -> None:
 def check_forward(graph, plan, vals: list) -> None:
     """Raise NumericsError at the first leaf or node (in plan order) whose value holds an unwanted NaN or
     infinity; the steps after a step that never ran (forward failed there) are not looked at."""
-    masks, names = mask_paths(graph), plan.names
+    names = plan.names
+    masks = deliberate_infinities(graph, {names[i]: a for i, a in enumerate(vals) if i and a is not None})
 
     def unwanted(slot: int) -> bool:
-        a = vals[slot]
-        return non_finite(a) and not (names[slot] in masks and only_minus_inf(a))
+        return non_finite(vals[slot]) and names[slot] not in masks
 
     for slot, leaf in zip(plan.leaf_slots, graph.leaves.values()):
         if unwanted(slot):
