@@ -9,7 +9,7 @@ import pytest
 import cgtools
 from cgtools.compiled import COMPILE_AT_ONCE, NEVER_COMPILE
 from cgtools.numerics import NumericsError, deliberate_infinities
-from helpers import graph_of, run_in_process
+from helpers import error_of, graph_of, run_in_process
 
 # Relu makes a zero, which Log turns into -inf: Log is the culprit, its input finite
 LOG_OF_ZERO = {"cgtools": "1.0", "inputs": [{"name": "x", "value": [-1.0, 2.0, 3.0]}],
@@ -61,6 +61,19 @@ def test_check_numerics_names_an_overflow_that_only_backward_makes(tmp_path, cap
             "from a finite upstream gradient") in result.stderr
     rows = {(line.split()[0], line.split()[1]) for line in result.stderr.splitlines()[2:] if line.strip()}
     assert {("x", "input"), ("r", "gradient"), ("x", "gradient")} <= rows
+
+
+def test_a_forward_that_fails_after_a_nan_is_reported_as_that_nan():
+    # sqrt(-4) is NaN; cast to an index it makes Gather fail two nodes later
+    g = graph_of([{"op": "Sqrt", "inputs": ["x"], "outputs": ["s"]},
+                  {"op": "Cast", "inputs": ["s"], "outputs": ["n"], "attrs": {"to": 7}},
+                  {"op": "Gather", "inputs": ["t", "n"], "outputs": ["r"]}],
+                 inputs=[{"name": "x", "value": [-4.0]}, {"name": "t", "value": [1.0, 2.0]}])
+    with np.errstate(all="ignore"):
+        assert "Gather" in error_of(g.run, backward=False)
+        with pytest.raises(NumericsError) as info:
+            g.run(backward=False, check_numerics=True)
+    assert (info.value.finding.op, info.value.finding.tensor) == ("Sqrt", "s")
 
 
 @pytest.mark.parametrize("policy", [NEVER_COMPILE, COMPILE_AT_ONCE], ids=["interpreted", "compiled"])
