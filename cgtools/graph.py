@@ -63,16 +63,18 @@ class Graph:
 
     # ---- running -------------------------------------------------------------------------------
     def run(self, inputs: dict | None = None, backward: bool = True, seed=None, per_use: bool = False,
-            compiling: CompilePolicy | None = None, loss: str | None = None):
+            compiling: CompilePolicy | None = None, loss: str | None = None, check_numerics: bool = False):
         """Forward (and backward) pass; `inputs` overrides leaf values by name. Returns a Run.
 
         `loss` is the tensor backward starts from (by default the graph's loss, or its one output); `seed` is its
         upstream gradient (needed when it is not a scalar): an array, a number, or a function of the loss's value;
         `per_use` also keeps what each use of a tensor contributed to its gradient (Run.use_grads); `compiling`,
-        when given, is from now on when this graph's plan is compiled (compiled.COMPILE_AT_ONCE, NEVER_COMPILE, …)."""
+        when given, is from now on when this graph's plan is compiled (compiled.COMPILE_AT_ONCE, NEVER_COMPILE, …);
+        `check_numerics` raises numerics.NumericsError at the node making the first NaN or infinity that no mask
+        made on purpose, forward or backward."""
         try:
             return interpreter.run(self, inputs, backward=backward, seed=seed, per_use=per_use, compiling=compiling,
-                                   loss=loss)
+                                   loss=loss, check_numerics=check_numerics)
         except CgError as e:
             raise e.located(file=self.path) from None
 

@@ -49,15 +49,18 @@ def cli(ctx):
 @click.option("--json", "as_json", is_flag=True, help='Print {"values": {...}, "grads": {...}} as JSON.')
 @click.option("--stats", is_flag=True, help="Print per tensor, value and gradient: dtype, shape, min, max, mean, "
               "std, the fraction of zeros, and the NaN and infinity counts, instead of the values.")
+@click.option("--check-numerics", is_flag=True, help="Stop at the first node making a NaN or an infinity (not a "
+              "mask's -inf), forward or backward: print it, its op, attributes and its inputs' statistics; exit 1.")
 @PRECISION_OPTION
-def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, stats, precision):
+def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, stats, check_numerics, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
     import cgtools
     from cgtools.export.table import run_json, run_table, stats_table
 
     # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
     backward = {"loss": loss, "seed": upstream_gradient(upstream)} if not no_backward else {"backward": False}
-    result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), **backward)
+    result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), check_numerics=check_numerics,
+                         **backward)
     table = stats_table if stats else run_table
     click.echo(run_json(result) if as_json else table(result, precision))
 

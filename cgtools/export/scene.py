@@ -18,6 +18,7 @@ import networkx as nx
 from cgtools.errors import CgError, did_you_mean
 from cgtools.export.labels import format_shape, format_tensor, has_non_finite, op_symbol, shorten
 from cgtools.export.themes import theme
+from cgtools.numerics import deliberate_infinities
 from cgtools.ops import get_op
 
 SHOW = ("values", "grads", "shapes", "names", "constants")
@@ -185,6 +186,7 @@ class Facts:
         self.values = run.values if run is not None else {}
         self.grads = run.grads if run is not None else {}
         self.shares = run.use_grads if run is not None else {}
+        self.masked = deliberate_infinities(graph, self.values) if run is not None else frozenset()  # no alert
         self.folded = {} if "constants" in view.show else {
             name: format_tensor(leaf.value, view.precision) if leaf.value is not None and leaf.value.size <= 6
             else name for name, leaf in graph.leaves.items() if leaf.kind == "constant"}
@@ -204,7 +206,7 @@ class Facts:
         if value is not None and "values" in show:
             text = format_tensor(value, self.view.precision)
             text = f"{head} = {text}" if head else text
-            bad = has_non_finite(value)
+            bad = has_non_finite(value) and tensor not in self.masked
             lines = [Line(("⚠ " if bad else "") + text, "alert" if bad else role or "value", ("values", tensor), bare)]
         else:
             lines = [Line(*bare)]
