@@ -121,11 +121,12 @@ def edge_colours(found: list[dict], measure: str, t: dict, against: str = "") ->
     that magnitude."""
     ms = [f.get(measure) for f in found]
     scale = scale_for(ms, t["scale"])
-    if scale is None and not any(m is not None for m in ms):
+    if not any(m is not None for m in ms):
         return None
     colours = [t["unmeasured"] if m is None else t["alert"] if not math.isfinite(m) else scale.colour(m)
                for m in ms]
     title = TITLES[measure] + (f" against {against}" if measure == "diff" and against else "") + ", log scale"
-    legend = Legend(title, scale.ticks() if scale else [], None in ms,
-                    any(m is not None and not math.isfinite(m) for m in ms))
+    zero = [("0", scale.colour(0))] if 0 in ms else []  # drawn as the low end
+    ticks = zero + (scale.ticks() if any(m and math.isfinite(m) for m in ms) else [])
+    legend = Legend(title, ticks, None in ms, any(m is not None and not math.isfinite(m) for m in ms))
     return colours, legend
