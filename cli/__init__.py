@@ -225,7 +225,7 @@ def edge_colouring(color_by: str | None, against: str | None, source, sets: dict
         return result.colouring()
     wanted = {"value": "values", "grad": "gradients"}.get(color_by)
     if wanted and (run is None or (color_by == "grad" and not run.grads)):
-        note(f"no {wanted} to colour the edges by; they are drawn grey")
+        note(f"no {wanted} to colour the edges by; drawing them uncoloured")
     return Colouring(color_by)
 
 
