@@ -11,8 +11,8 @@ an infinity keeps the alert colour; a magnitude of exactly 0 sits at the scale's
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 

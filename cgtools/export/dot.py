@@ -61,8 +61,8 @@ LEGEND = "legend"  # the legend's node, in a rank of its own after the graph's l
 
 def measured_edge(colour: str, t: dict) -> dict:
     """A coloured edge drawn thicker so its colour reads; one with no magnitude dashed, for greyscale."""
-    return {"color": colour, "penwidth": round(t["penwidth"] * 2.2, 2)} | ({"style": "dashed"} if colour == t["unmeasured"]
-                                                                   else {})
+    dashed = {"style": "dashed"} if colour == t["unmeasured"] else {}
+    return {"color": colour, "penwidth": round(t["penwidth"] * 2.2, 2), **dashed}
 
 
 def legend_attrs(legend: Legend, t: dict) -> dict:
