@@ -168,3 +168,12 @@ def test_compare_draws_the_altered_resnet18_with_its_conv_outlined(exported, tmp
     out = {edges.edges[altered, v]["colour"] for v in edges.successors(altered)}
     before = {edges.edges[e]["colour"] for e in edges.edges if e[1] in nx.ancestors(edges, altered)}
     assert before and out and max(map(luminance, before)) < min(map(luminance, out))
+
+
+def test_frames_keep_the_legend_inside_the_picture(tmp_path, capsys, graphviz):
+    (tmp_path / "known.json").write_text(json.dumps(KNOWN))
+    done = run_in_process(capsys, "render", tmp_path / "known.json", "--color-by", "grad", "--frames", tmp_path / "f",
+                          "-f", "svg")
+    assert done.returncode == 0 and "Graphviz" not in done.stderr, done.stderr  # no "too small for label"
+    last = ET.fromstring((tmp_path / "f" / "known-6.svg").read_text())
+    assert "rms of the gradient, log scale" in [t.text for t in last.iter(f"{SVG}text")]

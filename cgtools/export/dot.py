@@ -73,7 +73,7 @@ def legend_attrs(legend: Legend, t: dict) -> dict:
     title = font(esc(legend.title), color=t["muted"], size=t["small"])
     table = (f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="3" CELLPADDING="1"><TR><TD COLSPAN="{len(keys)}">'
              f"{title}</TD></TR><TR>{swatches}</TR><TR>{labels}</TR></TABLE>")
-    return {"label": f"<{table}>", "shape": "plain", "style": "", "tooltip": legend.title}
+    return {"label": f"<{table}>", "shape": "none", "margin": 0, "style": "", "tooltip": legend.title}
 
 
 def node_attrs(data: dict, reveal: Reveal, t: dict) -> dict:
