@@ -76,17 +76,32 @@ def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, stats, c
 @click.option("--rtol", type=float, default=1e-4, show_default=True, help="Relative tolerance per element.")
 @click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance per element.")
 @click.option("--json", "as_json", is_flag=True, help="Print every tensor's differences and the divergence as JSON.")
-def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, as_json):
+@click.option("-o", "--output", metavar="OUT", help="Also draw the graph, each edge coloured by its difference and "
+              "the first divergence outlined, into OUT (svg, png, pdf, dot or html, from its suffix).")
+def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, as_json, output):
     """Run GRAPH with cgtools and with onnxruntime (or OTHER, a second graph, with cgtools) on the same inputs;
     compare every tensor and name the first node whose output differs while its inputs agree. Exits 1 when an
     output differs."""
     import json
 
     from cgtools.compare import compare as compare_runs
+    from cgtools.export.scene import View
+    from cgtools.files import write_atomic
 
+    from .paths import choose_format, output_path
+
+    fmt = choose_format(None, output) if output else None
+    target = output_path(graph, output, fmt) if output else None  # checked before the (long) runs
     result = compare_runs(graph, other, against=against, inputs=given_values(sets, inputs_file), rtol=rtol, atol=atol,
                           random_seed=random_seed)
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.report(), nl=as_json)
+    if output:
+        data = result.draw(fmt, View(rankdir=auto_rankdir(result.graph)))
+        if target is None:
+            click.echo(data, nl=False)
+        else:
+            write_atomic(target, lambda f: f.write(data))
+            click.echo(str(target), err=True)
     if not result.outputs_agree:
         sys.exit(1)
 
@@ -139,9 +154,14 @@ def info(graph, sets, inputs_file, random_seed):
               help="Draw constants as nodes instead of folding them into the ops that read them.")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
+@click.option("--color-by", "color_by", type=click.Choice(["value", "grad", "diff"], case_sensitive=False),
+              help="Colour each edge by its tensor's magnitude on a log scale, with a legend: value and grad, the root "
+              "mean square; diff, the largest difference to --against.")
+@click.option("--against", metavar="onnxruntime|reference|OTHER", help="What --color-by diff compares with: "
+              "onnxruntime (the default), onnx's ReferenceEvaluator, or OTHER, a second graph run by cgtools.")
 def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, loss, upstream, theme, rankdir,
            precision, show,
-           draw_constants, frames_dir):
+           draw_constants, frames_dir, color_by, against):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
@@ -166,12 +186,12 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     else:
         g = cgtools.load(graph)
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
-    if rankdir.lower() == "auto":
-        rankdir = "LR" if len(g.nodes) + len(g.leaves) <= WIDE_UP_TO else "TB"
-    view = View(theme.lower(), rankdir.upper(), precision, shown)
+    rankdir = auto_rankdir(g) if rankdir.lower() == "auto" else rankdir
     run = run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
+    colouring = edge_colouring(color_by, against, g if expression is not None else graph, sets, run)
+    view = View(theme.lower(), rankdir.upper(), precision, shown, colouring)
     if frames_dir is not None:
         write_frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
     if target is None and output == "-":
@@ -180,6 +200,36 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
         data = draw(g, run, view, fmt)
         write_atomic(target, lambda f: f.write(data))
         click.echo(str(target))
+
+
+def auto_rankdir(graph) -> str:
+    """Left to right for a lecture's graph, top to bottom for a deep model."""
+    return "LR" if len(graph.nodes) + len(graph.leaves) <= WIDE_UP_TO else "TB"
+
+
+def edge_colouring(color_by: str | None, against: str | None, source, sets: dict, run):
+    """What render colours edges by; for differences, GRAPH (`source`) compared on the drawing's inputs with
+    onnxruntime, onnx's ReferenceEvaluator or another graph. Without the numbers asked for, a note."""
+    from cgtools.errors import CgError
+    from cgtools.export.colours import Colouring
+
+    if against and color_by not in (None, "diff"):
+        raise CgError(f"--against is what --color-by diff compares with; it does nothing with --color-by {color_by}")
+    color_by = (color_by or ("diff" if against else "")).lower()
+    if color_by == "diff":
+        from cgtools.compare import AGAINST, compare
+
+        against = against or "onnxruntime"
+        other = None if against in AGAINST else against
+        result = compare(source, other, against="onnxruntime" if other else against, inputs=sets)
+        differ = [d for d in result.tensors if not d.ok]
+        note(f"against {result.against}: {len(differ)} of {len(result.tensors)} tensors differ"
+             + (f"; first divergence: {result.divergence.place}" if result.divergence else ""))
+        return result.colouring()
+    wanted = {"value": "values", "grad": "gradients"}.get(color_by)
+    if wanted and (run is None or (color_by == "grad" and not run.grads)):
+        note(f"no {wanted} to colour the edges by; drawing them uncoloured")
+    return Colouring(color_by)
 
 
 @cli.command()

@@ -10,12 +10,12 @@ canvas text: nothing the graph holds can become markup or script.
 from __future__ import annotations
 
 import json
-import math
 import re
 from importlib import resources
 
 import numpy as np
 
+from cgtools.export.colours import MEASURES, edge_colours
 from cgtools.export.labels import format_shape, format_tensor
 from cgtools.export.layout import positions
 from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View, alerting, at, make_scene, schedule
@@ -66,12 +66,18 @@ def tensor_text(name: str, value, grad, loss: str | None, share=None) -> dict:
     return text
 
 
-def grad_magnitude(grad) -> float | None:
-    """log10 of the gradient's root mean square, for colouring edges; None when there is none or it is 0."""
-    if grad is None or grad.size == 0:
-        return None
-    rms = float(np.sqrt(np.mean(np.square(grad, dtype=np.float64))))
-    return round(math.log10(rms), 3) if rms > 0 and math.isfinite(rms) else None
+def page_colouring(scene: Scene, t: dict) -> dict:
+    """The page's colourings: per measure the edges have, each edge's colour and the legend; which one the
+    page starts on ("" for none)."""
+    found = [data["measures"] for *_, data in scene.graph.edges(data=True)]
+    measures = {}
+    for measure in MEASURES:
+        coloured = edge_colours(found, measure, t, scene.view.colouring.against)
+        if coloured:
+            colours, legend = coloured
+            measures[measure] = {"colours": colours, "title": legend.title, "ticks": legend.ticks,
+                                 "grey": legend.grey, "alert": legend.alert}
+    return {"by": scene.view.colouring.by, "measures": measures, "unmeasured": t["unmeasured"]}
 
 
 def to_html(graph, run=None, view: View = View()) -> str:
@@ -93,13 +99,13 @@ def page(graph, run, view: View) -> str:
     ids, elements = page_nodes(net, scene, plan, where, t)
     ops = {node.name: node for node in graph.nodes}
     info = {key: node_info(graph, ops, data["model"], data["kind"], run) for key, data in scene.graph.nodes(data=True)}
-    edge_elements, tensors, magnitudes = page_edges(net, scene, plan, run, label_at, big, t)
+    edge_elements, tensors = page_edges(net, scene, plan, run, label_at, big, t)
     elements += edge_elements
     nodes, edges, *_ = net.get_network_data()
     doc = {
         "title": graph.name or (graph.path or "graph"), "doc": graph.doc, "theme": t, "light": big,
         "nodes": nodes, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
-        "gradMagnitudes": magnitudes, "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
+        "colouring": page_colouring(scene, t), "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
         "steps": [{"caption": caption(k, plan, len(graph.nodes)), "active": ids.get(active)}
                   for k, active in enumerate(plan.active)] if run is not None else [],
     }
@@ -121,8 +127,9 @@ def page_nodes(net, scene: Scene, plan: Schedule, where: dict, t: dict) -> tuple
         x, y = where[key]
         labels = stage_labels(data["lines"], node=True)
         net.add_node(key, label=labels[-1], x=x, y=y, shape="ellipse" if kind == "op" else "box",
-                     color={"background": t["fill"][kind], "border": t["line"]},
-                     shapeProperties={"borderDashes": kind == "constant"}, borderWidth=3 if data["loss"] else 1.5)
+                     color={"background": t["fill"][kind], "border": t["accent"] if data.get("marked") else t["line"]},
+                     shapeProperties={"borderDashes": kind == "constant"},
+                     borderWidth=4 if data.get("marked") else 3 if data["loss"] else 1.5)
         if labels[0] != labels[-1]:
             made = data["tensors"]
             elements.append({"node": key, "labels": labels, "value": min(plan.value_step.get(n, 0) for n in made),
@@ -130,13 +137,13 @@ def page_nodes(net, scene: Scene, plan: Schedule, where: dict, t: dict) -> tuple
     return ids, elements
 
 
-def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) -> tuple[list, list, list]:
+def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) -> tuple[list, list]:
     """The scene's edges into the network (a label Graphviz placed rides on a text node there); their step
-    elements, hover texts and gradient magnitudes, in edge order."""
+    elements and hover texts, in edge order."""
     values = run.values if run is not None else {}
     grads = run.grads if run is not None else {}
     loss = run.loss if run is not None else None
-    elements, tensors, magnitudes = [], [], []
+    elements, tensors = [], []
     never = len(plan.active)  # a step past the last: what a forward-only run never shows
     for i, (u, v, data) in enumerate(scene.graph.edges(data=True)):
         name, use = data["tensor"], data["use"]  # use: (reading op, input slot) of one read of a shared tensor
@@ -152,11 +159,10 @@ def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: d
         elements.append(element)
         share = run.use_grads.get(use) if run is not None and use else None
         tensors.append(tensor_text(name, values.get(name), grads.get(name), loss, share))
-        magnitudes.append(grad_magnitude(grads.get(name)))
         alert = alerting(at(data["lines"], Reveal()))
         net.add_edge(u, v, id=f"E{i}", label="" if big else label,
                      **({"color": {"color": t["alert"]}, "width": 2.5} if alert else {}))
-    return elements, tensors, magnitudes
+    return elements, tensors
 
 
 def caption(k: int, plan, n_ops: int) -> str:

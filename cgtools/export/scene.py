@@ -16,6 +16,7 @@ from typing import NamedTuple
 import networkx as nx
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.export.colours import MEASURES, Colouring, magnitudes
 from cgtools.export.labels import format_shape, format_tensor, has_non_finite, op_symbol, shorten
 from cgtools.export.themes import theme
 from cgtools.numerics import deliberate_infinities
@@ -41,9 +42,12 @@ class View:
     rankdir: str = "LR"
     precision: int = 4
     show: frozenset = DEFAULT_SHOW
+    colouring: Colouring = Colouring()  # edges coloured by value, gradient or difference (colours.py)
 
     def __post_init__(self):
         theme(self.theme)  # unknown names fail here, with the list of themes
+        if self.colouring.by not in ("", *MEASURES):
+            raise CgError(f"expected --color-by one of {', '.join(MEASURES)}, found {self.colouring.by!r}")
         if self.rankdir not in RANKDIRS:
             raise CgError(f"expected rankdir one of {', '.join(RANKDIRS)}, found {self.rankdir!r}")
         for item in sorted(set(self.show) - set(SHOW)):
@@ -138,8 +142,23 @@ def make_scene(graph, run=None, view: View = View()) -> Scene:
         lines = facts.use_lines(tensor, use) if use else facts.tensor_lines(tensor)
         S.add_edge(ids[u], ids[v], **facts.edge(tensor, lines), slot=slot, use=use)
     add_outputs(S, facts, ids)
+    measure_and_mark(S, ids, facts)
     title = [Line(text, role) for text, role in ((graph.name, "title"), (graph.doc, "doc")) if text]
     return Scene(view, title, S)
+
+
+def measure_and_mark(S: nx.MultiDiGraph, ids: dict[str, str], facts: Facts) -> None:
+    """Each edge's magnitudes, to colour it by (`measures`); a comparison's marked op (its first divergence)
+    outlined (`marked`), with a line saying why."""
+    colouring, found = facts.view.colouring, {}
+    for _, _, data in S.edges(data=True):
+        tensor = data["tensor"]
+        if tensor not in found:
+            found[tensor] = magnitudes(tensor, facts.values, facts.grads, colouring.diffs)
+        data["measures"] = found[tensor]
+    if colouring.mark and colouring.mark[0] in ids:
+        node = S.nodes[ids[colouring.mark[0]]]
+        node.update(marked=True, lines=[*node["lines"], Line(colouring.mark[1], "alert")])
 
 
 def add_leaves(S: nx.MultiDiGraph, facts: Facts) -> dict[str, str]:
