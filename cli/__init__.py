@@ -329,8 +329,10 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
 @click.option("--max-elements", type=click.IntRange(1), default=64, show_default=True, metavar="N",
               help="Check at most N elements of each tensor, a random sample of larger ones.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling of large tensors.")
+@click.option("--tensor", "tensors", multiple=True, metavar="NAME",
+              help="Check only this input or param (a custom op's, say). Repeatable, or a,b.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def gradcheck(graph, sets, inputs_file, eps, rtol, atol, max_elements, seed, as_json):
+def gradcheck(graph, sets, inputs_file, eps, rtol, atol, max_elements, seed, tensors, as_json):
     """Check GRAPH's gradients against finite differences, in float64, for every float input and param."""
     import json
 
@@ -338,7 +340,7 @@ def gradcheck(graph, sets, inputs_file, eps, rtol, atol, max_elements, seed, as_
     from cgtools.gradcheck import gradcheck as check
 
     report = check(cgtools.load(graph), given_values(sets, inputs_file), eps=eps, rtol=rtol, atol=atol,
-                   max_elements=max_elements, seed=seed)
+                   max_elements=max_elements, seed=seed, tensors=split_names(tensors) or None)
     click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else report.table())
     if not report.ok:
         click.echo(f"gradcheck failed: {report.summary()}", err=True)
