@@ -142,6 +142,11 @@ def test_opened_at_depth_1_shows_the_top_level_modules_and_the_nodes_outside_the
         if node["kind"] in ("input", "param", "constant"):
             read = {p[:1] for p in readers[node["name"]]}
             assert len(read) != 1 or () in read or ops_in[next(iter(read))[0]] == 1
+    ends = page.evaluate("""() => { const net = window.cgtools.network, edges = window.cgtools.edges;
+        return net.body.nodeIndices.filter(id => id.startsWith('T')).map(id => edges.get('E' + id.slice(1)))
+            .map(e => [e.from, e.to]); }""")
+    drawn = {n["id"] for n in shown}
+    assert all(a in drawn and b in drawn for a, b in ends)  # an edge's label shows only with both its ends
     assert page.evaluate("document.getElementById('depth').value") == "1"
     assert opened.external_requests() == [] and opened.console_errors() == []
 
@@ -201,12 +206,15 @@ def test_an_edge_into_a_closed_module_carries_the_tensors_crossing_it(resnet_pag
     page.wait_for_function(DRAWN, timeout=20_000)
     layer2 = group_id(page, "layer2")
     page.evaluate("(id) => window.cgtools.network.focus(id, {scale: 1, animation: false})", layer2)
-    edge = page.evaluate("""(id) => { const net = window.cgtools.network, layer1 = window.cgtools.data.groups
-        .find(g => g.name === 'layer1').id;
-        return net.body.nodes[id].edges.find(e => e.fromId === layer1 && e.toId === id).id; }""", layer2)
-    a, b = screen_point(page, page.evaluate("(e) => window.cgtools.network.body.edges[e].fromId", edge)), \
-        screen_point(page, layer2)
-    middle = {"x": (a["x"] + b["x"]) / 2, "y": (a["y"] + b["y"]) / 2}
+    near = page.evaluate("""(id) => {  // a point on the edge from layer1's box, 120 px before layer2's
+        const net = window.cgtools.network, layer1 = window.cgtools.data.groups.find(g => g.name === 'layer1').id;
+        const edge = net.body.nodes[id].edges.find(e => e.fromId === layer1 && e.toId === id);
+        const a = net.getPosition(layer1), b = net.getPosition(id), d = Math.hypot(a.x - b.x, a.y - b.y);
+        const p = net.canvasToDOM({x: b.x + (a.x - b.x) * 120 / d, y: b.y + (a.y - b.y) * 120 / d});
+        const box = document.getElementById('canvas').getBoundingClientRect();
+        return {x: box.left + p.x, y: box.top + p.y, edge: edge.id}; }""", layer2)
+    assert not near["edge"].startswith("E")  # not one of the graph's edges: one standing for those crossing
+    middle = near
     page.mouse.move(middle["x"] - 20, middle["y"] - 60)
     page.mouse.move(middle["x"], middle["y"], steps=4)
     page.wait_for_selector("#tip", state="visible", timeout=5_000)
