@@ -205,14 +205,16 @@ def test_an_edge_into_a_closed_module_carries_the_tensors_crossing_it(resnet_pag
     page = opened.page
     page.wait_for_function(DRAWN, timeout=20_000)
     layer2 = group_id(page, "layer2")
-    page.evaluate("(id) => window.cgtools.network.focus(id, {scale: 1, animation: false})", layer2)
-    near = page.evaluate("""(id) => {  // a point on the edge from layer1's box, 120 px before layer2's
+    page.evaluate("(id) => window.cgtools.network.focus(id, {scale: 0.3, animation: false})", layer2)
+    near = page.evaluate("""(id) => {  // a point on the edge from layer1's box, just outside layer2's
         const net = window.cgtools.network, layer1 = window.cgtools.data.groups.find(g => g.name === 'layer1').id;
         const edge = net.body.nodes[id].edges.find(e => e.fromId === layer1 && e.toId === id);
         const a = net.getPosition(layer1), b = net.getPosition(id), d = Math.hypot(a.x - b.x, a.y - b.y);
-        const p = net.canvasToDOM({x: b.x + (a.x - b.x) * 120 / d, y: b.y + (a.y - b.y) * 120 / d});
-        const box = document.getElementById('canvas').getBoundingClientRect();
-        return {x: box.left + p.x, y: box.top + p.y, edge: edge.id}; }""", layer2)
+        const ux = (a.x - b.x) / d, uy = (a.y - b.y) / d, box = net.getBoundingBox(id);
+        const out = Math.min((box.right - box.left) / 2 / Math.abs(ux), (box.bottom - box.top) / 2 / Math.abs(uy)) + 150;
+        const p = net.canvasToDOM({x: b.x + ux * out, y: b.y + uy * out});
+        const canvas = document.getElementById('canvas').getBoundingClientRect();
+        return {x: canvas.left + p.x, y: canvas.top + p.y, edge: edge.id}; }""", layer2)
     assert not near["edge"].startswith("E")  # not one of the graph's edges: one standing for those crossing
     middle = near
     page.mouse.move(middle["x"] - 20, middle["y"] - 60)

@@ -139,7 +139,7 @@ def page_groups(graph, scene: Scene, where: dict, nodes: list[dict], collapse: i
 
 def group_table(scene: Scene, scope_of: dict, where: dict) -> dict[Scope, dict]:
     """Every module holding a node, outer ones first: its id, name, parent, depth, op count, whether it has
-    modules inside, and where its box sits (at the centroid of the nodes it holds)."""
+    modules inside, where its box sits (at the centroid of the nodes it holds) and how far they spread."""
     members: dict[Scope, list] = {}
     for key, scope in scope_of.items():
         for depth in range(1, len(scope) + 1):
@@ -153,7 +153,9 @@ def group_table(scene: Scene, scope_of: dict, where: dict) -> dict[Scope, dict]:
             "id": f"G{k}", "name": name, "label": f"{vis_text(name)} · {ops} op{'s' if ops != 1 else ''}",
             "parent": groups[scope[:-1]]["id"] if len(scope) > 1 else None, "depth": len(scope), "ops": ops,
             "inner": False, "x": round(sum(where[key][0] for key in keys) / len(keys), 1),
-            "y": round(sum(where[key][1] for key in keys) / len(keys), 1)}
+            "y": round(sum(where[key][1] for key in keys) / len(keys), 1),
+            "spread": round(max(max(where[key][i] for key in keys) - min(where[key][i] for key in keys)
+                                for i in (0, 1)), 1)}
         if len(scope) > 1:
             groups[scope[:-1]]["inner"] = True
     return groups
