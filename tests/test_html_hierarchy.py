@@ -82,6 +82,7 @@ def group_id(page, name):
     return page.evaluate("(name) => window.cgtools.data.groups.find(g => g.name === name).id", name)
 
 
+@pytest.mark.slow
 def test_page_data_names_each_module_with_its_ops_members_and_centroid(exported):
     model = exported("resnet18")
     paths, _, _ = onnx_modules(model.path)
@@ -116,15 +117,31 @@ def test_lecture_graphs_have_no_groups(example):
     assert data["groups"] == [] and not any("cg" in node for node in data["nodes"])
 
 
-def test_a_big_model_opens_grouped_at_depth_1_and_says_so(exported, monkeypatch):
+def scoped_chain(blocks: int):
+    """x -> (Neg, Exp) per block, each block a module `net/block<k>`: 2 ops a block."""
+    nodes, x = [], "x"
+    for k in range(blocks):
+        nodes += [{"op": "Neg", "inputs": [x], "outputs": [f"n{k}"], "scope": ["net", f"block{k}"]},
+                  {"op": "Exp", "inputs": [f"n{k}"], "outputs": [f"e{k}"], "scope": ["net", f"block{k}"]}]
+        x = f"e{k}"
+    return cgtools.load({"cgtools": "1.0", "inputs": [{"name": "x", "value": 0.5}], "nodes": nodes,
+                         "outputs": [x]})
+
+
+def test_a_big_model_opens_grouped_at_depth_1_and_says_so(monkeypatch):
     from cgtools.export import html
 
-    graph = cgtools.load(exported("resnet18").path)
-    assert page_data(html.to_html(graph))["collapse"] == 0  # 93 nodes: opens with every module open
-    monkeypatch.setattr(html, "GROUP_FROM", 50)
+    graph = scoped_chain(10)  # 22 nodes: x, 20 ops, the output
+    assert page_data(html.to_html(graph))["collapse"] == 0  # small: opens with every module open
+    monkeypatch.setattr(html, "GROUP_FROM", 20)
     data = page_data(html.to_html(graph))
-    assert data["collapse"] == 1 and "grouped by module" in data["groupNote"]
+    assert data["collapse"] == 1 and data["groupNote"].startswith("22 nodes: opened grouped by module")
     assert page_data(html.to_html(graph, None, Collapsed(collapse=0)))["collapse"] == 0  # asked: all open
+    assert page_data(html.to_html(graph, None, Collapsed(collapse=2)))["collapse"] == 2
+    groups = {g["name"]: g for g in data["groups"]}
+    assert groups["net"]["ops"] == 20 and groups["block3"]["ops"] == 2 and groups["block3"]["depth"] == 2
+    assert groups["block3"]["parent"] == groups["net"]["id"]
+    assert groups["net"]["inner"] and not groups["block3"]["inner"]
 
 
 def test_opened_at_depth_1_shows_the_top_level_modules_and_the_nodes_outside_them(resnet_page, open_page):
@@ -211,14 +228,13 @@ def test_an_edge_into_a_closed_module_carries_the_tensors_crossing_it(resnet_pag
         const edge = net.body.nodes[id].edges.find(e => e.fromId === layer1 && e.toId === id);
         const a = net.getPosition(layer1), b = net.getPosition(id), d = Math.hypot(a.x - b.x, a.y - b.y);
         const ux = (a.x - b.x) / d, uy = (a.y - b.y) / d, box = net.getBoundingBox(id);
-        const out = Math.min((box.right - box.left) / 2 / Math.abs(ux), (box.bottom - box.top) / 2 / Math.abs(uy)) + 150;
+        const out = Math.min((box.right - box.left) / Math.abs(ux), (box.bottom - box.top) / Math.abs(uy)) / 2 + 150;
         const p = net.canvasToDOM({x: b.x + ux * out, y: b.y + uy * out});
         const canvas = document.getElementById('canvas').getBoundingClientRect();
         return {x: canvas.left + p.x, y: canvas.top + p.y, edge: edge.id}; }""", layer2)
     assert not near["edge"].startswith("E")  # not one of the graph's edges: one standing for those crossing
-    middle = near
-    page.mouse.move(middle["x"] - 20, middle["y"] - 60)
-    page.mouse.move(middle["x"], middle["y"], steps=4)
+    page.mouse.move(near["x"] - 20, near["y"] - 60)
+    page.mouse.move(near["x"], near["y"], steps=4)
     page.wait_for_selector("#tip", state="visible", timeout=5_000)
     crossing = {t for t, read in readers.items() if maker.get(t, ())[:1] == ("layer1",)
                 and any(p[:1] == ("layer2",) for p in read)}
