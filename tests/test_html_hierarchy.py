@@ -117,12 +117,13 @@ def test_lecture_graphs_have_no_groups(example):
     assert data["groups"] == [] and not any("cg" in node for node in data["nodes"])
 
 
-def scoped_chain(blocks: int):
+def scoped_chain(blocks: int, outer=("net",)):
     """x -> (Neg, Exp) per block, each block a module `net/block<k>`: 2 ops a block."""
     nodes, x = [], "x"
     for k in range(blocks):
-        nodes += [{"op": "Neg", "inputs": [x], "outputs": [f"n{k}"], "scope": ["net", f"block{k}"]},
-                  {"op": "Exp", "inputs": [f"n{k}"], "outputs": [f"e{k}"], "scope": ["net", f"block{k}"]}]
+        scope = [*outer, f"block{k}"]
+        nodes += [{"op": "Neg", "inputs": [x], "outputs": [f"n{k}"], "scope": scope},
+                  {"op": "Exp", "inputs": [f"n{k}"], "outputs": [f"e{k}"], "scope": scope}]
         x = f"e{k}"
     return cgtools.load({"cgtools": "1.0", "inputs": [{"name": "x", "value": 0.5}], "nodes": nodes,
                          "outputs": [x]})
@@ -135,7 +136,9 @@ def test_a_big_model_opens_grouped_at_depth_1_and_says_so(monkeypatch):
     assert page_data(html.to_html(graph))["collapse"] == 0  # small: opens with every module open
     monkeypatch.setattr(html, "GROUP_FROM", 20)
     data = page_data(html.to_html(graph))
-    assert data["collapse"] == 1 and data["groupNote"].startswith("22 nodes: opened grouped by module")
+    # at depth 1 the page would show one box, "net": it opens at depth 2, the blocks
+    assert data["collapse"] == 2 and data["groupNote"].startswith("22 nodes: opened grouped by module, 2 levels")
+    assert page_data(html.to_html(scoped_chain(10, outer=())))["collapse"] == 1
     assert page_data(html.to_html(graph, None, Collapsed(collapse=0)))["collapse"] == 0  # asked: all open
     assert page_data(html.to_html(graph, None, Collapsed(collapse=2)))["collapse"] == 2
     groups = {g["name"]: g for g in data["groups"]}

@@ -117,7 +117,8 @@ def flat(view: View) -> View:
 
 def page_groups(graph, scene: Scene, where: dict, nodes: list[dict], collapse: int | None) -> dict:
     """The model's modules as the page's groups, each node tagged with the innermost group it is in (`cg`),
-    and the depth the page opens at: `collapse`, or 1 for a big model when no depth is asked (a note says so)."""
+    and the depth the page opens at: `collapse`, or for a big model when no depth is asked the first depth with
+    more than one box (a note says so)."""
     if not has_hierarchy(graph):
         return {"groups": [], "collapse": 0, "groupNote": None}
     found = scopes(graph)
@@ -131,10 +132,19 @@ def page_groups(graph, scene: Scene, where: dict, nodes: list[dict], collapse: i
             node["cg"] = groups[scope]["id"]
     note = None
     if collapse is None and scene.graph.number_of_nodes() > GROUP_FROM:
-        collapse = 1
-        note = (f"{scene.graph.number_of_nodes():,} nodes: opened grouped by module, one level deep. "
-                "Click a module to open it, or pick a depth.")
+        collapse = overview_depth(list(groups.values()))
+        note = (f"{scene.graph.number_of_nodes():,} nodes: opened grouped by module, {collapse} "
+                f"level{'s' if collapse > 1 else ''} deep. Click a module to open it, or pick a depth.")
     return {"groups": list(groups.values()), "collapse": collapse or 0, "groupNote": note}
+
+
+def overview_depth(groups: list[dict]) -> int:
+    """The shallowest depth at which the page shows more than one box (DenseNet's `features` alone is none)."""
+    def boxes(depth):  # as the page closes them: the modules `depth` down, and shallower ones with none inside;
+        # a module of one op is drawn as that op
+        return sum(g["ops"] > 1 and (g["depth"] == depth or (g["depth"] < depth and not g["inner"])) for g in groups)
+
+    return next((depth for depth in range(1, max(g["depth"] for g in groups) + 1) if boxes(depth) > 1), 1)
 
 
 def group_table(scene: Scene, scope_of: dict, where: dict) -> dict[Scope, dict]:
