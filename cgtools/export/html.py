@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import fields, replace
 from importlib import resources
 
 import numpy as np
 
 from cgtools.export.colours import MEASURES, edge_colours
+from cgtools.export.hierarchy import Scope, common_prefix, has_hierarchy, scopes
 from cgtools.export.labels import format_shape, format_tensor
 from cgtools.export.layout import positions
 from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View, alerting, at, make_scene, schedule
@@ -24,6 +26,7 @@ from cgtools.memory import collector_paused
 
 DRAW_LIMIT = 25_000  # nodes; past this the page asks before drawing rather than hang the tab
 LIGHT_FROM = 1_500  # nodes; past this edge labels appear only on hover or when zoomed in
+GROUP_FROM = 300  # nodes; a model this big with a hierarchy opens grouped at depth 1 unless a depth is asked
 TOOLTIP_ELEMENTS = 64  # a hovered tensor is written out up to this size, summarised past it
 # vis-network's html mode has three marks, each with its own font: <b>, <i> and <code>. Which role wears
 # which differs between node labels (b: symbols and params, i: names, code: gradients) and edge labels
@@ -91,7 +94,7 @@ def page(graph, run, view: View) -> str:
 
     t = theme(view.theme)
     plan = schedule(graph, run)
-    scene = make_scene(graph, run, view)
+    scene = make_scene(graph, run, flat(view))
     where, label_at = positions(scene)
     net = Network(directed=True)
     net.node_ids = _IdList()  # pyvis checks membership in a list on every add: quadratic without this
@@ -106,10 +109,72 @@ def page(graph, run, view: View) -> str:
         "title": graph.name or (graph.path or "graph"), "doc": graph.doc, "theme": t, "light": big,
         "nodes": nodes, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
         "colouring": page_colouring(scene, t), "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
+        **page_groups(graph, scene, where, nodes, getattr(view, "collapse", None)),
         "steps": [{"caption": caption(k, plan, len(graph.nodes)), "active": ids.get(active)}
                   for k, active in enumerate(plan.active)] if run is not None else [],
     }
     return fill_template(doc)
+
+
+def flat(view: View) -> View:
+    """The view with no collapsing: the page draws every node and groups them itself, in the browser."""
+    return replace(view, collapse=None) if "collapse" in {f.name for f in fields(view)} else view
+
+
+def page_groups(graph, scene: Scene, where: dict, nodes: list[dict], collapse: int | None) -> dict:
+    """The model's modules as the page's groups, each node tagged with the innermost group it is in (`cg`),
+    and the depth the page opens at: `collapse`, or for a big model when no depth is asked the first depth with
+    more than one box (a note says so)."""
+    if not has_hierarchy(graph):
+        return {"groups": [], "collapse": 0, "groupNote": None}
+    found = scopes(graph)
+    scope_of = {key: found.get(data["model"], ()) for key, data in scene.graph.nodes(data=True)}
+    groups = group_table(scene, scope_of, where)
+    ends = list(scene.graph.edges())
+    for node in nodes:  # an edge's label node (T<i>) lives in the innermost group holding both its ends
+        key = node["id"]
+        scope = common_prefix(scope_of[end] for end in ends[int(key[1:])]) if key.startswith("T") else scope_of[key]
+        if scope:
+            node["cg"] = groups[scope]["id"]
+    note = None
+    if collapse is None and scene.graph.number_of_nodes() > GROUP_FROM:
+        collapse = overview_depth(list(groups.values()))
+        note = (f"{scene.graph.number_of_nodes():,} nodes: opened grouped by module, {collapse} "
+                f"level{'s' if collapse > 1 else ''} deep. Click a module to open it, or pick a depth.")
+    return {"groups": list(groups.values()), "collapse": collapse or 0, "groupNote": note}
+
+
+def overview_depth(groups: list[dict]) -> int:
+    """The shallowest depth at which the page shows more than one box (DenseNet's `features` alone is none)."""
+    def boxes(depth):  # as the page closes them: the modules `depth` down, and shallower ones with none inside;
+        # a module of one op is drawn as that op
+        return sum(g["ops"] > 1 and (g["depth"] == depth or (g["depth"] < depth and not g["inner"])) for g in groups)
+
+    return next((depth for depth in range(1, max(g["depth"] for g in groups) + 1) if boxes(depth) > 1), 1)
+
+
+def group_table(scene: Scene, scope_of: dict, where: dict) -> dict[Scope, dict]:
+    """Every module holding a node, outer ones first: its id, name, parent, depth, op count, whether it has
+    modules inside, where its box sits (at the centroid of the nodes it holds) and how far they spread."""
+    members: dict[Scope, list] = {}
+    for key, scope in scope_of.items():
+        for depth in range(1, len(scope) + 1):
+            members.setdefault(scope[:depth], []).append(key)
+    groups = {}
+    for k, scope in enumerate(sorted(members, key=lambda s: (len(s), s))):
+        keys = members[scope]
+        ops = sum(scene.graph.nodes[key]["kind"] == "op" for key in keys)
+        name = scope[-1]
+        groups[scope] = {
+            "id": f"G{k}", "name": name, "label": f"{vis_text(name)} · {ops} op{'s' if ops != 1 else ''}",
+            "parent": groups[scope[:-1]]["id"] if len(scope) > 1 else None, "depth": len(scope), "ops": ops,
+            "inner": False, "x": round(sum(where[key][0] for key in keys) / len(keys), 1),
+            "y": round(sum(where[key][1] for key in keys) / len(keys), 1),
+            "spread": round(max(max(where[key][i] for key in keys) - min(where[key][i] for key in keys)
+                                for i in (0, 1)), 1)}
+        if len(scope) > 1:
+            groups[scope[:-1]]["inner"] = True
+    return groups
 
 
 def stage_labels(lines, *, node: bool = False) -> list[str]:
