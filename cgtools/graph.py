@@ -102,7 +102,7 @@ class Graph:
     def _sized(self, leaf: Leaf, dims: dict) -> tuple[int, ...]:
         """The shape of an input with symbolic dimensions: named ones from `dims`, the others 1 (with a warning)."""
         if leaf.dims is None:
-            raise CgError(f"input {leaf.name!r} declares no shape; give it a value (--set or --inputs)")
+            raise CgError(f"input {leaf.name!r} declares no fixed shape; give it a value (--set or --inputs)")
         shape = []
         for axis, dim in enumerate(leaf.dims):
             if isinstance(dim, int):

@@ -214,9 +214,11 @@ def load_onnx(path) -> Graph:
 
 def _leaves(model, file: str) -> list[Leaf]:
     """Graph inputs (with their defaults from IR 4 on), then the other initializers: the ones read as weights
-    as params, the others as constants (roles.py)."""
+    as params, the others as constants (roles.py); cgtools writes its constants as Constant nodes, so in its own
+    models every float initializer is a param."""
     g = model.graph
     readers = readers_of(g)
+    ours = model.producer_name == "cgtools"
     initializers = {t.name: t for t in g.initializer}
     defaults = model.ir_version >= 4  # an initializer listed as an input is then that input's default value
     leaves: list[Leaf] = []
@@ -232,7 +234,8 @@ def _leaves(model, file: str) -> list[Leaf]:
                            dims if fixed else None, entry.doc_string, None if fixed or value is not None else dims))
     for name, tensor in initializers.items():
         value, widened = _array(tensor, f"initializer {name!r}", file)
-        kind = "param" if is_weight(name, value, readers) else "constant"
+        weight = value.dtype.kind == "f" if ours else is_weight(name, value, readers)
+        kind = "param" if weight else "constant"
         doc = "; ".join(part for part in (widened, tensor.doc_string) if part)
         leaves.append(Leaf(name, kind, value, value.dtype.name, None, doc))
     return leaves
