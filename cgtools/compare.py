@@ -111,13 +111,21 @@ class Comparison:
 
 
 def compare(source, other=None, *, against: str = "onnxruntime", inputs: dict | None = None,
-            rtol: float = 1e-4, atol: float = 1e-5, random_seed: int | None = None) -> Comparison:
+            rtol: float = 1e-4, atol: float = 1e-5, random_seed: int | None = None, dims: dict | None = None
+            ) -> Comparison:
     """Run `source` (a path or a Graph) with cgtools and with `against` (or cgtools on `other`) on the same
-    inputs; compare every tensor both runs have. With `random_seed`, inputs without a value are drawn."""
+    inputs; compare every tensor both runs have. With `random_seed`, inputs without a value are drawn (`dims`
+    sizes their symbolic dimensions)."""
     graph = load(source)
+<<<<<<< HEAD
     inputs = {**(graph.random_inputs(random_seed) if random_seed is not None else {}), **(inputs or {})}
     run = graph.run(inputs, backward=False)
     ours = run.values
+=======
+    inputs = inputs or {}
+    inputs = {**(graph.random_inputs(random_seed, dims, given=inputs) if random_seed is not None else {}), **inputs}
+    ours = graph.run(inputs, backward=False).values
+>>>>>>> inputs
     feed = {leaf.name: ours[leaf.name] for leaf in graph.leaves_of("input")}
     if other is not None:
         other_graph = load(other)

@@ -11,15 +11,20 @@ import click
 
 from cgtools.cli.options import (
     INPUTS_OPTION,
+    LABELS_OPTION,
+    LOSS_FN_OPTION,
     LOSS_OPTION,
     PARAM_OPTION,
     PRECISION_OPTION,
-    RANDOM_INPUTS_OPTION,
     SET_OPTION,
     UPSTREAM_OPTION,
+    attach_loss,
+    feed,
     frames_folder,
     given_values,
+    leaf_kinds_option,
     parse_sets,
+    random_inputs_options,
     show_items,
     split_names,
     upstream_gradient,
@@ -43,24 +48,31 @@ def cli(ctx):
 @click.argument("graph", type=click.Path(dir_okay=False))
 @SET_OPTION
 @INPUTS_OPTION
+@random_inputs_options
+@leaf_kinds_option
 @click.option("--no-backward", is_flag=True, help="Run the forward pass only.")
 @LOSS_OPTION
 @UPSTREAM_OPTION
+@LABELS_OPTION
+@LOSS_FN_OPTION
 @click.option("--json", "as_json", is_flag=True, help='Print {"values": {...}, "grads": {...}} as JSON.')
 @click.option("--stats", is_flag=True, help="Print per tensor, value and gradient: dtype, shape, min, max, mean, "
               "std, the fraction of zeros, and the NaN and infinity counts, instead of the values.")
 @click.option("--check-numerics", is_flag=True, help="Stop at the first node making a NaN or an infinity (not a "
               "mask's -inf), forward or backward: print it, its op, attributes and its inputs' statistics; exit 1.")
 @PRECISION_OPTION
-def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, stats, check_numerics, precision):
+def run(graph, sets, inputs_file, random, kinds, no_backward, loss, upstream, labels_file, loss_fn, as_json, stats,
+        check_numerics, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
     import cgtools
     from cgtools.export.table import run_json, run_table, stats_table
 
     # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
+    g = cgtools.load(graph, **kinds)
+    values = feed(g, given_values(sets, inputs_file), random)
+    g, loss = attach_loss(g, values, labels_file, loss_fn, loss, upstream)
     backward = {"loss": loss, "seed": upstream_gradient(upstream)} if not no_backward else {"backward": False}
-    result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), check_numerics=check_numerics,
-                         **backward)
+    result = checked_run(g, values, check_numerics=check_numerics, **backward)
     table = stats_table if stats else run_table
     click.echo(run_json(result) if as_json else table(result, precision))
 
@@ -72,13 +84,13 @@ def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, stats, c
               help="The runtime to compare with when no OTHER graph is given (reference: onnx's ReferenceEvaluator).")
 @SET_OPTION
 @INPUTS_OPTION
-@RANDOM_INPUTS_OPTION
+@random_inputs_options
 @click.option("--rtol", type=float, default=1e-4, show_default=True, help="Relative tolerance per element.")
 @click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance per element.")
 @click.option("--json", "as_json", is_flag=True, help="Print every tensor's differences and the divergence as JSON.")
 @click.option("-o", "--output", metavar="OUT", help="Also draw the graph, each edge coloured by its difference and "
               "the first divergence outlined, into OUT (svg, png, pdf, dot or html, from its suffix).")
-def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, as_json, output):
+def compare(graph, other, against, sets, inputs_file, random, rtol, atol, as_json, output):
     """Run GRAPH with cgtools and with onnxruntime (or OTHER, a second graph, with cgtools) on the same inputs;
     compare every tensor and name the first node whose output differs while its inputs agree. Exits 1 when an
     output differs."""
@@ -92,8 +104,9 @@ def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, a
 
     fmt = choose_format(None, output) if output else None
     target = output_path(graph, output, fmt) if output else None  # checked before the (long) runs
+    seed, dims = random or (None, {})
     result = compare_runs(graph, other, against=against, inputs=given_values(sets, inputs_file), rtol=rtol, atol=atol,
-                          random_seed=random_seed)
+                          random_seed=seed, dims=dims)
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.report(), nl=as_json)
     if output:
         data = result.draw(fmt, View(rankdir=auto_rankdir(result.graph)))
@@ -110,15 +123,16 @@ def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, a
 @click.argument("graph", type=click.Path(dir_okay=False))
 @SET_OPTION
 @INPUTS_OPTION
-@RANDOM_INPUTS_OPTION
-def info(graph, sets, inputs_file, random_seed):
+@random_inputs_options
+@leaf_kinds_option
+def info(graph, sets, inputs_file, random, kinds):
     """GRAPH at a glance: op counts, params and their bytes, inputs and outputs, multiply-accumulates, nodes that
     reach no output, params the loss does not depend on."""
     import cgtools
     from cgtools.info import info as graph_info
 
-    g = cgtools.load(graph)
-    given = {**(g.random_inputs(random_seed) if random_seed is not None else {}), **given_values(sets, inputs_file)}
+    g = cgtools.load(graph, **kinds)
+    given = feed(g, given_values(sets, inputs_file), random)
     missing = [leaf.name for leaf in g.leaves.values() if leaf.value is None and leaf.name not in given]
     if missing:
         note(f"no value for {', '.join(missing)}: outputs and multiply-accumulates need a run "
@@ -138,9 +152,13 @@ def info(graph, sets, inputs_file, random_seed):
               help="Output format; default: from OUT's suffix, else svg.")
 @SET_OPTION
 @INPUTS_OPTION
+@random_inputs_options
+@leaf_kinds_option
 @click.option("--no-backward", is_flag=True, help="Draw forward values only.")
 @LOSS_OPTION
 @UPSTREAM_OPTION
+@LABELS_OPTION
+@LOSS_FN_OPTION
 @click.option("--theme", type=click.Choice(["slide", "paper", "dark"], case_sensitive=False), default="slide",
               show_default=True,
               help="slide: large, high contrast; paper: print, greyscale-safe; dark.")
@@ -150,7 +168,7 @@ def info(graph, sets, inputs_file, random_seed):
 @PRECISION_OPTION
 @click.option("--show", default="values,grads,names", show_default=True, metavar="ITEMS",
               help="What to write, comma-separated, among: values, grads, shapes, names.")
-@click.option("--constants", "draw_constants", is_flag=True,
+@click.option("--draw-constants", "draw_constants", is_flag=True,
               help="Draw constants as nodes instead of folding them into the ops that read them.")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
@@ -159,9 +177,8 @@ def info(graph, sets, inputs_file, random_seed):
               "mean square; diff, the largest difference to --against.")
 @click.option("--against", metavar="onnxruntime|reference|OTHER", help="What --color-by diff compares with: "
               "onnxruntime (the default), onnx's ReferenceEvaluator, or OTHER, a second graph run by cgtools.")
-def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, loss, upstream, theme, rankdir,
-           precision, show,
-           draw_constants, frames_dir, color_by, against):
+def render(graph, expression, params, output, fmt, sets, inputs_file, random, kinds, no_backward, loss, upstream,
+           labels_file, loss_fn, theme, rankdir, precision, show, draw_constants, frames_dir, color_by, against):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
@@ -181,10 +198,12 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     if expression is not None:
         from cgtools.expr import parse
 
-        g = cgtools.load(parse(expression, values=sets, params=split_names(params)))
+        g = cgtools.load(parse(expression, values=sets, params=split_names(params)), **kinds)
         graph, sets = "expression.json", {}  # drawn beside where we are, as expression.<format>
     else:
-        g = cgtools.load(graph)
+        g = cgtools.load(graph, **kinds)
+    sets = feed(g, sets, random)
+    g, loss = attach_loss(g, sets, labels_file, loss_fn, loss, upstream)
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
     rankdir = auto_rankdir(g) if rankdir.lower() == "auto" else rankdir
     run = run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
@@ -265,11 +284,12 @@ def new(expression, sets, params, output, name):
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path(dir_okay=False))
-def convert(source, target):
+@leaf_kinds_option
+def convert(source, target, kinds):
     """Convert between formats: model.onnx -> graph.json (weights into graph.npz) or graph.json -> model.onnx."""
     from cgtools.io import convert as convert_files
 
-    for written in convert_files(source, target):
+    for written in convert_files(source, target, **kinds):
         click.echo(str(written))
 
 
@@ -284,7 +304,8 @@ def convert(source, target):
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch shuffling.")
 @click.option("-o", "--output", metavar="OUT", help="Write the trained graph here; default: back into GRAPH.")
-def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output):
+@leaf_kinds_option
+def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output, kinds):
     """Train GRAPH's params on DATA with SGD or Adam; write the trained params back (large ones to an .npz)."""
     from pathlib import Path
 
@@ -292,7 +313,7 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
     from cgtools import optim
     from cgtools import train as training
 
-    g = cgtools.load(graph)
+    g = cgtools.load(graph, **kinds)
     arrays = training.load_data(data, g)
     opt = optim.SGD(g, lr, momentum) if optimizer == "sgd" else optim.Adam(g, lr)
     per_epoch = -(-len(next(iter(arrays.values()))) // batch_size)
@@ -321,6 +342,10 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
 @click.argument("graph", type=click.Path(dir_okay=False))
 @SET_OPTION
 @INPUTS_OPTION
+@random_inputs_options
+@leaf_kinds_option
+@LABELS_OPTION
+@LOSS_FN_OPTION
 @click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
               help="Step of the central finite differences.")
 @click.option("--rtol", type=click.FloatRange(0), default=1e-5, show_default=True,
@@ -332,15 +357,19 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
 @click.option("--tensor", "tensors", multiple=True, metavar="NAME",
               help="Check only this input or param (a custom op's, say). Repeatable, or a,b.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def gradcheck(graph, sets, inputs_file, eps, rtol, atol, max_elements, seed, tensors, as_json):
+def gradcheck(graph, sets, inputs_file, random, kinds, labels_file, loss_fn, eps, rtol, atol, max_elements, seed,
+              tensors, as_json):
     """Check GRAPH's gradients against finite differences, in float64, for every float input and param."""
     import json
 
     import cgtools
     from cgtools.gradcheck import gradcheck as check
 
-    report = check(cgtools.load(graph), given_values(sets, inputs_file), eps=eps, rtol=rtol, atol=atol,
-                   max_elements=max_elements, seed=seed, tensors=split_names(tensors) or None)
+    g = cgtools.load(graph, **kinds)
+    values = feed(g, given_values(sets, inputs_file), random)
+    g, _ = attach_loss(g, values, labels_file, loss_fn, None, None)
+    report = check(g, values, eps=eps, rtol=rtol, atol=atol, max_elements=max_elements, seed=seed,
+                   tensors=split_names(tensors) or None)
     click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else report.table())
     if not report.ok:
         click.echo(f"gradcheck failed: {report.summary()}", err=True)
