@@ -117,15 +117,10 @@ def compare(source, other=None, *, against: str = "onnxruntime", inputs: dict | 
     inputs; compare every tensor both runs have. With `random_seed`, inputs without a value are drawn (`dims`
     sizes their symbolic dimensions)."""
     graph = load(source)
-<<<<<<< HEAD
-    inputs = {**(graph.random_inputs(random_seed) if random_seed is not None else {}), **(inputs or {})}
-    run = graph.run(inputs, backward=False)
-    ours = run.values
-=======
     inputs = inputs or {}
     inputs = {**(graph.random_inputs(random_seed, dims, given=inputs) if random_seed is not None else {}), **inputs}
-    ours = graph.run(inputs, backward=False).values
->>>>>>> inputs
+    run = graph.run(inputs, backward=False)
+    ours = run.values
     feed = {leaf.name: ours[leaf.name] for leaf in graph.leaves_of("input")}
     if other is not None:
         other_graph = load(other)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import onnx
 import pytest
+from models import BUILDERS
 from onnx import numpy_helper
 
 import cgtools
 from cgtools.compare import compare
 from cgtools.gradcheck import gradcheck
-from models import BUILDERS
 
 pytestmark = pytest.mark.slow
 
