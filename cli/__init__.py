@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from cgtools.cli.drawing import WIDE_UP_TO, auto_rankdir, deliver, edge_colouring
 from cgtools.cli.options import (
     INPUTS_OPTION,
     LABELS_OPTION,
@@ -30,8 +31,6 @@ from cgtools.cli.options import (
     upstream_gradient,
 )
 from cgtools.cli.reporting import checked_run, note, run_for_drawing, write_frame_files
-
-WIDE_UP_TO = 40  # nodes: a lecture's graph reads left to right; a deep model top to bottom, as in Netron
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -98,7 +97,6 @@ def compare(graph, other, against, sets, inputs_file, random, rtol, atol, as_jso
 
     from cgtools.compare import compare as compare_runs
     from cgtools.export.scene import View
-    from cgtools.files import write_atomic
 
     from .paths import choose_format, output_path
 
@@ -108,13 +106,8 @@ def compare(graph, other, against, sets, inputs_file, random, rtol, atol, as_jso
     result = compare_runs(graph, other, against=against, inputs=given_values(sets, inputs_file), rtol=rtol, atol=atol,
                           random_seed=seed, dims=dims)
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.report(), nl=as_json)
-    if output:
-        data = result.draw(fmt, View(rankdir=auto_rankdir(result.graph)))
-        if target is None:
-            click.echo(data, nl=False)
-        else:
-            write_atomic(target, lambda f: f.write(data))
-            click.echo(str(target), err=True)
+    if output:  # the path goes to stderr: stdout has the report
+        deliver(result.draw(fmt, View(rankdir=auto_rankdir(result.graph))), target, path_to_stderr=True)
     if not result.outputs_agree:
         sys.exit(1)
 
@@ -186,7 +179,6 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     from cgtools.errors import CgError
     from cgtools.export import draw
     from cgtools.export.scene import View
-    from cgtools.files import write_atomic
 
     from .paths import choose_format, output_path
 
@@ -213,42 +205,8 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     view = View(theme.lower(), rankdir.upper(), precision, shown, colouring)
     if frames_dir is not None:
         write_frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
-    if target is None and output == "-":
-        click.echo(draw(g, run, view, fmt), nl=False)
-    elif target is not None:
-        data = draw(g, run, view, fmt)
-        write_atomic(target, lambda f: f.write(data))
-        click.echo(str(target))
-
-
-def auto_rankdir(graph) -> str:
-    """Left to right for a lecture's graph, top to bottom for a deep model."""
-    return "LR" if len(graph.nodes) + len(graph.leaves) <= WIDE_UP_TO else "TB"
-
-
-def edge_colouring(color_by: str | None, against: str | None, source, sets: dict, run):
-    """What render colours edges by; for differences, GRAPH (`source`) compared on the drawing's inputs with
-    onnxruntime, onnx's ReferenceEvaluator or another graph. Without the numbers asked for, a note."""
-    from cgtools.errors import CgError
-    from cgtools.export.colours import Colouring
-
-    if against and color_by not in (None, "diff"):
-        raise CgError(f"--against is what --color-by diff compares with; it does nothing with --color-by {color_by}")
-    color_by = (color_by or ("diff" if against else "")).lower()
-    if color_by == "diff":
-        from cgtools.compare import AGAINST, compare
-
-        against = against or "onnxruntime"
-        other = None if against in AGAINST else against
-        result = compare(source, other, against="onnxruntime" if other else against, inputs=sets)
-        differ = [d for d in result.tensors if not d.ok]
-        note(f"against {result.against}: {len(differ)} of {len(result.tensors)} tensors differ"
-             + (f"; first divergence: {result.divergence.place}" if result.divergence else ""))
-        return result.colouring()
-    wanted = {"value": "values", "grad": "gradients"}.get(color_by)
-    if wanted and (run is None or (color_by == "grad" and not run.grads)):
-        note(f"no {wanted} to colour the edges by; drawing them uncoloured")
-    return Colouring(color_by)
+    if target is not None or output == "-":
+        deliver(draw(g, run, view, fmt), target)
 
 
 @cli.command()
