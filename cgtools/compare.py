@@ -44,6 +44,7 @@ class Divergence:
     inputs: list  # [name, dtype, shape] of each input
     outputs: list[TensorDiff]
     leaves_differing: list = field(default_factory=list)  # [kind, name] of its params or constants that differ
+    node: str = ""  # its name in the graph
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Comparison:
     outputs: tuple[str, ...]
     rtol: float
     atol: float
+    graph: Graph | None = field(default=None, repr=False)  # what was compared, and cgtools' run of it, to draw
+    run: object = field(default=None, repr=False)
 
     @property
     def outputs_agree(self) -> bool:
@@ -80,6 +83,27 @@ class Comparison:
             lines += [f"  its {kind} {name!r} differs" for kind, name in v.leaves_differing]
         return "\n".join(lines) + "\n"
 
+    def colouring(self):
+        """Edges coloured by their difference, the first divergence outlined and saying by how much."""
+        from cgtools.export.colours import Colouring
+
+        mark = None
+        if self.divergence:
+            worst = max(self.divergence.outputs, key=lambda d: d.max_abs)
+            said = worst.problem or f"max abs {worst.max_abs:.3g}"
+            mark = (self.divergence.node, f"≠ first divergence: {said}")
+        return Colouring("diff", {d.name: d.max_abs for d in self.tensors}, self.against, mark)
+
+    def draw(self, fmt: str = "svg", view=None) -> bytes:
+        """The graph with cgtools' values, each edge coloured by its difference (see `colouring`), in `fmt`
+        (svg, png, pdf, dot or html); `view` gives the theme and direction."""
+        from dataclasses import replace
+
+        from cgtools.export import draw
+        from cgtools.export.scene import View
+
+        return draw(self.graph, self.run, replace(view or View(), colouring=self.colouring()), fmt)
+
     def to_json(self) -> dict:
         return {"against": self.against, "rtol": self.rtol, "atol": self.atol, "outputs_agree": self.outputs_agree,
                 "tensors": [asdict(d) for d in self.tensors],
@@ -87,12 +111,16 @@ class Comparison:
 
 
 def compare(source, other=None, *, against: str = "onnxruntime", inputs: dict | None = None,
-            rtol: float = 1e-4, atol: float = 1e-5, random_seed: int | None = None) -> Comparison:
+            rtol: float = 1e-4, atol: float = 1e-5, random_seed: int | None = None, dims: dict | None = None
+            ) -> Comparison:
     """Run `source` (a path or a Graph) with cgtools and with `against` (or cgtools on `other`) on the same
-    inputs; compare every tensor both runs have. With `random_seed`, inputs without a value are drawn."""
+    inputs; compare every tensor both runs have. With `random_seed`, inputs without a value are drawn (`dims`
+    sizes their symbolic dimensions)."""
     graph = load(source)
-    inputs = {**(graph.random_inputs(random_seed) if random_seed is not None else {}), **(inputs or {})}
-    ours = graph.run(inputs, backward=False).values
+    inputs = inputs or {}
+    inputs = {**(graph.random_inputs(random_seed, dims, given=inputs) if random_seed is not None else {}), **inputs}
+    run = graph.run(inputs, backward=False)
+    ours = run.values
     feed = {leaf.name: ours[leaf.name] for leaf in graph.leaves_of("input")}
     if other is not None:
         other_graph = load(other)
@@ -106,7 +134,7 @@ def compare(source, other=None, *, against: str = "onnxruntime", inputs: dict | 
     diffs = {name: tensor_diff(name, ours[name], np.asarray(theirs[name]), rtol, atol)
              for name in ordered_tensors(graph) if name in theirs and name in ours}
     return Comparison(against, list(diffs.values()), first_divergence(graph, diffs, ours), tuple(graph.outputs),
-                      rtol, atol)
+                      rtol, atol, graph, run)
 
 
 def ordered_tensors(graph: Graph) -> list[str]:
@@ -181,7 +209,7 @@ def first_divergence(graph: Graph, diffs: dict[str, TensorDiff], values) -> Dive
             inputs = [[t, str(values[t].dtype), list(values[t].shape)] if t in values else [t or "∅", "", []]
                       for t in node.inputs]
             return Divergence(node_place(i, node), node.op, {k: _plain(v) for k, v in node.attrs.items()},
-                              inputs, outs, leaves)
+                              inputs, outs, leaves, node.name)
     return None
 
 

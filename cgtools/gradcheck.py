@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from cgtools.errors import CgError, LossNotScalar
+from cgtools.errors import CgError, LossNotScalar, did_you_mean
 from cgtools.export.labels import format_shape
 from cgtools.export.table import strict_json, text_table
 from cgtools.graph import Graph
@@ -88,14 +88,22 @@ class GradcheckReport:
 
 
 def gradcheck(graph: Graph, inputs: dict | None = None, *, eps: float = 1e-6, rtol: float = 1e-5,
-              atol: float = 1e-8, max_elements: int = 64, seed: int = 0) -> GradcheckReport:
-    """Compare the gradient `graph.run` computes for every float input and param with central finite
-    differences (L(x + eps·eᵢ) − L(x − eps·eᵢ)) / 2eps, in float64. A tensor of more than `max_elements`
-    elements is checked on a random sample of that many (drawn with a numpy Generator seeded by `seed`).
-    An element fails when |a − n| > atol + rtol·|n|."""
+              atol: float = 1e-8, max_elements: int = 64, seed: int = 0,
+              tensors: list[str] | None = None) -> GradcheckReport:
+    """Compare the gradient `graph.run` computes for every float input and param (or only `tensors`) with
+    central finite differences (L(x + eps·eᵢ) − L(x − eps·eᵢ)) / 2eps, in float64. A tensor of more than
+    `max_elements` elements is checked on a random sample of that many (drawn with a numpy Generator seeded by
+    `seed`). An element fails when |a − n| > atol + rtol·|n|."""
     if not eps > 0 or max_elements < 1:
         raise CgError(f"gradcheck needs eps > 0 and max_elements ≥ 1, found eps {eps}, max_elements {max_elements}")
     wide = float64_copy(graph, inputs or {})
+    checkable = [leaf.name for leaf in wide.leaves.values()
+                 if leaf.kind in ("input", "param") and leaf.value.dtype.kind == "f"]
+    for name in tensors or ():
+        if name not in checkable:
+            listed = ", ".join(checkable[:12]) + (", …" if len(checkable) > 12 else "")
+            raise CgError(f"no float input or param {name!r} to check{did_you_mean(name, checkable)}; "
+                          f"expected one of {listed}")
     loss = loss_name(wide)
     try:
         run = wide.run()
@@ -105,8 +113,9 @@ def gradcheck(graph: Graph, inputs: dict | None = None, *, eps: float = 1e-6, rt
                       "the graph's \"loss\" or reduce this one to a scalar (ReduceSum, ReduceMean)") from None
     rng = np.random.default_rng(seed)
     checks = []
-    for leaf in wide.leaves.values():
-        if leaf.kind in ("input", "param") and leaf.value.dtype.kind == "f":
+    for name in checkable:
+        leaf = wide.leaves[name]
+        if tensors is None or name in tensors:
             indices = sampled(leaf.value.size, max_elements, rng)
             numeric = finite_differences(wide, loss, leaf.name, leaf.value, indices, eps)
             analytic = np.asarray(run.grads.get(leaf.name, np.zeros_like(leaf.value)), np.float64)

@@ -8,14 +8,17 @@ notebook.py.
 from __future__ import annotations
 
 import os
+import warnings
 
 import networkx as nx
 import numpy as np
 
 from cgtools import checks, interpreter, json_format, notebook
 from cgtools.compiled import CompilePolicy
-from cgtools.errors import CgError
+from cgtools.errors import CgError, did_you_mean
 from cgtools.parts import LEAF_KINDS, Leaf, Node
+
+UNSIZED_DIM = 1  # the size random inputs give a symbolic dimension no --dim names
 
 
 class Graph:
@@ -63,32 +66,65 @@ class Graph:
 
     # ---- running -------------------------------------------------------------------------------
     def run(self, inputs: dict | None = None, backward: bool = True, seed=None, per_use: bool = False,
-            compiling: CompilePolicy | None = None, loss: str | None = None):
+            compiling: CompilePolicy | None = None, loss: str | None = None, check_numerics: bool = False):
         """Forward (and backward) pass; `inputs` overrides leaf values by name. Returns a Run.
 
         `loss` is the tensor backward starts from (by default the graph's loss, or its one output); `seed` is its
         upstream gradient (needed when it is not a scalar): an array, a number, or a function of the loss's value;
         `per_use` also keeps what each use of a tensor contributed to its gradient (Run.use_grads); `compiling`,
-        when given, is from now on when this graph's plan is compiled (compiled.COMPILE_AT_ONCE, NEVER_COMPILE, …)."""
+        when given, is from now on when this graph's plan is compiled (compiled.COMPILE_AT_ONCE, NEVER_COMPILE, …);
+        `check_numerics` raises numerics.NumericsError at the node making the first NaN or infinity that no mask
+        made on purpose, forward or backward."""
         try:
             return interpreter.run(self, inputs, backward=backward, seed=seed, per_use=per_use, compiling=compiling,
-                                   loss=loss)
+                                   loss=loss, check_numerics=check_numerics)
         except CgError as e:
             raise e.located(file=self.path) from None
 
-    def random_inputs(self, seed: int = 0) -> dict:
-        """A value for every input that has none, drawn from its declared shape and dtype: standard normal
-        floats, integers 0 and 1, booleans; reproducible by `seed`."""
+    def random_inputs(self, seed: int = 0, dims: dict | None = None, given=()) -> dict:
+        """A value for every input that has none and is not in `given`, drawn from its declared shape and dtype:
+        standard normal floats, booleans, integers in 0..n-1 when they index a table of n (Gather), else 0 and 1;
+        reproducible by `seed`. `dims` sizes symbolic dimensions by name; others are 1, with a warning."""
+        dims = dict(dims or {})
+        named = {d for leaf in self.leaves_of("input") for d in leaf.dims or () if isinstance(d, str)}
+        for name in dims:
+            if name not in named:
+                raise CgError(f"no input has a dimension named {name!r}{did_you_mean(name, named)}"
+                              + ("" if named else "; the graph's inputs have no symbolic dimensions"), where="--dim")
         rng, feed = np.random.default_rng(seed), {}
         for leaf in self.leaves_of("input"):
-            if leaf.value is not None:
+            if leaf.value is not None or leaf.name in given:
                 continue
-            if leaf.shape is None or any(not isinstance(n, int) or n < 0 for n in leaf.shape):
-                raise CgError(f"input {leaf.name!r} declares no fixed shape; give it a value (--set or --inputs)")
+            shape = leaf.shape if leaf.shape is not None else self._sized(leaf, dims)
             dtype = np.dtype(leaf.dtype or "float32")
-            feed[leaf.name] = (rng.standard_normal(leaf.shape).astype(dtype) if dtype.kind == "f" else
-                               rng.integers(0, 2, leaf.shape).astype(dtype))
+            feed[leaf.name] = (rng.standard_normal(shape).astype(dtype) if dtype.kind == "f" else
+                               rng.integers(0, self._index_bound(leaf.name), shape).astype(dtype))
         return feed
+
+    def _sized(self, leaf: Leaf, dims: dict) -> tuple[int, ...]:
+        """The shape of an input with symbolic dimensions: named ones from `dims`, the others 1 (with a warning)."""
+        if leaf.dims is None:
+            raise CgError(f"input {leaf.name!r} declares no fixed shape; give it a value (--set or --inputs)")
+        shape = []
+        for axis, dim in enumerate(leaf.dims):
+            if isinstance(dim, int):
+                shape.append(dim)
+            elif dim in dims:
+                shape.append(dims[dim])
+            else:
+                what = f"dimension {dim!r}" if dim else f"unnamed dimension {axis}"
+                warnings.warn(f"input {leaf.name!r}: {what} drawn with size {UNSIZED_DIM}"
+                              + (f" (size it with --dim {dim}=N)" if dim else ""), stacklevel=3)
+                shape.append(UNSIZED_DIM)
+        return tuple(shape)
+
+    def _index_bound(self, name: str) -> int:
+        """Integers an input may hold: below the size of the table a Gather indexes with it, else 0 and 1."""
+        for node in self.nodes:
+            data = self.leaves.get(node.inputs[0]) if node.inputs else None
+            if node.op == "Gather" and node.inputs[1:2] == [name] and data is not None and data.value is not None:
+                return max(int(np.shape(data.value)[node.attrs.get("axis", 0)]), 1)
+        return 2
 
     def validate(self) -> None:
         """Every check `load` makes, plus shapes: a forward pass wherever every leaf's shape is known."""

@@ -67,7 +67,7 @@ def _described(graph: Graph, run, name: str) -> list:
     leaf = graph.leaves.get(name)
     if leaf is not None:
         return [leaf.dtype or (str(leaf.value.dtype) if leaf.value is not None else "?"),
-                list(leaf.shape) if leaf.shape is not None else list(np.shape(leaf.value))]
+                list(leaf.shape if leaf.shape is not None else leaf.dims or np.shape(leaf.value))]
     return ["?", "?"]
 
 

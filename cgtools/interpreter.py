@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cgtools import compiled
+from cgtools import compiled, numerics
 from cgtools.backward import BackwardStep, backpropagate, seed_gradient
 from cgtools.compiled import COMPILE_WHEN_WORTH_IT, CompilePolicy
 from cgtools.errors import CgError, did_you_mean, node_place
@@ -102,14 +102,16 @@ def loss_name(graph) -> str:
 
 
 def run(graph, inputs=None, *, backward=True, seed=None, per_use=False, compiling: CompilePolicy | None = None,
-        loss: str | None = None) -> Run:
+        loss: str | None = None, check_numerics: bool = False) -> Run:
+    """With `check_numerics`, a NaN or an infinity no mask made on purpose raises numerics.NumericsError naming
+    the node that made it, forward or backward."""
     with collector_paused():
-        return _run(graph, inputs, backward, seed, per_use, plan_of(graph, compiling), loss)
+        return _run(graph, inputs, backward, seed, per_use, plan_of(graph, compiling), loss, check_numerics)
 
 
-def _run(graph, inputs, backward, seed, per_use, plan, loss=None) -> Run:
+def _run(graph, inputs, backward, seed, per_use, plan, loss=None, check=False) -> Run:
     vals = feed(graph, plan, inputs or {})
-    ctxs = run_forward(plan, vals)
+    ctxs = checked_forward(graph, plan, vals) if check else run_forward(plan, vals)
     values = SlotView(plan.slots, plan.names, vals)
     if not backward:
         return Run(graph, values, {}, None)
@@ -121,13 +123,14 @@ def _run(graph, inputs, backward, seed, per_use, plan, loss=None) -> Run:
     seeded = plan.slots[loss]
     grads = [None] * len(vals)
     grads[seeded] = seed_gradient(vals[seeded], loss, seed)
-    use_grads = {}
+    uses = {} if per_use else None
     if per_use:
-        uses = {}
         backpropagate(flow.backward_steps, ctxs, vals, grads, uses)
-        use_grads = {(plan.steps[k].node, pos): g for (k, pos), g in uses.items()}
     else:
         run_backward(plan.policy, flow, ctxs, vals, grads, seeded)
+    if check:
+        numerics.check_backward(graph, plan, flow, ctxs, vals, grads, seeded, uses)
+    use_grads = {(plan.steps[k].node, pos): g for (k, pos), g in uses.items()} if per_use else {}
     return Run(graph, values, SlotView(plan.slots, plan.names, grads, flow.requires, vals), loss, use_grads)
 
 
@@ -148,6 +151,18 @@ def run_forward(plan: Plan, vals: list) -> list:
     began = perf_counter()
     ctxs[start:] = forward(plan.steps[start:], vals)
     plan.interpreted += perf_counter() - began
+    return ctxs
+
+
+def checked_forward(graph, plan: Plan, vals: list) -> list:
+    """run_forward, then numerics.check_forward; a forward that fails after a NaN or an infinity appeared is
+    reported as that NaN or infinity, most likely the cause."""
+    try:
+        ctxs = run_forward(plan, vals)
+    except CgError:
+        numerics.check_forward(graph, plan, vals)
+        raise
+    numerics.check_forward(graph, plan, vals)
     return ctxs
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from cgtools.errors import CgError
+from cgtools.errors import CgError, did_you_mean
 from cgtools.graph import Graph
 from cgtools.onnx.mapping import require_onnx
 from cgtools.onnx.read import load_onnx
@@ -14,19 +15,41 @@ from cgtools.onnx.write import save_onnx
 from cgtools.values import INLINE_LIMIT
 
 
-def load(source) -> Graph:
-    """A checked Graph from a path (.json, or .onnx with the `onnx` extra installed) or a dict."""
+def load(source, *, params=(), constants=()) -> Graph:
+    """A checked Graph from a path (.json, or .onnx with the `onnx` extra installed) or a dict. `params` and
+    `constants` name leaves to make trainable or fixed, overriding the file (and the ONNX reader's choice)."""
     if isinstance(source, Graph):
-        return source
-    if isinstance(source, dict):
-        return Graph.from_dict(source)
-    path = Path(source)
-    if path.suffix.lower() == ".onnx":
-        return load_onnx(path)
-    return Graph.read(path)
+        graph = source
+    elif isinstance(source, dict):
+        graph = Graph.from_dict(source)
+    elif Path(source).suffix.lower() == ".onnx":
+        graph = load_onnx(Path(source))
+    else:
+        graph = Graph.read(Path(source))
+    return with_kinds(graph, params, constants) if params or constants else graph
 
 
-def convert(source, target) -> list[Path]:
+def with_kinds(graph: Graph, params=(), constants=()) -> Graph:
+    """The graph with the leaves named in `params` made params and those in `constants` made constants."""
+    both = set(params) & set(constants)
+    if both:
+        raise CgError(f"{sorted(both)[0]!r} is named as both a param and a constant")
+    kinds = {**dict.fromkeys(params, "param"), **dict.fromkeys(constants, "constant")}
+    leaves = dict(graph.leaves)
+    for name, kind in kinds.items():
+        option = "--params" if kind == "param" else "--constants"
+        leaf = leaves.get(name)
+        if leaf is None:
+            raise CgError(f"the graph has no leaf named {name!r}{did_you_mean(name, leaves)}", where=option)
+        if leaf.value is None:
+            raise CgError(f"{name!r} is an input without a value; only leaves holding a value can be params or "
+                          "constants", where=option)
+        leaves[name] = replace(leaf, kind=kind)
+    return Graph(list(leaves.values()), graph.nodes, graph.outputs, loss=graph.loss, name=graph.name,
+                 doc=graph.doc, opset=graph.opset, path=graph.path)
+
+
+def convert(source, target, *, params=(), constants=()) -> list[Path]:
     """model.onnx -> graph.json (arrays over 1,000 elements into graph.npz beside it), or graph.json ->
     model.onnx. Returns the paths written."""
     require_onnx()  # a CgError saying how to install it, before any file is touched
@@ -39,8 +62,8 @@ def convert(source, target) -> list[Path]:
     if not folder.resolve().is_dir():
         raise CgError(f"no such folder {str(folder)!r} to write {target.name!r} in")
     if kinds[0] == ".onnx":
-        graph = load_onnx(source)
+        graph = load(source, params=params, constants=constants)
         sidecar = any(leaf.value is not None and np.size(leaf.value) > INLINE_LIMIT for leaf in graph.leaves.values())
         graph.save(target)
         return [target, target.with_suffix(".npz")] if sidecar else [target]
-    return [save_onnx(Graph.read(source), target)]
+    return [save_onnx(load(source, params=params, constants=constants), target)]

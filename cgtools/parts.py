@@ -11,7 +11,9 @@ LEAF_KINDS = ("input", "param", "constant")
 
 @dataclass
 class Leaf:
-    """A tensor nobody computes: an input (fed at run time), a param (trainable) or a constant."""
+    """A tensor nobody computes: an input (fed at run time), a param (trainable) or a constant. `dims` is the
+    declared shape of an input when some of its dimensions are symbolic: sizes, names ("batch") and None for an
+    unnamed one; `shape` is then None."""
 
     name: str
     kind: str
@@ -19,6 +21,7 @@ class Leaf:
     dtype: str | None = None
     shape: tuple[int, ...] | None = None
     doc: str = ""
+    dims: tuple[int | str | None, ...] | None = None
 
 
 @dataclass

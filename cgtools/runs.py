@@ -9,6 +9,7 @@ import numpy as np
 
 from cgtools import notebook
 from cgtools.errors import node_place
+from cgtools.numerics import deliberate_infinities, non_finite
 
 
 class SlotView(Mapping):
@@ -59,15 +60,14 @@ class Run:
 
     def non_finite(self) -> tuple[list[str], list[str]]:
         """Tensors holding a NaN or an infinity: values in forward order (the first is where it started) and
-        gradients in backward order (the first is nearest the loss)."""
+        gradients in backward order (the first is nearest the loss). Values whose infinities a mask made on
+        purpose (numerics.deliberate_infinities) are left out."""
         graph = self.graph
         order = [*graph.leaves, *(t for i in graph.topological_order() for t in graph.nodes[i].outputs)]
-
-        def bad(array):
-            return array is not None and array.dtype.kind in "fc" and not np.isfinite(array).all()
-
-        return ([t for t in order if bad(self.values.get(t))],
-                [t for t in reversed(order) if bad(self.grads.get(t))])
+        values = [t for t in order if non_finite(self.values.get(t))]
+        masked = deliberate_infinities(graph, self.values) if values else frozenset()
+        return ([t for t in values if t not in masked],
+                [t for t in reversed(order) if non_finite(self.grads.get(t))])
 
     def first_non_finite(self) -> list[str]:
         """Where the first NaN or infinity appeared, as sentences (none when every tensor is finite): the first

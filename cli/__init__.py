@@ -9,24 +9,28 @@ import sys
 
 import click
 
+from cgtools.cli.drawing import WIDE_UP_TO, auto_rankdir, deliver, edge_colouring
 from cgtools.cli.options import (
     INPUTS_OPTION,
+    LABELS_OPTION,
+    LOSS_FN_OPTION,
     LOSS_OPTION,
     PARAM_OPTION,
     PRECISION_OPTION,
-    RANDOM_INPUTS_OPTION,
     SET_OPTION,
     UPSTREAM_OPTION,
+    attach_loss,
+    feed,
     frames_folder,
     given_values,
+    leaf_kinds_option,
     parse_sets,
+    random_inputs_options,
     show_items,
     split_names,
     upstream_gradient,
 )
 from cgtools.cli.reporting import checked_run, note, run_for_drawing, write_frame_files
-
-WIDE_UP_TO = 40  # nodes: a lecture's graph reads left to right; a deep model top to bottom, as in Netron
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -43,21 +47,31 @@ def cli(ctx):
 @click.argument("graph", type=click.Path(dir_okay=False))
 @SET_OPTION
 @INPUTS_OPTION
+@random_inputs_options
+@leaf_kinds_option
 @click.option("--no-backward", is_flag=True, help="Run the forward pass only.")
 @LOSS_OPTION
 @UPSTREAM_OPTION
+@LABELS_OPTION
+@LOSS_FN_OPTION
 @click.option("--json", "as_json", is_flag=True, help='Print {"values": {...}, "grads": {...}} as JSON.')
 @click.option("--stats", is_flag=True, help="Print per tensor, value and gradient: dtype, shape, min, max, mean, "
               "std, the fraction of zeros, and the NaN and infinity counts, instead of the values.")
+@click.option("--check-numerics", is_flag=True, help="Stop at the first node making a NaN or an infinity (not a "
+              "mask's -inf), forward or backward: print it, its op, attributes and its inputs' statistics; exit 1.")
 @PRECISION_OPTION
-def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, stats, precision):
+def run(graph, sets, inputs_file, random, kinds, no_backward, loss, upstream, labels_file, loss_fn, as_json, stats,
+        check_numerics, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
     import cgtools
     from cgtools.export.table import run_json, run_table, stats_table
 
     # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
+    g = cgtools.load(graph, **kinds)
+    values = feed(g, given_values(sets, inputs_file), random)
+    g, loss = attach_loss(g, values, labels_file, loss_fn, loss, upstream)
     backward = {"loss": loss, "seed": upstream_gradient(upstream)} if not no_backward else {"backward": False}
-    result = checked_run(cgtools.load(graph), given_values(sets, inputs_file), **backward)
+    result = checked_run(g, values, check_numerics=check_numerics, **backward)
     table = stats_table if stats else run_table
     click.echo(run_json(result) if as_json else table(result, precision))
 
@@ -69,21 +83,31 @@ def run(graph, sets, inputs_file, no_backward, loss, upstream, as_json, stats, p
               help="The runtime to compare with when no OTHER graph is given (reference: onnx's ReferenceEvaluator).")
 @SET_OPTION
 @INPUTS_OPTION
-@RANDOM_INPUTS_OPTION
+@random_inputs_options
 @click.option("--rtol", type=float, default=1e-4, show_default=True, help="Relative tolerance per element.")
 @click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance per element.")
 @click.option("--json", "as_json", is_flag=True, help="Print every tensor's differences and the divergence as JSON.")
-def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, as_json):
+@click.option("-o", "--output", metavar="OUT", help="Also draw the graph, each edge coloured by its difference and "
+              "the first divergence outlined, into OUT (svg, png, pdf, dot or html, from its suffix).")
+def compare(graph, other, against, sets, inputs_file, random, rtol, atol, as_json, output):
     """Run GRAPH with cgtools and with onnxruntime (or OTHER, a second graph, with cgtools) on the same inputs;
     compare every tensor and name the first node whose output differs while its inputs agree. Exits 1 when an
     output differs."""
     import json
 
     from cgtools.compare import compare as compare_runs
+    from cgtools.export.scene import View
 
+    from .paths import choose_format, output_path
+
+    fmt = choose_format(None, output) if output else None
+    target = output_path(graph, output, fmt) if output else None  # checked before the (long) runs
+    seed, dims = random or (None, {})
     result = compare_runs(graph, other, against=against, inputs=given_values(sets, inputs_file), rtol=rtol, atol=atol,
-                          random_seed=random_seed)
+                          random_seed=seed, dims=dims)
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.report(), nl=as_json)
+    if output:  # the path goes to stderr: stdout has the report
+        deliver(result.draw(fmt, View(rankdir=auto_rankdir(result.graph))), target, path_to_stderr=True)
     if not result.outputs_agree:
         sys.exit(1)
 
@@ -92,15 +116,16 @@ def compare(graph, other, against, sets, inputs_file, random_seed, rtol, atol, a
 @click.argument("graph", type=click.Path(dir_okay=False))
 @SET_OPTION
 @INPUTS_OPTION
-@RANDOM_INPUTS_OPTION
-def info(graph, sets, inputs_file, random_seed):
+@random_inputs_options
+@leaf_kinds_option
+def info(graph, sets, inputs_file, random, kinds):
     """GRAPH at a glance: op counts, params and their bytes, inputs and outputs, multiply-accumulates, nodes that
     reach no output, params the loss does not depend on."""
     import cgtools
     from cgtools.info import info as graph_info
 
-    g = cgtools.load(graph)
-    given = {**(g.random_inputs(random_seed) if random_seed is not None else {}), **given_values(sets, inputs_file)}
+    g = cgtools.load(graph, **kinds)
+    given = feed(g, given_values(sets, inputs_file), random)
     missing = [leaf.name for leaf in g.leaves.values() if leaf.value is None and leaf.name not in given]
     if missing:
         note(f"no value for {', '.join(missing)}: outputs and multiply-accumulates need a run "
@@ -120,9 +145,13 @@ def info(graph, sets, inputs_file, random_seed):
               help="Output format; default: from OUT's suffix, else svg.")
 @SET_OPTION
 @INPUTS_OPTION
+@random_inputs_options
+@leaf_kinds_option
 @click.option("--no-backward", is_flag=True, help="Draw forward values only.")
 @LOSS_OPTION
 @UPSTREAM_OPTION
+@LABELS_OPTION
+@LOSS_FN_OPTION
 @click.option("--theme", type=click.Choice(["slide", "paper", "dark"], case_sensitive=False), default="slide",
               show_default=True,
               help="slide: large, high contrast; paper: print, greyscale-safe; dark.")
@@ -132,20 +161,23 @@ def info(graph, sets, inputs_file, random_seed):
 @PRECISION_OPTION
 @click.option("--show", default="values,grads,names", show_default=True, metavar="ITEMS",
               help="What to write, comma-separated, among: values, grads, shapes, names.")
-@click.option("--constants", "draw_constants", is_flag=True,
+@click.option("--draw-constants", "draw_constants", is_flag=True,
               help="Draw constants as nodes instead of folding them into the ops that read them.")
-@click.option("--leaves", "draw_leaves", is_flag=True, help="Draw every weight as a node; by default a model-sized "
-              "graph lists the weights an op reads alone inside that op, with their shapes.")
-@click.option("--collapse", type=int, metavar="DEPTH", help="Draw each module DEPTH levels down the model's "
-              "hierarchy (its node names' scopes, /layer1/...) as one box with its op count.")
-@click.option("--focus", metavar="NAME", help="Draw only what lies near this node or tensor (see --depth).")
-@click.option("--depth", type=int, help="With --focus: how many edges upstream and downstream to keep "
-              "(default 2); cut edges end in small boxes naming the node beyond.")
+@click.option("--leaves", "draw_leaves", is_flag=True, help="Draw weights as nodes, not listed inside their ops.")
+@click.option("--collapse", type=int, metavar="DEPTH", help="Draw each module DEPTH levels down the scopes "
+              "(/layer1/...) as one box with its op count.")
+@click.option("--focus", metavar="NAME", help="Draw only what lies within --depth edges of this node or tensor.")
+@click.option("--depth", type=int, help="With --focus: edges kept upstream and downstream (default 2).")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
               "graph, the forward pass node by node, then the backward pass (and, for pdf, one multi-page PDF).")
-def render(graph, expression, params, output, fmt, sets, inputs_file, no_backward, loss, upstream, theme, rankdir,
-           precision, show,
-           draw_constants, draw_leaves, collapse, focus, depth, frames_dir):
+@click.option("--color-by", "color_by", type=click.Choice(["value", "grad", "diff"], case_sensitive=False),
+              help="Colour each edge by its tensor's magnitude on a log scale, with a legend: value and grad, the root "
+              "mean square; diff, the largest difference to --against.")
+@click.option("--against", metavar="onnxruntime|reference|OTHER", help="What --color-by diff compares with: "
+              "onnxruntime (the default), onnx's ReferenceEvaluator, or OTHER, a second graph run by cgtools.")
+def render(graph, expression, params, output, fmt, sets, inputs_file, random, kinds, no_backward, loss, upstream,
+           labels_file, loss_fn, theme, rankdir, precision, show, draw_constants, frames_dir, color_by, against,
+           draw_leaves, collapse, focus, depth):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
@@ -153,7 +185,6 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     from cgtools.errors import CgError
     from cgtools.export import draw
     from cgtools.export.scene import View
-    from cgtools.files import write_atomic
 
     from .paths import choose_format, output_path
 
@@ -165,28 +196,26 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, no_backwar
     if expression is not None:
         from cgtools.expr import parse
 
-        g = cgtools.load(parse(expression, values=sets, params=split_names(params)))
+        g = cgtools.load(parse(expression, values=sets, params=split_names(params)), **kinds)
         graph, sets = "expression.json", {}  # drawn beside where we are, as expression.<format>
     else:
-        g = cgtools.load(graph)
+        g = cgtools.load(graph, **kinds)
+    sets = feed(g, sets, random)
+    g, loss = attach_loss(g, sets, labels_file, loss_fn, loss, upstream)
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
-    if rankdir.lower() == "auto":
-        rankdir = "LR" if len(g.nodes) + len(g.leaves) <= WIDE_UP_TO else "TB"
-    if depth is not None and focus is None:
-        raise CgError("--depth counts the edges kept around --focus NAME: give --focus too")
-    view = View(theme.lower(), rankdir.upper(), precision, shown, collapse=collapse, focus=focus,
-                depth=2 if depth is None else depth)
+    rankdir = auto_rankdir(g) if rankdir.lower() == "auto" else rankdir
     run = run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
+    colouring = edge_colouring(color_by, against, g if expression is not None else graph, sets, run)
+    if depth is not None and focus is None:
+        raise CgError("--depth counts the edges kept around --focus NAME: give --focus too")
+    view = View(theme.lower(), rankdir.upper(), precision, shown, colouring, collapse=collapse, focus=focus,
+                depth=2 if depth is None else depth)
     if frames_dir is not None:
         write_frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
-    if target is None and output == "-":
-        click.echo(draw(g, run, view, fmt), nl=False)
-    elif target is not None:
-        data = draw(g, run, view, fmt)
-        write_atomic(target, lambda f: f.write(data))
-        click.echo(str(target))
+    if target is not None or output == "-":
+        deliver(draw(g, run, view, fmt), target)
 
 
 @cli.command()
@@ -222,11 +251,12 @@ def new(expression, sets, params, output, name):
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path(dir_okay=False))
-def convert(source, target):
+@leaf_kinds_option
+def convert(source, target, kinds):
     """Convert between formats: model.onnx -> graph.json (weights into graph.npz) or graph.json -> model.onnx."""
     from cgtools.io import convert as convert_files
 
-    for written in convert_files(source, target):
+    for written in convert_files(source, target, **kinds):
         click.echo(str(written))
 
 
@@ -241,7 +271,8 @@ def convert(source, target):
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch shuffling.")
 @click.option("-o", "--output", metavar="OUT", help="Write the trained graph here; default: back into GRAPH.")
-def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output):
+@leaf_kinds_option
+def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output, kinds):
     """Train GRAPH's params on DATA with SGD or Adam; write the trained params back (large ones to an .npz)."""
     from pathlib import Path
 
@@ -249,7 +280,7 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
     from cgtools import optim
     from cgtools import train as training
 
-    g = cgtools.load(graph)
+    g = cgtools.load(graph, **kinds)
     arrays = training.load_data(data, g)
     opt = optim.SGD(g, lr, momentum) if optimizer == "sgd" else optim.Adam(g, lr)
     per_epoch = -(-len(next(iter(arrays.values()))) // batch_size)
@@ -278,6 +309,10 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
 @click.argument("graph", type=click.Path(dir_okay=False))
 @SET_OPTION
 @INPUTS_OPTION
+@random_inputs_options
+@leaf_kinds_option
+@LABELS_OPTION
+@LOSS_FN_OPTION
 @click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
               help="Step of the central finite differences.")
 @click.option("--rtol", type=click.FloatRange(0), default=1e-5, show_default=True,
@@ -286,16 +321,22 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
 @click.option("--max-elements", type=click.IntRange(1), default=64, show_default=True, metavar="N",
               help="Check at most N elements of each tensor, a random sample of larger ones.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling of large tensors.")
+@click.option("--tensor", "tensors", multiple=True, metavar="NAME",
+              help="Check only this input or param (a custom op's, say). Repeatable, or a,b.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def gradcheck(graph, sets, inputs_file, eps, rtol, atol, max_elements, seed, as_json):
+def gradcheck(graph, sets, inputs_file, random, kinds, labels_file, loss_fn, eps, rtol, atol, max_elements, seed,
+              tensors, as_json):
     """Check GRAPH's gradients against finite differences, in float64, for every float input and param."""
     import json
 
     import cgtools
     from cgtools.gradcheck import gradcheck as check
 
-    report = check(cgtools.load(graph), given_values(sets, inputs_file), eps=eps, rtol=rtol, atol=atol,
-                   max_elements=max_elements, seed=seed)
+    g = cgtools.load(graph, **kinds)
+    values = feed(g, given_values(sets, inputs_file), random)
+    g, _ = attach_loss(g, values, labels_file, loss_fn, None, None)
+    report = check(g, values, eps=eps, rtol=rtol, atol=atol, max_elements=max_elements, seed=seed,
+                   tensors=split_names(tensors) or None)
     click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else report.table())
     if not report.ok:
         click.echo(f"gradcheck failed: {report.summary()}", err=True)

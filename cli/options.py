@@ -12,17 +12,101 @@ PRECISION_OPTION = click.option("--precision", type=click.IntRange(1, 17), defau
                                 help="Significant digits.")
 SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                           help="Give an input (or param) a value: a number or a JSON list. Repeatable.")
-RANDOM_INPUTS_OPTION = click.option("--random-inputs", "random_seed", type=int, is_flag=False, flag_value=0,
-                                    default=None, metavar="[SEED]", help="Draw inputs that have no value from their "
-                                    "declared shapes and dtypes (seeded; 0 when no SEED is given).")
 LOSS_OPTION = click.option("--loss", metavar="TENSOR",
                            help="The tensor backward starts from; default: the graph's loss, or its one output.")
 UPSTREAM_WORDS = "ones, mean, random[:SEED] or FILE.npy"
 UPSTREAM_OPTION = click.option("--upstream-grad", "upstream", metavar="ones|mean|random[:SEED]|FILE.npy",
                                help="The upstream gradient of a loss that is not a scalar (a classifier's logits): "
                                "ones (as if its elements were summed), mean, standard normal, or an .npy array.")
+LABELS_OPTION = click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False),
+                             metavar="FILE", help="Attach a standard loss to the output (or the --loss tensor): "
+                             "class labels or a target, one array in an .npy or .npz.")
+LOSS_FN_OPTION = click.option("--loss-fn", type=click.Choice(["xent", "mse"]), help="The loss --labels attaches: "
+                              "cross-entropy over the class axis 1, or mean squared error; default: xent for integer "
+                              "labels, mse for a float target.")
 PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME",
                             help="Make this leaf a param (trainable); the others are inputs. Repeatable, or a,b.")
+
+
+
+def leaf_kinds_option(command):
+    """--params NAMES and --constants NAMES: override which leaves are trainable (on every command that loads a
+    graph). The command receives `kinds`, the keyword arguments of cgtools.load."""
+    import functools
+
+    @click.option("--params", "param_names", multiple=True, metavar="NAMES",
+                  help="Make these leaves params (trainable), overriding the file; comma-separated or repeated.")
+    @click.option("--constants", "constant_names", multiple=True, metavar="NAMES",
+                  help="Make these leaves constants (no gradient), overriding the file; comma-separated or repeated.")
+    @functools.wraps(command)
+    def wrapped(*args, param_names=(), constant_names=(), **kwargs):
+        kinds = {"params": split_names(param_names), "constants": split_names(constant_names)}
+        return command(*args, kinds=kinds, **kwargs)
+
+    return wrapped
+
+
+def random_inputs_options(command):
+    """--random-inputs [SEED] and --dim NAME=SIZE: draw the inputs that have no value. The command receives
+    `random`: None, or (seed, {dim name: size})."""
+    import functools
+
+    @click.option("--random-inputs", "random_seed", type=int, is_flag=False, flag_value=0, default=None,
+                  metavar="[SEED]", help="Draw inputs that have no value from their declared shapes and dtypes "
+                  "(seeded; 0 when no SEED is given).")
+    @click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE", help="Size a symbolic dimension of the "
+                  "inputs for --random-inputs (--dim batch=4); unsized ones are 1. Repeatable.")
+    @functools.wraps(command)
+    def wrapped(*args, random_seed=None, dims=(), **kwargs):
+        sizes = parse_dims(dims)
+        if sizes and random_seed is None:
+            raise click.UsageError("--dim sizes the inputs --random-inputs draws; give --random-inputs too")
+        return command(*args, random=None if random_seed is None else (random_seed, sizes), **kwargs)
+
+    return wrapped
+
+
+def parse_dims(pairs) -> dict:
+    """The sizes of `--dim NAME=SIZE` options, by name."""
+    from cgtools.errors import CgError
+
+    sizes = {}
+    for pair in pairs:
+        name, _, size = pair.partition("=")
+        if not name or not size.isdigit() or int(size) < 1:
+            raise CgError(f"expected NAME=SIZE with a whole number of at least 1, found {pair!r}", where="--dim")
+        sizes[name] = int(size)
+    return sizes
+
+
+def feed(graph, given: dict, random) -> dict:
+    """The values to run `graph` on: those `given` (given_values), and the inputs still missing drawn when
+    `random` (from random_inputs_options) asks for it."""
+    if random is None:
+        return given
+    seed, dims = random
+    return {**graph.random_inputs(seed, dims, given=given), **given}
+
+
+def attach_loss(graph, values: dict, labels_file, loss_fn, loss, upstream):
+    """--labels FILE --loss-fn: the graph with the standard loss attached (said on stderr), and the loss to start
+    backward from; without --labels, the graph and --loss as given."""
+    from cgtools.errors import CgError
+
+    if labels_file is None:
+        if loss_fn:
+            raise CgError("--loss-fn needs --labels FILE (the class labels or the target)")
+        return graph, loss
+    if upstream:
+        raise CgError("give --labels (a loss of the output) or --upstream-grad (a gradient for the output), not both")
+    from cgtools.losses import read_labels, with_loss
+
+    from .reporting import note
+
+    attached = with_loss(graph, read_labels(labels_file), loss_fn, loss, values, source=click.format_filename(
+        labels_file, shorten=True))
+    note(attached.sentence)
+    return attached.graph, attached.loss
 
 
 def parse_cli_value(text: str):
@@ -100,14 +184,14 @@ def split_names(items) -> list[str]:
 
 
 def show_items(show: str, draw_constants: bool) -> frozenset:
-    """What `--show` asks to write, with "constants" added by --constants."""
+    """What `--show` asks to write, with "constants" added by --draw-constants."""
     from cgtools.errors import CgError
 
     items = {s.strip().lower() for s in show.split(",") if s.strip()}
     if not items:
         raise CgError("--show needs at least one of values, grads, shapes, names")
     if "constants" in items:
-        raise CgError("constants are drawn with --constants, not --show")
+        raise CgError("constants are drawn as nodes with --draw-constants, not --show")
     return frozenset(items | ({"constants"} if draw_constants else set()))
 
 

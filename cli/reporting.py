@@ -15,14 +15,42 @@ def note(text: str) -> None:
 
 
 def checked_run(graph, sets: dict, **options):
-    """Run the graph; instead of numpy's warnings, say where the first NaN or infinity appeared."""
+    """Run the graph; instead of numpy's warnings, say where the first NaN or infinity appeared. With
+    `check_numerics=True`, stop there: an error naming the node, with its inputs' statistics."""
     import numpy as np
 
-    with np.errstate(all="ignore"):
-        result = graph.run(sets, **options)
+    from cgtools.errors import CgError
+    from cgtools.numerics import NumericsError
+
+    try:
+        with np.errstate(all="ignore"):
+            result = graph.run(sets, **options)
+    except NumericsError as e:
+        raise CgError(f"{e}\n{numerics_report(e.finding)}") from None
     for sentence in result.first_non_finite():
         note(sentence)
     return result
+
+
+def numerics_report(finding) -> str:
+    """The node that made the first NaN or infinity: its op and attributes, then dtype, shape and tensor_stats
+    of what it received (its inputs; backward also its outputs' gradients) and of what went bad."""
+    from cgtools.export.labels import format_number, format_shape
+    from cgtools.export.table import STATS, tensor_stats, text_table
+
+    made = "output made" if finding.direction == "forward" else "gradient passed back"
+    arrays = [*((name, "input", a) for name, a in finding.inputs),
+              *((name, "gradient received", g) for name, g in finding.upstream),
+              (finding.tensor, made if finding.op else "value", finding.array)]
+    rows = [("tensor", "is", "dtype", "shape", *STATS)]
+    for name, role, a in arrays:
+        s = tensor_stats(a)
+        rows.append((name, role, str(a.dtype), format_shape(a.shape),
+                     *(format_number(s[k]) for k in ("min", "max", "mean", "std")),
+                     f"{s['zeros']:.0%}", str(s["nan"]), str(s["inf"])))
+    attrs = ", ".join(f"{k}={v}" for k, v in finding.attrs.items()) or "none"
+    head = f"  op {finding.op}, attributes: {attrs}\n" if finding.op else ""
+    return head + "\n".join("  " + line for line in text_table(rows).splitlines())
 
 
 def run_for_drawing(graph, sets: dict, backward: bool, **start):

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 TORCHVISION = {"resnet18": ("resnet", "resnet18"), "mobilenet_v2": ("mobilenetv2", "mobilenet_v2"),
-               "densenet121": ("densenet", "densenet121")}
+               "densenet121": ("densenet", "densenet121"), "swin_t": ("swin_transformer", "swin_t")}
 IMAGE = (1, 3, 32, 32)  # small inputs: every stage of these networks still runs, in milliseconds
 
 
@@ -91,19 +91,33 @@ class Exported:
 
 # torch's TorchScript exporter cannot trace nn.MultiheadAttention (is_causal arrives as a tensor); its dynamo
 # exporter can, and records the module scopes as node metadata instead of in node names
-DYNAMO = {"transformer_encoder"}
+# nor export Swin's shifted windows in ops cgtools runs (their padding arithmetic becomes Mod); dynamo folds it away
+DYNAMO = {"transformer_encoder", "swin_t"}
 
 
-def export(name: str, folder: Path) -> Exported:
+def export(name: str, folder: Path, *, trainable: bool = False, batch: int | None = None, **options) -> Exported:
     """Export `name` at opset 17 (18 through dynamo): the TorchScript exporter's node names carry the module
-    scopes (`/layer1/layer1.0/conv1/Conv`), the dynamo exporter's metadata does (`pkg.torch.onnx.name_scopes`)."""
+    scopes (`/layer1/layer1.0/conv1/Conv`), the dynamo exporter's metadata does (`pkg.torch.onnx.name_scopes`).
+
+    `trainable` exports the model as it trains: every param nudged, as training would, so no two are equal
+    (exporters merge equal tensors: an untrained network's BatchNorm and LayerNorm weights are all ones), and
+    BatchNorm kept as its own op rather than folded into the Conv before it. `batch` changes the batch size;
+    `options` go to torch.onnx.export (dynamic_axes …)."""
     model = BUILDERS[name]()
     torch.manual_seed(1)
-    x = torch.randn(*SHAPES[name])
-    path = Path(folder) / f"{name}.onnx"
+    shape = SHAPES[name] if batch is None else (batch, *SHAPES[name][1:])
+    x = torch.randn(*shape)
     dynamo = name in DYNAMO
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    if trainable:
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(0.01 * torch.randn_like(param))
+        if not dynamo:
+            options = {"training": torch.onnx.TrainingMode.PRESERVE, "do_constant_folding": False, **options}
+    path = Path(folder) / f"{name}{'-trainable' if trainable else ''}.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(model, (x,), str(path), dynamo=dynamo, opset_version=18 if dynamo else 17,
-                          input_names=["x"], output_names=["y"], verbose=False)
+                          input_names=["x"], output_names=["y"], verbose=False, **options)
     return Exported(name, model, x, path)

@@ -16,13 +16,14 @@ LAYERS = [
     ("errors", ["cgtools.errors", "cgtools.memory", "cgtools.files", "cgtools.notebook"]),
     ("values and gradients", ["cgtools.values", "cgtools.gradients", "cgtools.onnx.mapping", "cgtools.onnx"]),
     ("ops", ["cgtools.ops"]),
-    ("engine", ["cgtools.backward", "cgtools.compiled", "cgtools.interpreter", "cgtools.runs"]),
+    ("engine", ["cgtools.backward", "cgtools.compiled", "cgtools.interpreter", "cgtools.runs",
+                "cgtools.numerics"]),
     ("parts, checks and the JSON form", ["cgtools.parts", "cgtools.checks", "cgtools.json_format"]),
     ("graph", ["cgtools.graph"]),
-    ("formats", ["cgtools.onnx.read", "cgtools.onnx.write", "cgtools.expr", "cgtools.tensor"]),
+    ("formats", ["cgtools.onnx.read", "cgtools.onnx.roles", "cgtools.onnx.write", "cgtools.expr", "cgtools.tensor"]),
     ("export", ["cgtools.export"]),
     ("façade", ["cgtools.io", "cgtools.optim", "cgtools.train", "cgtools.compare", "cgtools.gradcheck",
-                 "cgtools.info"]),
+                 "cgtools.info", "cgtools.losses"]),
     ("applications", ["cgtools.cli", "cgtools.onnx.conformance", "cgtools"]),
 ]
 MAX_FUNCTION_LINES = 60

@@ -163,3 +163,11 @@ def test_the_command_reports_user_errors_without_a_traceback(capsys):
     result = run_in_process(capsys, "gradcheck", EXAMPLES / "affine_square.json", "--set", "nope=1")
     assert result.returncode == 1 and result.stderr.startswith("error:") and "nope" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_only_the_named_tensors_are_checked_and_unknown_names_are_refused(capsys):
+    done = run_in_process(capsys, "gradcheck", EXAMPLES / "mlp_xent.json", "--tensor", "W2,b1", "--json")
+    assert done.returncode == 0, done.stderr
+    assert sorted(t["name"] for t in json.loads(done.stdout)["tensors"]) == ["W2", "b1"]
+    wrong = run_in_process(capsys, "gradcheck", EXAMPLES / "mlp_xent.json", "--tensor", "W3")
+    assert wrong.returncode == 1 and "no float input or param 'W3'" in wrong.stderr and "W2" in wrong.stderr

@@ -311,7 +311,7 @@ def test_frames_cli_cleans_up_and_reports_on_stderr(tmp_path, cli, graphviz):
     for args, expected in [(["--frames", tmp_path / "afile"], "is a file"), (["--frames", ""], "needs a folder"),
                            (["-o", tmp_path, "-f", "svg"], "is a folder"),
                            (["--show", "shape"], "did you mean 'shapes'"), (["--show", ","], "at least one"),
-                           (["--show", "values,constants"], "with --constants")]:
+                           (["--show", "values,constants"], "with --draw-constants")]:
         result = cli("render", EXAMPLES / "affine_square.json", *args)
         assert result.returncode == 1 and expected in result.stderr, (args, result.stderr)
 

@@ -16,6 +16,7 @@ import warnings
 import networkx as nx
 
 from cgtools.errors import CgError
+from cgtools.export.colours import Legend, edge_colours
 from cgtools.export.scene import Reveal, Scene, View, alerting, at
 from cgtools.export.themes import theme
 from cgtools.memory import collector_paused
@@ -52,9 +53,37 @@ def display_graph(scene: Scene, reveal: Reveal = Reveal()) -> nx.MultiDiGraph:
         D.graph["graph"].update(TUNING)
     for key, data in scene.graph.nodes(data=True):
         D.add_node(key, **node_attrs(data, reveal, t))
-    for u, v, data in scene.graph.edges(data=True):
-        D.add_edge(u, v, **edge_attrs(data, reveal, t))
+    by = scene.view.colouring.by
+    coloured = edge_colours([d["measures"] for *_, d in scene.graph.edges(data=True)], by, t,
+                            scene.view.colouring.against) if by else None
+    for i, (u, v, data) in enumerate(scene.graph.edges(data=True)):
+        attrs = edge_attrs(data, reveal, t)
+        if coloured and "color" not in attrs and reveal.shows("grads" if by == "grad" else "values", data["tensor"]):
+            attrs.update(measured_edge(coloured[0][i], t))
+        D.add_edge(u, v, **attrs)
+    if coloured:
+        D.add_node(LEGEND, **legend_attrs(coloured[1], t))
     return D
+
+
+LEGEND = "legend"  # the legend's node, in a rank of its own after the graph's last
+
+
+def measured_edge(colour: str, t: dict) -> dict:
+    """A coloured edge drawn thicker so its colour reads; one with no magnitude dashed, for greyscale."""
+    dashed = {"style": "dashed"} if colour == t["unmeasured"] else {}
+    return {"color": colour, "penwidth": round(t["penwidth"] * 2.2, 2), **dashed}
+
+
+def legend_attrs(legend: Legend, t: dict) -> dict:
+    """The colour scale's legend as a table: its title, a swatch per power of ten, grey and alert if drawn."""
+    keys = [*legend.ticks] + [("none", t["unmeasured"])] * legend.grey + [("NaN, ∞", t["alert"])] * legend.alert
+    swatches = "".join(f'<TD BGCOLOR="{colour}" WIDTH="34" HEIGHT="12" FIXEDSIZE="TRUE"></TD>' for _, colour in keys)
+    labels = "".join(f'<TD>{font(esc(label), size=t["small"])}</TD>' for label, _ in keys)
+    title = font(esc(legend.title), color=t["muted"], size=t["small"])
+    table = (f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="3" CELLPADDING="1"><TR><TD COLSPAN="{len(keys)}">'
+             f"{title}</TD></TR><TR>{swatches}</TR><TR>{labels}</TR></TABLE>")
+    return {"label": f"<{table}>", "shape": "none", "margin": 0, "style": "", "tooltip": legend.title}
 
 
 def node_attrs(data: dict, reveal: Reveal, t: dict) -> dict:
@@ -74,7 +103,7 @@ def node_attrs(data: dict, reveal: Reveal, t: dict) -> dict:
     attrs["tooltip"] = tooltip(*data["hover"])
     if kind == "constant":
         attrs["style"] = "filled,rounded,dashed"
-    if reveal.active == (kind, data["model"]):
+    if reveal.active == (kind, data["model"]) or data.get("marked"):
         attrs.update(color=t["accent"], penwidth=t["penwidth"] * 2.5)
     return attrs
 
@@ -163,7 +192,12 @@ def dot_text(D: nx.MultiDiGraph) -> str:
     P.set_node_defaults(**D.graph.get("node", {}))
     P.set_edge_defaults(**D.graph.get("edge", {}))
     for key, data in D.nodes(data=True):
-        P.add_node(pydot.Node(key, **data))
+        if key == LEGEND:  # out of the graph's way: after its last rank
+            rank = pydot.Subgraph("legend_rank", rank="sink")
+            rank.add_node(pydot.Node(key, **data))
+            P.add_subgraph(rank)
+        else:
+            P.add_node(pydot.Node(key, **data))
     for u, v, data in D.edges(data=True):
         P.add_edge(pydot.Edge(u, v, **data))
     return P.to_string()

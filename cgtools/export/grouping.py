@@ -15,12 +15,12 @@ from cgtools.export.hierarchy import group_at, has_hierarchy, scopes
 from cgtools.export.scene import Facts, Line, Scene, View, make_scene
 
 
-def diagram_scene(graph, run=None, view: View = View(), *, collapse: bool = True) -> Scene:
-    """The scene a diagram draws: focused on `view.focus` and (with `collapse`) cut at `view.collapse`."""
+def diagram_scene(graph, run=None, view: View = View()) -> Scene:
+    """The scene a diagram draws: focused on `view.focus`, cut at `view.collapse`."""
     scene = make_scene(graph, run, view)
     if view.focus is not None:
         scene = focused(scene, view.focus, view.depth)
-    if collapse and view.collapse is not None:
+    if view.collapse is not None:
         scene = collapsed(scene, graph, run)
     return scene
 

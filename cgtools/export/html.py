@@ -10,13 +10,15 @@ canvas text: nothing the graph holds can become markup or script.
 from __future__ import annotations
 
 import json
-import math
 import re
+from dataclasses import fields, replace
 from importlib import resources
 
 import numpy as np
 
+from cgtools.export.colours import MEASURES, edge_colours
 from cgtools.export.grouping import diagram_scene
+from cgtools.export.hierarchy import Scope, common_prefix, has_hierarchy, scopes
 from cgtools.export.labels import format_shape, format_tensor
 from cgtools.export.layout import positions
 from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View, alerting, at, schedule
@@ -25,6 +27,7 @@ from cgtools.memory import collector_paused
 
 DRAW_LIMIT = 25_000  # nodes; past this the page asks before drawing rather than hang the tab
 LIGHT_FROM = 1_500  # nodes; past this edge labels appear only on hover or when zoomed in
+GROUP_FROM = 300  # nodes; a model this big with a hierarchy opens grouped at depth 1 unless a depth is asked
 TOOLTIP_ELEMENTS = 64  # a hovered tensor is written out up to this size, summarised past it
 # vis-network's html mode has three marks, each with its own font: <b>, <i> and <code>. Which role wears
 # which differs between node labels (b: symbols and params, i: names, code: gradients) and edge labels
@@ -67,12 +70,18 @@ def tensor_text(name: str, value, grad, loss: str | None, share=None) -> dict:
     return text
 
 
-def grad_magnitude(grad) -> float | None:
-    """log10 of the gradient's root mean square, for colouring edges; None when there is none or it is 0."""
-    if grad is None or grad.size == 0:
-        return None
-    rms = float(np.sqrt(np.mean(np.square(grad, dtype=np.float64))))
-    return round(math.log10(rms), 3) if rms > 0 and math.isfinite(rms) else None
+def page_colouring(scene: Scene, t: dict) -> dict:
+    """The page's colourings: per measure the edges have, each edge's colour and the legend; which one the
+    page starts on ("" for none)."""
+    found = [data["measures"] for *_, data in scene.graph.edges(data=True)]
+    measures = {}
+    for measure in MEASURES:
+        coloured = edge_colours(found, measure, t, scene.view.colouring.against)
+        if coloured:
+            colours, legend = coloured
+            measures[measure] = {"colours": colours, "title": legend.title, "ticks": legend.ticks,
+                                 "grey": legend.grey, "alert": legend.alert}
+    return {"by": scene.view.colouring.by, "measures": measures, "unmeasured": t["unmeasured"]}
 
 
 def to_html(graph, run=None, view: View = View()) -> str:
@@ -86,7 +95,7 @@ def page(graph, run, view: View) -> str:
 
     t = theme(view.theme)
     plan = schedule(graph, run)
-    scene = diagram_scene(graph, run, view, collapse=False)  # focused; groups open and close on the page
+    scene = diagram_scene(graph, run, flat(view))  # focused if asked; the page groups by module itself
     where, label_at = positions(scene)
     net = Network(directed=True)
     net.node_ids = _IdList()  # pyvis checks membership in a list on every add: quadratic without this
@@ -97,17 +106,79 @@ def page(graph, run, view: View) -> str:
     for key, data in scene.graph.nodes(data=True):  # weights listed inside an op: their values in its panel
         hover, weights = data["hover"], data.get("weights", ())
         info[key]["rows"] += [["weight", text] for text in hover[len(hover) - len(weights):]]
-    edge_elements, tensors, magnitudes = page_edges(net, scene, plan, run, label_at, big, t)
+    edge_elements, tensors = page_edges(net, scene, plan, run, label_at, big, t)
     elements += edge_elements
     nodes, edges, *_ = net.get_network_data()
     doc = {
         "title": graph.name or (graph.path or "graph"), "doc": graph.doc, "theme": t, "light": big,
         "nodes": nodes, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
-        "gradMagnitudes": magnitudes, "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
+        "colouring": page_colouring(scene, t), "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
+        **page_groups(graph, scene, where, nodes, getattr(view, "collapse", None)),
         "steps": [{"caption": caption(k, plan, len(graph.nodes)), "active": ids.get(active)}
                   for k, active in enumerate(plan.active)] if run is not None else [],
     }
     return fill_template(doc)
+
+
+def flat(view: View) -> View:
+    """The view with no collapsing: the page draws every node and groups them itself, in the browser."""
+    return replace(view, collapse=None) if "collapse" in {f.name for f in fields(view)} else view
+
+
+def page_groups(graph, scene: Scene, where: dict, nodes: list[dict], collapse: int | None) -> dict:
+    """The model's modules as the page's groups, each node tagged with the innermost group it is in (`cg`),
+    and the depth the page opens at: `collapse`, or for a big model when no depth is asked the first depth with
+    more than one box (a note says so)."""
+    if not has_hierarchy(graph):
+        return {"groups": [], "collapse": 0, "groupNote": None}
+    found = scopes(graph)
+    scope_of = {key: found.get(data["model"], ()) for key, data in scene.graph.nodes(data=True)}
+    groups = group_table(scene, scope_of, where)
+    ends = list(scene.graph.edges())
+    for node in nodes:  # an edge's label node (T<i>) lives in the innermost group holding both its ends
+        key = node["id"]
+        scope = common_prefix(scope_of[end] for end in ends[int(key[1:])]) if key.startswith("T") else scope_of[key]
+        if scope:
+            node["cg"] = groups[scope]["id"]
+    note = None
+    if collapse is None and scene.graph.number_of_nodes() > GROUP_FROM:
+        collapse = overview_depth(list(groups.values()))
+        note = (f"{scene.graph.number_of_nodes():,} nodes: opened grouped by module, {collapse} "
+                f"level{'s' if collapse > 1 else ''} deep. Click a module to open it, or pick a depth.")
+    return {"groups": list(groups.values()), "collapse": collapse or 0, "groupNote": note}
+
+
+def overview_depth(groups: list[dict]) -> int:
+    """The shallowest depth at which the page shows more than one box (DenseNet's `features` alone is none)."""
+    def boxes(depth):  # as the page closes them: the modules `depth` down, and shallower ones with none inside;
+        # a module of one op is drawn as that op
+        return sum(g["ops"] > 1 and (g["depth"] == depth or (g["depth"] < depth and not g["inner"])) for g in groups)
+
+    return next((depth for depth in range(1, max(g["depth"] for g in groups) + 1) if boxes(depth) > 1), 1)
+
+
+def group_table(scene: Scene, scope_of: dict, where: dict) -> dict[Scope, dict]:
+    """Every module holding a node, outer ones first: its id, name, parent, depth, op count, whether it has
+    modules inside, where its box sits (at the centroid of the nodes it holds) and how far they spread."""
+    members: dict[Scope, list] = {}
+    for key, scope in scope_of.items():
+        for depth in range(1, len(scope) + 1):
+            members.setdefault(scope[:depth], []).append(key)
+    groups = {}
+    for k, scope in enumerate(sorted(members, key=lambda s: (len(s), s))):
+        keys = members[scope]
+        ops = sum(scene.graph.nodes[key]["kind"] == "op" for key in keys)
+        name = scope[-1]
+        groups[scope] = {
+            "id": f"G{k}", "name": name, "label": f"{vis_text(name)} · {ops} op{'s' if ops != 1 else ''}",
+            "parent": groups[scope[:-1]]["id"] if len(scope) > 1 else None, "depth": len(scope), "ops": ops,
+            "inner": False, "x": round(sum(where[key][0] for key in keys) / len(keys), 1),
+            "y": round(sum(where[key][1] for key in keys) / len(keys), 1),
+            "spread": round(max(max(where[key][i] for key in keys) - min(where[key][i] for key in keys)
+                                for i in (0, 1)), 1)}
+        if len(scope) > 1:
+            groups[scope[:-1]]["inner"] = True
+    return groups
 
 
 def stage_labels(lines, *, node: bool = False) -> list[str]:
@@ -125,8 +196,9 @@ def page_nodes(net, scene: Scene, plan: Schedule, where: dict, t: dict) -> tuple
         x, y = where[key]
         labels = stage_labels(data["lines"], node=True)
         net.add_node(key, label=labels[-1], x=x, y=y, shape="ellipse" if kind == "op" else "box",
-                     color={"background": t["fill"][kind], "border": t["line"]},
-                     shapeProperties={"borderDashes": kind == "constant"}, borderWidth=3 if data["loss"] else 1.5)
+                     color={"background": t["fill"][kind], "border": t["accent"] if data.get("marked") else t["line"]},
+                     shapeProperties={"borderDashes": kind == "constant"},
+                     borderWidth=4 if data.get("marked") else 3 if data["loss"] else 1.5)
         if labels[0] != labels[-1]:
             made = data["tensors"]
             elements.append({"node": key, "labels": labels, "value": min(plan.value_step.get(n, 0) for n in made),
@@ -134,13 +206,13 @@ def page_nodes(net, scene: Scene, plan: Schedule, where: dict, t: dict) -> tuple
     return ids, elements
 
 
-def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) -> tuple[list, list, list]:
+def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) -> tuple[list, list]:
     """The scene's edges into the network (a label Graphviz placed rides on a text node there); their step
-    elements, hover texts and gradient magnitudes, in edge order."""
+    elements and hover texts, in edge order."""
     values = run.values if run is not None else {}
     grads = run.grads if run is not None else {}
     loss = run.loss if run is not None else None
-    elements, tensors, magnitudes = [], [], []
+    elements, tensors = [], []
     never = len(plan.active)  # a step past the last: what a forward-only run never shows
     for i, (u, v, data) in enumerate(scene.graph.edges(data=True)):
         name, use = data["tensor"], data["use"]  # use: (reading op, input slot) of one read of a shared tensor
@@ -156,11 +228,10 @@ def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: d
         elements.append(element)
         share = run.use_grads.get(use) if run is not None and use else None
         tensors.append(tensor_text(name, values.get(name), grads.get(name), loss, share))
-        magnitudes.append(grad_magnitude(grads.get(name)))
         alert = alerting(at(data["lines"], Reveal()))
         net.add_edge(u, v, id=f"E{i}", label="" if big else label,
                      **({"color": {"color": t["alert"]}, "width": 2.5} if alert else {}))
-    return elements, tensors, magnitudes
+    return elements, tensors
 
 
 def caption(k: int, plan, n_ops: int) -> str:

@@ -16,12 +16,14 @@ from typing import NamedTuple
 import networkx as nx
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.export.colours import MEASURES, Colouring, magnitudes
+from cgtools.export.folding import listed_inside, weight_line
 from cgtools.export.labels import format_shape, format_tensor, has_non_finite, op_symbol, shorten
 from cgtools.export.themes import theme
+from cgtools.numerics import deliberate_infinities
 from cgtools.ops import get_op
 
 SHOW = ("values", "grads", "shapes", "names", "constants", "leaves")
-LECTURE_SIZED = 40  # ops and leaves; a larger graph is model-sized: its weights are listed inside their ops
 DEFAULT_SHOW = frozenset({"values", "grads", "names"})
 RANKDIRS = ("LR", "TB", "BT", "RL")
 # The roles of label lines, by what they say; each exporter decides how a role looks.
@@ -43,6 +45,7 @@ class View:
     rankdir: str = "LR"
     precision: int = 4
     show: frozenset = DEFAULT_SHOW
+    colouring: Colouring = Colouring()  # edges coloured by value, gradient or difference (colours.py)
     collapse: int | None = None
     focus: str | None = None
     depth: int = 2
@@ -53,6 +56,8 @@ class View:
             raise CgError(f"expected --collapse a depth of 1 or more, found {self.collapse}")
         if self.depth < 0:
             raise CgError(f"expected --depth 0 or more edges around --focus, found {self.depth}")
+        if self.colouring.by not in ("", *MEASURES):
+            raise CgError(f"expected --color-by one of {', '.join(MEASURES)}, found {self.colouring.by!r}")
         if self.rankdir not in RANKDIRS:
             raise CgError(f"expected rankdir one of {', '.join(RANKDIRS)}, found {self.rankdir!r}")
         for item in sorted(set(self.show) - set(SHOW)):
@@ -152,8 +157,23 @@ def make_scene(graph, run=None, view: View = View()) -> Scene:
         lines = facts.use_lines(tensor, use) if use else facts.tensor_lines(tensor)
         S.add_edge(ids[u], ids[v], **facts.edge(tensor, lines), slot=slot, use=use)
     add_outputs(S, facts, ids)
+    measure_and_mark(S, ids, facts)
     title = [Line(text, role) for text, role in ((graph.name, "title"), (graph.doc, "doc")) if text]
     return Scene(view, title, S)
+
+
+def measure_and_mark(S: nx.MultiDiGraph, ids: dict[str, str], facts: Facts) -> None:
+    """Each edge's magnitudes, to colour it by (`measures`); a comparison's marked op (its first divergence)
+    outlined (`marked`), with a line saying why."""
+    colouring, found = facts.view.colouring, {}
+    for _, _, data in S.edges(data=True):
+        tensor = data["tensor"]
+        if tensor not in found:
+            found[tensor] = magnitudes(tensor, facts.values, facts.grads, colouring.diffs)
+        data["measures"] = found[tensor]
+    if colouring.mark and colouring.mark[0] in ids:
+        node = S.nodes[ids[colouring.mark[0]]]
+        node.update(marked=True, lines=[*node["lines"], Line(colouring.mark[1], "alert")])
 
 
 def add_leaves(S: nx.MultiDiGraph, facts: Facts) -> dict[str, str]:
@@ -189,58 +209,6 @@ def add_outputs(S: nx.MultiDiGraph, facts: Facts, ids: dict[str, str]) -> None:
         S.add_edge(source, f"O{i}", **facts.edge(out, lines), slot=0, use=None)
 
 
-def weight_line(name: str, shape) -> str:
-    """A weight as its op lists it: the last part of its name and its shape, `weight 64×3×7×7`."""
-    dims = "" if shape is None else "×".join(map(str, shape)) or "scalar"
-    return shorten(f"{name.rsplit('.', 1)[-1] or name} {dims}".strip())
-
-
-@dataclass
-class Inside:
-    """On a model-sized graph, the weights one op reads once, listed inside that op instead of drawn as leaves
-    (as Netron does): `reader` by tensor; `source` the name each is shown by (an exporter's Identity copy of a
-    weight shows the weight's); `hidden` the leaves and weight-computing ops no longer drawn."""
-
-    reader: dict[str, str]
-    source: dict[str, str]
-    hidden: set[str]
-
-
-def listed_inside(graph, G: nx.MultiDiGraph, view: View) -> Inside:
-    """Which weights are listed inside their ops: params and constants (small constants stay written in the op's
-    symbol), and what ops compute from them alone (Identity copies, ConstantOfShape fills)."""
-    found, makers = Inside({}, {}, set()), {}
-    if "leaves" in view.show or len(graph.nodes) + len(graph.leaves) <= LECTURE_SIZED:
-        return found
-    small = set()
-    for name, leaf in graph.leaves.items():
-        if leaf.kind == "constant" and leaf.value is not None and leaf.value.size <= 6:
-            small.add(name)
-        elif leaf.kind != "input":
-            found.source[name] = makers[name] = name
-    for node in (graph.nodes[i] for i in graph.topological_order()):
-        if len(node.outputs) == 1 and node.inputs and all(t in found.source or t in small for t in node.inputs if t):
-            out = node.outputs[0]
-            found.source[out] = found.source.get(node.inputs[0], out) if node.op == "Identity" else out
-            makers[out] = node.name
-    for tensor, maker in makers.items():
-        if tensor not in graph.outputs and G.out_degree(maker) == 1:
-            reader = next(iter(G.successors(maker)))
-            if reader not in makers.values():  # read by a visible op, not by another weight computation
-                found.reader[tensor] = reader
-                found.hidden.add(maker)
-    hide_unread(found, makers, G)
-    return found
-
-
-def hide_unread(found: Inside, makers: dict, G: nx.MultiDiGraph) -> None:
-    """Hide, from the outputs back, the weights and weight computations whose every reader is hidden."""
-    for tensor in reversed(list(makers)):
-        maker = makers[tensor]
-        if maker not in found.hidden and G.out_degree(maker) and all(r in found.hidden for r in G.successors(maker)):
-            found.hidden.add(maker)
-
-
 class Facts:
     """What a scene is made from: the graph, the run's numbers, the constants folded into the ops that read
     them, the weights listed inside their ops, and the tensors read by several nodes (shared)."""
@@ -252,7 +220,8 @@ class Facts:
         self.values = run.values if run is not None else {}
         self.grads = run.grads if run is not None else {}
         self.shares = run.use_grads if run is not None else {}
-        self.inside = listed_inside(graph, self.G, view)
+        self.inside = listed_inside(graph, self.G, view.show)
+        self.masked = deliberate_infinities(graph, self.values) if run is not None else frozenset()  # no alert
         self.folded = {} if "constants" in view.show else {
             name: format_tensor(leaf.value, view.precision) if leaf.value is not None and leaf.value.size <= 6
             else name for name, leaf in graph.leaves.items()
@@ -274,7 +243,7 @@ class Facts:
         if value is not None and "values" in show:
             text = format_tensor(value, self.view.precision)
             text = f"{head} = {text}" if head else text
-            bad = has_non_finite(value)
+            bad = has_non_finite(value) and tensor not in self.masked
             lines = [Line(("⚠ " if bad else "") + text, "alert" if bad else role or "value", ("values", tensor), bare)]
         else:
             lines = [Line(*bare)]

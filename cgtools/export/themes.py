@@ -9,6 +9,11 @@ from __future__ import annotations
 from cgtools.errors import CgError, did_you_mean
 
 FONT = "DejaVu Sans"
+# matplotlib's plasma at ten even steps: perceptually uniform, luminance rising from blue through red to yellow.
+# Colouring by magnitude (colours.py) uses the part of it that reads on each theme's background; paper's
+# scale runs from light grey to black, so that it survives greyscale printing.
+PLASMA = ("#0d0887", "#46039f", "#7201a8", "#9c179e", "#bd3786", "#d8576b", "#ed7953", "#fb9f3a", "#fdca26",
+          "#f0f921")
 
 THEMES: dict[str, dict] = {
     # large and high-contrast, for a projector
@@ -17,7 +22,7 @@ THEMES: dict[str, dict] = {
         "muted": "#6b7280", "line": "#374151", "penwidth": 1.6,
         "fill": {"input": "#dbeafe", "param": "#fde68a", "constant": "#f3f4f6", "op": "#ffffff", "output": "#ffffff"},
         "value": "#1d4ed8", "grad": "#c2410c", "grad_font": "", "accent": "#7c3aed", "alert": "#be123c",
-        "nodesep": 0.5, "ranksep": 0.9,
+        "nodesep": 0.5, "ranksep": 0.9, "scale": PLASMA[:8], "unmeasured": "#c0c4cc",
     },
     # for print: greyscale-safe, gradients told apart by italics as well as by colour
     "paper": {
@@ -25,14 +30,14 @@ THEMES: dict[str, dict] = {
         "muted": "#555555", "line": "#333333", "penwidth": 0.8,
         "fill": {"input": "#eeeeee", "param": "#d9d9d9", "constant": "#ffffff", "op": "#ffffff", "output": "#ffffff"},
         "value": "#000000", "grad": "#444444", "grad_font": "I", "accent": "#000000", "alert": "#000000",
-        "nodesep": 0.3, "ranksep": 0.5,
+        "nodesep": 0.3, "ranksep": 0.5, "scale": ("#cccccc", "#000000"), "unmeasured": "#999999",
     },
     "dark": {
         "font": FONT, "fontsize": 16, "small": 11, "symbol_size": 22, "background": "#111827", "text": "#f9fafb",
         "muted": "#9ca3af", "line": "#9ca3af", "penwidth": 1.4,
         "fill": {"input": "#1e3a8a", "param": "#78350f", "constant": "#374151", "op": "#1f2937", "output": "#1f2937"},
         "value": "#93c5fd", "grad": "#fdba74", "grad_font": "", "accent": "#c4b5fd", "alert": "#f87171",
-        "nodesep": 0.5, "ranksep": 0.9,
+        "nodesep": 0.5, "ranksep": 0.9, "scale": PLASMA[2:], "unmeasured": "#4b5563",
     },
 }
 

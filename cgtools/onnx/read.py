@@ -27,6 +27,7 @@ from cgtools.onnx.mapping import (
     onnx_dtype_name,
     require_onnx,
 )
+from cgtools.onnx.roles import is_weight, readers_of
 from cgtools.ops import REGISTRY
 from cgtools.parts import Leaf, Node
 from cgtools.values import DTYPES
@@ -91,17 +92,12 @@ def type_problem(type_proto) -> str | None:
     return None
 
 
-def _shape_of(type_proto):
-    """A tensor type's shape as a tuple, or None when its rank or any dimension is unknown or symbolic."""
+def _dims_of(type_proto):
+    """A tensor type's dimensions: sizes, names of symbolic ones, None for unknown ones; None for no rank."""
     tensor = type_proto.tensor_type
     if not tensor.HasField("shape"):
         return None
-    dims = []
-    for dim in tensor.shape.dim:
-        if not dim.HasField("dim_value"):
-            return None
-        dims.append(dim.dim_value)
-    return tuple(dims)
+    return tuple(dim.dim_value if dim.HasField("dim_value") else dim.dim_param or None for dim in tensor.shape.dim)
 
 
 def _array(tensor, where: str, file: str) -> tuple[np.ndarray, str]:
@@ -217,8 +213,12 @@ def load_onnx(path) -> Graph:
 
 
 def _leaves(model, file: str) -> list[Leaf]:
-    """Graph inputs (with their defaults from IR 4 on), then the other initializers: floats as params."""
+    """Graph inputs (with their defaults from IR 4 on), then the other initializers: the ones read as weights
+    as params, the others as constants (roles.py); cgtools writes its constants as Constant nodes, so in its own
+    models every float initializer is a param."""
     g = model.graph
+    readers = readers_of(g)
+    ours = model.producer_name == "cgtools"
     initializers = {t.name: t for t in g.initializer}
     defaults = model.ir_version >= 4  # an initializer listed as an input is then that input's default value
     leaves: list[Leaf] = []
@@ -228,11 +228,14 @@ def _leaves(model, file: str) -> list[Leaf]:
         value = None
         if entry.name in initializers:
             value, _ = _array(initializers.pop(entry.name), f"graph input {entry.name!r}", file)
+        dims = _dims_of(entry.type)
+        fixed = dims is not None and all(isinstance(d, int) for d in dims)
         leaves.append(Leaf(entry.name, "input", value, onnx_dtype_name(entry.type.tensor_type.elem_type),
-                           _shape_of(entry.type), entry.doc_string))
+                           dims if fixed else None, entry.doc_string, None if fixed or value is not None else dims))
     for name, tensor in initializers.items():
         value, widened = _array(tensor, f"initializer {name!r}", file)
-        kind = "param" if value.dtype.kind == "f" else "constant"
+        weight = value.dtype.kind == "f" if ours else is_weight(name, value, readers)
+        kind = "param" if weight else "constant"
         doc = "; ".join(part for part in (widened, tensor.doc_string) if part)
         leaves.append(Leaf(name, kind, value, value.dtype.name, None, doc))
     return leaves
