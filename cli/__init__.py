@@ -25,6 +25,7 @@ from cgtools.cli.options import (
     given_values,
     leaf_kinds_option,
     parse_sets,
+    parts_drawn,
     random_inputs_options,
     show_items,
     split_names,
@@ -208,10 +209,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
     colouring = edge_colouring(color_by, against, g if expression is not None else graph, sets, run)
-    if depth is not None and focus is None:
-        raise CgError("--depth counts the edges kept around --focus NAME: give --focus too")
-    view = View(theme.lower(), rankdir.upper(), precision, shown, colouring, collapse=collapse, focus=focus,
-                depth=2 if depth is None else depth)
+    view = View(theme.lower(), rankdir.upper(), precision, shown, colouring, **parts_drawn(collapse, focus, depth))
     if frames_dir is not None:
         write_frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
     if target is not None or output == "-":

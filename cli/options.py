@@ -204,3 +204,14 @@ def frames_folder(text: str):
     if not text.strip():
         raise CgError("--frames needs a folder name")
     return Path(text)
+
+
+def parts_drawn(collapse: int | None, focus: str | None, depth: int | None) -> dict:
+    """render's --collapse, --focus and --depth as View fields, checked."""
+    from cgtools.errors import CgError
+
+    if collapse is not None and collapse < 1:
+        raise CgError(f"expected --collapse a depth of 1 or more, found {collapse}")
+    if depth is not None and focus is None:
+        raise CgError("--depth counts the edges kept around --focus NAME: give --focus too")
+    return {"collapse": collapse, "focus": focus, "depth": 2 if depth is None else depth}

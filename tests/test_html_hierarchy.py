@@ -37,11 +37,15 @@ def module_path(node_name: str) -> tuple[str, ...]:
 def onnx_modules(path):
     """From the ONNX file itself: every node's module path, every tensor's readers' paths and its maker's."""
     model = onnx.load(str(path))
-    paths = {node.name: module_path(node.name) for node in model.graph.node}
+    weights = {i.name for i in model.graph.initializer}  # an Identity copy of one is drawn inside its reader
+    copies = {node.output[0]: node.input[0] for node in model.graph.node
+              if node.op_type == "Identity" and node.input[0] in weights}
+    nodes = [node for node in model.graph.node if node.output[0] not in copies]
+    paths = {node.name: module_path(node.name) for node in nodes}
     readers, maker = defaultdict(list), {}
-    for node in model.graph.node:
-        for tensor in node.input:
-            readers[tensor].append(paths[node.name])
+    for node in nodes:
+        for tensor in node.input:  # a copy's readers read the weight
+            readers[copies.get(tensor, tensor)].append(paths[node.name])
         maker.update((tensor, paths[node.name]) for tensor in node.output)
     return paths, readers, maker
 

@@ -20,7 +20,7 @@ def diagram_scene(graph, run=None, view: View = View()) -> Scene:
     scene = make_scene(graph, run, view)
     if view.focus is not None:
         scene = focused(scene, view.focus, view.depth)
-    if view.collapse is not None:
+    if view.collapse:
         scene = collapsed(scene, graph, run)
     return scene
 

@@ -23,14 +23,22 @@ def common_prefix(scopes) -> Scope:
 
 def scopes(graph) -> dict[str, Scope]:
     """The scope of every op (by node name) and of every leaf (by tensor name): a leaf lives where all its
-    readers do (a conv's weight inside the conv's module; an input read across modules at their common root)."""
+    readers do (a conv's weight inside the conv's module; an input read across modules at their common root).
+    So does an exporter's unscoped Identity copy of a leaf, and the leaf is read where its copies are."""
     found: dict[str, Scope] = {node.name: tuple(node.scope) for node in graph.nodes}
+    copies = {node.outputs[0]: node for node in graph.nodes
+              if node.op == "Identity" and not node.scope and node.inputs and node.inputs[0] in graph.leaves}
     readers: dict[str, list[Scope]] = {}
     for node in graph.nodes:
+        if node.outputs and node.outputs[0] in copies:
+            continue
         for tensor in node.inputs:
+            if tensor in copies:
+                readers.setdefault(copies[tensor].name, []).append(found[node.name])
+                tensor = copies[tensor].inputs[0]
             if tensor in graph.leaves:
                 readers.setdefault(tensor, []).append(found[node.name])
-    for name in graph.leaves:
+    for name in [*graph.leaves, *(copy.name for copy in copies.values())]:
         found[name] = common_prefix(readers.get(name, ()))
     return found
 

@@ -52,7 +52,7 @@ class View:
 
     def __post_init__(self):
         theme(self.theme)  # unknown names fail here, with the list of themes
-        if self.collapse is not None and self.collapse < 1:
+        if self.collapse is not None and self.collapse < 0:  # 0: every module open (the page's initial depth)
             raise CgError(f"expected --collapse a depth of 1 or more, found {self.collapse}")
         if self.depth < 0:
             raise CgError(f"expected --depth 0 or more edges around --focus, found {self.depth}")
