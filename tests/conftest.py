@@ -99,14 +99,15 @@ def open_page(browser):
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """Real models (tests/models.py) exported at most once a session: exported("resnet18") -> Exported."""
+    """Real models (tests/models.py) exported at most once a session: exported("resnet18") -> Exported;
+    exported("resnet18", trainable=True) as models.export takes it."""
     from models import export
 
     folder, made = tmp_path_factory.mktemp("models"), {}
 
-    def get(name: str):
-        if name not in made:
-            made[name] = export(name, folder)
-        return made[name]
+    def get(name: str, trainable: bool = False):
+        if (name, trainable) not in made:
+            made[name, trainable] = export(name, folder, trainable=trainable)
+        return made[name, trainable]
 
     return get

@@ -76,6 +76,8 @@ def gpt_block() -> nn.Module:
 
 BUILDERS = {**{name: (lambda name=name: torchvision_model(name)) for name in TORCHVISION},
             "transformer_encoder": transformer_encoder, "gpt_block": gpt_block}
+# the models every debugging tool is tested on (Swin-T, slower to export, only where its import is the point)
+REAL_MODELS = ("resnet18", "mobilenet_v2", "densenet121", "transformer_encoder", "gpt_block")
 SHAPES = {**dict.fromkeys(TORCHVISION, IMAGE), "transformer_encoder": (2, 8, 32), "gpt_block": (2, 8, 32)}
 
 

@@ -5,25 +5,25 @@ from __future__ import annotations
 
 import onnx
 import pytest
-from models import BUILDERS
+from models import REAL_MODELS
 from onnx import numpy_helper
 
 import cgtools
 from cgtools.compare import compare
 from cgtools.gradcheck import gradcheck
+from cgtools.parts import Node
 
 pytestmark = pytest.mark.slow
 
 
 def summed(path) -> cgtools.Graph:
     """The model with L = Σ y as its loss: a scalar for gradcheck to differentiate."""
-    doc = cgtools.load(path).to_dict()
-    doc["nodes"].append({"op": "ReduceSum", "inputs": ["y"], "outputs": ["L"], "attrs": {"keepdims": 0}})
-    doc["outputs"] = ["L"]
-    return cgtools.load(doc)
+    graph = cgtools.load(path)
+    total = Node("ReduceSum", ["y"], ["L"], {"keepdims": 0})
+    return cgtools.Graph(list(graph.leaves.values()), [*graph.nodes, total], ["L"])
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", REAL_MODELS)
 def test_every_tensor_agrees_with_onnxruntime(name, exported):
     model = exported(name)
     result = compare(model.path, inputs={"x": model.x.numpy()})
@@ -74,21 +74,24 @@ def test_an_altered_copy_is_caught_at_the_altered_node(name, change, leaves, exp
     model = exported(name)
     other, node = altered(model.path, tmp_path / "altered.onnx", change)
     result = compare(model.path, other, inputs={"x": model.x.numpy()})
-    assert not result.outputs_agree
+    assert result.divergence is not None, result.report()  # (an untrained mobilenet's logits barely move)
     assert result.divergence.op == node.op_type and f"'{node.name}'" in result.divergence.place, result.report()
     differing = [name for _, name in result.divergence.leaves_differing]
     assert differing == ([node.input[1]] if leaves else [])
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", REAL_MODELS)
 def test_gradients_pass_gradcheck(name, exported):
     """The input's gradient runs through every layer; the first and last params stand for the rest (each
-    element checked costs two float64 runs of the whole model)."""
-    model = exported(name)
+    element checked costs two float64 runs of the whole model). The trainable export has no exact zeros at
+    ReLU's kink: an untrained model's folded BatchNorm makes biases of exactly 0 there, where the finite
+    difference sees half a slope."""
+    model = exported(name, trainable=True)
     graph = summed(model.path)
     params = [leaf.name for leaf in graph.leaves_of("param")]
     checked = ["x", params[0], params[-1]]
     report = gradcheck(graph, {"x": model.x.numpy()}, max_elements=4, rtol=1e-4, atol=1e-6, tensors=checked)
-    assert report.ok, report.table()
+    ok = report.ok  # (asserted by name: pytest would print the whole report's repr)
+    assert ok, report.table()
     assert sorted(t.name for t in report.tensors) == sorted(checked)
 
