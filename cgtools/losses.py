@@ -68,7 +68,8 @@ def with_loss(graph: Graph, labels: np.ndarray, fn: str | None = None, output: s
     leaf = Leaf(label_name, "constant", labels, labels.dtype.name, None, f"the {words}'s {label_name}, from {source}")
     attached = Graph([*graph.leaves.values(), leaf], [*graph.nodes, node], [*graph.outputs, loss_name],
                      loss=loss_name, name=graph.name, doc=graph.doc, opset=graph.opset, path=graph.path)
-    over = f"{labels.size} labels" if fn == "xent" else f"{labels.size} elements"
+    unit = "label" if fn == "xent" else "element"
+    over = f"{labels.size} {unit}{'s' * (labels.size != 1)}"
     return AttachedLoss(attached, f"loss = {words} of {output!r} against {source} (mean over {over})")
 
 
