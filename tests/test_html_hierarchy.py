@@ -151,12 +151,17 @@ def test_a_big_model_opens_grouped_at_depth_1_and_says_so(monkeypatch):
     assert groups["net"]["inner"] and not groups["block3"]["inner"]
 
 
+
+def opened_and_drawn(open_page, path):
+    """The page opened and drawn: the OpenedPage and its Playwright page."""
+    opened = open_page(path)
+    opened.page.wait_for_function(DRAWN, timeout=20_000)
+    return opened, opened.page
+
 def test_opened_at_depth_1_shows_the_top_level_modules_and_the_nodes_outside_them(resnet_page, open_page):
     model, path = resnet_page
     paths, readers, _ = onnx_modules(model.path)
-    opened = open_page(path)
-    page = opened.page
-    page.wait_for_function(DRAWN, timeout=20_000)
+    opened, page = opened_and_drawn(open_page, path)
     shown = visible(page)
     ops_in = Counter(p[0] for p in paths.values() if p)
     assert boxes(page) == {module for module, n in ops_in.items() if n > 1}  # a one-op module is drawn as its op
@@ -177,9 +182,7 @@ def test_opened_at_depth_1_shows_the_top_level_modules_and_the_nodes_outside_the
 
 def test_a_click_opens_a_module_and_its_panel_closes_it_again(resnet_page, open_page):
     _, path = resnet_page
-    opened = open_page(path)
-    page = opened.page
-    page.wait_for_function(DRAWN, timeout=20_000)
+    opened, page = opened_and_drawn(open_page, path)
     at_depth_1 = sorted((n["id"], n["box"]) for n in visible(page))
     closed = boxes(page)
     click_node(page, group_id(page, "layer1"))
@@ -203,9 +206,7 @@ def test_a_click_opens_a_module_and_its_panel_closes_it_again(resnet_page, open_
 
 def test_search_opens_the_modules_around_what_it_finds(resnet_page, open_page):
     _, path = resnet_page
-    opened = open_page(path)
-    page = opened.page
-    page.wait_for_function(DRAWN, timeout=20_000)
+    opened, page = opened_and_drawn(open_page, path)
     name = "/layer3/layer3.0/conv1/Conv"
     page.fill("#search", name)
     page.press("#search", "Enter")
@@ -225,9 +226,7 @@ def test_search_opens_the_modules_around_what_it_finds(resnet_page, open_page):
 def test_an_edge_into_a_closed_module_carries_the_tensors_crossing_it(resnet_page, open_page):
     model, path = resnet_page
     _, readers, maker = onnx_modules(model.path)
-    opened = open_page(path)
-    page = opened.page
-    page.wait_for_function(DRAWN, timeout=20_000)
+    opened, page = opened_and_drawn(open_page, path)
     layer2 = group_id(page, "layer2")
     page.evaluate("(id) => window.cgtools.network.focus(id, {scale: 0.3, animation: false})", layer2)
     near = page.evaluate("""(id) => {  // a point on the edge from layer1's box, just outside layer2's
