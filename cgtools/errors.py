@@ -6,6 +6,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+# Characters a terminal acts on or cannot print, written as their escapes: C0 controls but newline and tab, DEL,
+# the C1 controls (ESC [ in one byte) and lone surrogates (no encoding holds them)
+_TERMINAL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (9, 10)}
+_TERMINAL_ESCAPES.update({c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)})
+
+
+def terminal_safe(text: str) -> str:
+    """`text` as a terminal may show it: a name holding `\\x1b]0;…` sets no title and clears no screen."""
+    return str(text).translate(_TERMINAL_ESCAPES)
+
 
 class CgError(Exception):
     """A user-caused failure. Its location is data: `file`, `where` (a JSON path or a node's place) and the

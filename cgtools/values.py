@@ -52,6 +52,12 @@ def _from_nested(data, dtype):
 
 
 def _cast(array, dtype):
+    target = np.dtype(dtype)
+    if target.kind in "iu" and array.dtype.kind in "iu" and array.size:  # 2**63 as uint64 would wrap to -2**63
+        low, high, info = array.min().item(), array.max().item(), np.iinfo(target)
+        if low < info.min or high > info.max:
+            raise CgError(f"expected {dtype} values, found {low if low < info.min else high!r}, which {dtype} "
+                          "cannot hold")
     with np.errstate(invalid="ignore", over="ignore"):  # values that do not fit are reported below
         cast = array.astype(dtype)
     if cast.dtype.kind in "iub" and not np.array_equal(cast.astype(array.dtype), array):

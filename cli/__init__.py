@@ -97,6 +97,7 @@ def compare(graph, other, against, sets, inputs_file, random, rtol, atol, as_jso
     import json
 
     from cgtools.compare import compare as compare_runs
+    from cgtools.errors import terminal_safe
     from cgtools.export.scene import View
 
     from .paths import choose_format, output_path
@@ -106,7 +107,7 @@ def compare(graph, other, against, sets, inputs_file, random, rtol, atol, as_jso
     seed, dims = random or (None, {})
     result = compare_runs(graph, other, against=against, inputs=given_values(sets, inputs_file), rtol=rtol, atol=atol,
                           random_seed=seed, dims=dims)
-    click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.report(), nl=as_json)
+    click.echo(json.dumps(result.to_json(), indent=2) if as_json else terminal_safe(result.report()), nl=as_json)
     if output:  # the path goes to stderr: stdout has the report
         deliver(result.draw(fmt, View(rankdir=auto_rankdir(result.graph))), target, path_to_stderr=True)
     if not result.outputs_agree:
@@ -123,6 +124,7 @@ def info(graph, sets, inputs_file, random, kinds):
     """GRAPH at a glance: op counts, params and their bytes, inputs and outputs, multiply-accumulates, nodes that
     reach no output, params the loss does not depend on."""
     import cgtools
+    from cgtools.errors import terminal_safe
     from cgtools.info import info as graph_info
 
     g = cgtools.load(graph, **kinds)
@@ -132,7 +134,7 @@ def info(graph, sets, inputs_file, random, kinds):
         note(f"no value for {', '.join(missing)}: outputs and multiply-accumulates need a run "
              "(give values with --set, --inputs or --random-inputs)")
     run = None if missing else checked_run(g, given, backward=False)
-    click.echo(graph_info(g, run).report(), nl=False)
+    click.echo(terminal_safe(graph_info(g, run).report()), nl=False)
 
 
 @cli.command()
@@ -376,13 +378,13 @@ def main(argv=None) -> None:
     """Entry point: user errors become `error: …` on stderr and exit code 1, never a traceback."""
     import warnings
 
-    from cgtools.errors import CgError
+    from cgtools.errors import CgError, terminal_safe
 
     warnings.showwarning = lambda message, *_, **__: click.echo(f"note: {message}", err=True)
     try:
         code = cli.main(args=argv, prog_name="cgtools", standalone_mode=False)
     except CgError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {terminal_safe(str(e))}", err=True)
         sys.exit(1)
     except click.ClickException as e:
         hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) else ""

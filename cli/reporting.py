@@ -11,7 +11,9 @@ PROGRESS_FROM = 12  # frames; shorter sequences draw in a blink
 
 
 def note(text: str) -> None:
-    click.echo(f"note: {text}", err=True)
+    from cgtools.errors import terminal_safe
+
+    click.echo(f"note: {terminal_safe(text)}", err=True)
 
 
 def checked_run(graph, sets: dict, **options):

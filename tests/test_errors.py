@@ -527,3 +527,44 @@ def test_duplicate_json_keys_are_refused(tmp_path):
 def test_bare_command_prints_help():
     result = run_cli()
     assert result.returncode == 0 and "Usage:" in result.stdout and "run" in result.stdout
+
+
+# ---- values that do not fit, and names a terminal would act on ----------------------------------------------
+
+@pytest.mark.parametrize("dtype, data, found", [
+    ("int64", [9223372036854775808], "9223372036854775808"),  # numpy reads it as uint64; a cast would wrap
+    ("int64", [1, 2**64 - 1], "1.8446744073709552e+19"),  # int64 and uint64 together: numpy reads floats
+    ("int32", [-2**31 - 1], "-2147483649"),
+    ("int64", [1.5e19], "1.5e+19"),
+])
+def test_an_integer_its_dtype_cannot_hold_is_refused_not_wrapped(dtype, data, found, tmp_path, capsys):
+    doc = {"cgtools": "1.0", "inputs": [{"name": "i", "value": {"dtype": dtype, "shape": [len(data)], "data": data}}],
+           "nodes": [{"op": "Identity", "inputs": ["i"], "outputs": ["o"]}], "outputs": ["o"]}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(doc))
+    done = run_in_process(capsys, "run", path, "--no-backward")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"inputs[0].value: expected {dtype} values, found {found}, which {dtype} cannot hold" in done.stderr
+
+
+def test_the_largest_integers_a_dtype_holds_load_unchanged():
+    graph = cgtools.load({"cgtools": "1.0", "inputs": [
+        {"name": "i", "value": {"dtype": "int64", "shape": [2], "data": [-2**63, 2**63 - 1]}}],
+        "nodes": [{"op": "Identity", "inputs": ["i"], "outputs": ["o"]}], "outputs": ["o"]})
+    assert graph.leaves["i"].value.tolist() == [-2**63, 2**63 - 1]
+
+
+HOSTILE = "x\x1b]0;owned\x07\x1b[2J\x9b31m"  # set the title, clear the screen, a C1 CSI
+
+
+@pytest.mark.parametrize("command", [("run",), ("run", "--stats"), ("gradcheck",), ("info",)])
+def test_names_reach_the_terminal_with_control_characters_escaped(command, tmp_path, capsys):
+    doc = {"cgtools": "1.0", "inputs": [{"name": HOSTILE, "value": [1.0, 2.0]}],
+           "nodes": [{"op": "ReduceSum", "inputs": [HOSTILE], "outputs": ["L" + HOSTILE], "attrs": {"keepdims": 0}}],
+           "outputs": ["L" + HOSTILE]}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(doc))
+    done = run_in_process(capsys, command[0], path, *command[1:])
+    said = done.stdout + done.stderr
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", said), said
+    assert "x\\x1b]0;owned\\x07\\x1b[2J\\x9b31m" in said

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from cgtools.errors import terminal_safe
 from cgtools.export.labels import format_number, format_shape, format_tensor
 
 STATS = ("min", "max", "mean", "std", "zeros", "nan", "inf")
@@ -53,7 +54,9 @@ def stats_table(run, precision: int = 4) -> str:
 
 
 def text_table(rows: list[tuple[str, ...]]) -> str:
-    """Rows of cells as aligned text, the first row a header ruled off below (the last column unpadded)."""
+    """Rows of cells as aligned text, the first row a header ruled off below (the last column unpadded); control
+    characters in the cells (tensor names are the user's) written as escapes."""
+    rows = [tuple(terminal_safe(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
     lines.insert(1, "  ".join("─" * w for w in widths) + "  " + "─" * len(rows[0][-1]))
