@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cgtools.graph import Graph
 
 FORMAT_VERSION = "1.0"
+MAX_NESTING = 40  # levels of lists and objects: a tensor of numpy's 32 dimensions inside a graph's entry
 
 
 @cache
@@ -81,7 +82,25 @@ def read_document(path) -> dict:
         raise e.located(file=str(path)) from None
     except json.JSONDecodeError as e:
         raise CgError(f"line {e.lineno} column {e.colno}: invalid JSON: {e.msg}", file=str(path)) from None
+    except RecursionError:  # Python's JSON reader recurses once per level
+        raise CgError(f"lists or objects nested deeper than the JSON reader can follow; a graph needs at most "
+                      f"{MAX_NESTING} levels", file=str(path)) from None
     return doc
+
+
+def check_nesting(doc) -> None:
+    """Refuse a document nested deeper than MAX_NESTING levels before anything recursive (the schema's
+    validator, numpy) walks it; iterative, so any depth is safe here."""
+    stack = [(doc, ())]
+    while stack:
+        item, place = stack.pop()
+        if len(place) > MAX_NESTING:
+            raise CgError(f"expected at most {MAX_NESTING} levels of nested lists or objects, found more",
+                          where=json_path(place[:3]) + " …")
+        if isinstance(item, dict):
+            stack.extend((v, (*place, k)) for k, v in item.items() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, (*place, i)) for i, v in enumerate(item) if isinstance(v, (dict, list)))
 
 
 def _unique_keys(pairs):
@@ -97,6 +116,10 @@ def parts_of(doc, file: str | None = None) -> dict:
     """Graph(**parts): the leaves, nodes and outputs a document describes, once it fits the JSON Schema."""
     import jsonschema
 
+    try:
+        check_nesting(doc)
+    except CgError as e:
+        raise e.located(file=file) from None
     validator = jsonschema.Draft202012Validator(json_schema())
     # The most relevant error, without descending into anyOf branches: _schema_message picks the branch.
     error = max(validator.iter_errors(doc), key=jsonschema.exceptions.relevance, default=None)

@@ -568,3 +568,33 @@ def test_names_reach_the_terminal_with_control_characters_escaped(command, tmp_p
     said = done.stdout + done.stderr
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", said), said
     assert "x\\x1b]0;owned\\x07\\x1b[2J\\x9b31m" in said
+
+
+@pytest.mark.parametrize("depth", [41, 500, 100_000])
+def test_lists_nested_too_deeply_are_refused_in_files_and_dicts(depth, tmp_path, capsys):
+    """Python's JSON reader, the schema's validator and numpy all recurse: a few hundred levels gave a
+    RecursionError traceback. Past 40 levels (a tensor of numpy's 32 dimensions fits) it is a CgError."""
+    value = "[" * depth + "1" + "]" * depth
+    path = tmp_path / "deep.json"
+    path.write_text('{"cgtools": "1.0", "inputs": [{"name": "x", "value": ' + value + '}], '
+                    '"nodes": [{"op": "Neg", "inputs": ["x"], "outputs": ["y"]}], "outputs": ["y"]}')
+    done = run_in_process(capsys, "run", path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"error: {path}: ") and "40 levels" in done.stderr
+    if depth < 1000:  # the same document given as a dict
+        nested = 1.0
+        for _ in range(depth):
+            nested = [nested]
+        doc = {"cgtools": "1.0", "inputs": [{"name": "x", "value": nested}],
+               "nodes": [{"op": "Neg", "inputs": ["x"], "outputs": ["y"]}], "outputs": ["y"]}
+        with pytest.raises(cgtools.CgError, match="inputs\\[0\\].value … : expected at most 40 levels|40 levels"):
+            cgtools.load(doc)
+
+
+def test_a_tensor_of_32_dimensions_still_loads():
+    nested = 2.0
+    for _ in range(32):
+        nested = [nested]
+    graph = cgtools.load({"cgtools": "1.0", "inputs": [{"name": "x", "value": {"dtype": "float32", "data": nested}}],
+                          "nodes": [{"op": "Neg", "inputs": ["x"], "outputs": ["y"]}], "outputs": ["y"]})
+    assert graph.run(backward=False).values["y"].shape == (1,) * 32
