@@ -23,7 +23,9 @@ from cgtools.cli.options import (
     feed,
     frames_folder,
     given_values,
+    graph_options,
     leaf_kinds_option,
+    loaded,
     parse_sets,
     parts_drawn,
     random_inputs_options,
@@ -45,11 +47,7 @@ def cli(ctx):
 
 
 @cli.command()
-@click.argument("graph", type=click.Path(dir_okay=False))
-@SET_OPTION
-@INPUTS_OPTION
-@random_inputs_options
-@leaf_kinds_option
+@graph_options
 @click.option("--no-backward", is_flag=True, help="Run the forward pass only.")
 @LOSS_OPTION
 @UPSTREAM_OPTION
@@ -64,12 +62,10 @@ def cli(ctx):
 def run(graph, sets, inputs_file, random, kinds, no_backward, loss, upstream, labels_file, loss_fn, as_json, stats,
         check_numerics, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
-    import cgtools
     from cgtools.export.table import run_json, run_table, stats_table
 
     # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
-    g = cgtools.load(graph, **kinds)
-    values = feed(g, given_values(sets, inputs_file), random)
+    g, values = loaded(graph, sets, inputs_file, random, kinds)
     g, loss = attach_loss(g, values, labels_file, loss_fn, loss, upstream)
     backward = {"loss": loss, "seed": upstream_gradient(upstream)} if not no_backward else {"backward": False}
     result = checked_run(g, values, check_numerics=check_numerics, **backward)
@@ -115,20 +111,14 @@ def compare(graph, other, against, sets, inputs_file, random, rtol, atol, as_jso
 
 
 @cli.command()
-@click.argument("graph", type=click.Path(dir_okay=False))
-@SET_OPTION
-@INPUTS_OPTION
-@random_inputs_options
-@leaf_kinds_option
+@graph_options
 def info(graph, sets, inputs_file, random, kinds):
     """GRAPH at a glance: op counts, params and their bytes, inputs and outputs, multiply-accumulates, nodes that
     reach no output, params the loss does not depend on."""
-    import cgtools
     from cgtools.errors import terminal_safe
     from cgtools.info import info as graph_info
 
-    g = cgtools.load(graph, **kinds)
-    given = feed(g, given_values(sets, inputs_file), random)
+    g, given = loaded(graph, sets, inputs_file, random, kinds)
     missing = [leaf.name for leaf in g.leaves.values() if leaf.value is None and leaf.name not in given]
     if missing:
         note(f"no value for {', '.join(missing)}: outputs and multiply-accumulates need a run "
@@ -306,11 +296,7 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
 
 
 @cli.command()
-@click.argument("graph", type=click.Path(dir_okay=False))
-@SET_OPTION
-@INPUTS_OPTION
-@random_inputs_options
-@leaf_kinds_option
+@graph_options
 @LABELS_OPTION
 @LOSS_FN_OPTION
 @click.option("--eps", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
@@ -329,11 +315,9 @@ def gradcheck(graph, sets, inputs_file, random, kinds, labels_file, loss_fn, eps
     """Check GRAPH's gradients against finite differences, in float64, for every float input and param."""
     import json
 
-    import cgtools
     from cgtools.gradcheck import gradcheck as check
 
-    g = cgtools.load(graph, **kinds)
-    values = feed(g, given_values(sets, inputs_file), random)
+    g, values = loaded(graph, sets, inputs_file, random, kinds)
     g, _ = attach_loss(g, values, labels_file, loss_fn, None, None)
     report = check(g, values, eps=eps, rtol=rtol, atol=atol, max_elements=max_elements, seed=seed,
                    tensors=split_names(tensors) or None)

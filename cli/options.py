@@ -66,6 +66,23 @@ def random_inputs_options(command):
     return wrapped
 
 
+def graph_options(command):
+    """GRAPH and its values, as run, info and gradcheck take them: the argument, --set, --inputs, --random-inputs
+    with --dim, and --params/--constants (the command receives graph, sets, inputs_file, random and kinds)."""
+    for option in reversed((click.argument("graph", type=click.Path(dir_okay=False)), SET_OPTION, INPUTS_OPTION,
+                            random_inputs_options, leaf_kinds_option)):
+        command = option(command)
+    return command
+
+
+def loaded(graph, sets, inputs_file, random, kinds):
+    """What graph_options name: the graph with its leaf kinds, and the values to run it on."""
+    import cgtools
+
+    g = cgtools.load(graph, **kinds)
+    return g, feed(g, given_values(sets, inputs_file), random)
+
+
 def parse_dims(pairs) -> dict:
     """The sizes of `--dim NAME=SIZE` options, by name."""
     from cgtools.errors import CgError
