@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from cgtools.errors import CgError
+from cgtools.errors import CgError, did_you_mean
 
 
 def _umask() -> int:
@@ -43,16 +45,92 @@ def write_npz(f, arrays: dict) -> None:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-def read_npz(path: Path, shown: str | None = None) -> dict[str, np.ndarray]:
-    """Every array of an .npz, read without ever unpickling; `shown` is how messages name the file."""
+# The limits on arrays cgtools reads (from documents, .npz archives and ONNX models), checked from declared
+# shapes and headers before anything is allocated.
+MAX_RANK = 32  # dimensions of one array: numpy 1.x's limit, more than any model uses
+MAX_ELEMENTS = 2**28  # elements of one array: 1 GiB of float32, well past the largest embedding table of a model
+# an interpreter in numpy can train; a larger tensor is a mistake or an attack, not a graph to look at
+MAX_TOTAL_ELEMENTS = 2**29  # elements of all the arrays one graph or one archive gives: 2 GiB of float32, the
+# weights of a 500M-parameter model (its run then needs several times that for values and gradients)
+NPY_VERSIONS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def checked_size(shape) -> int:
+    """The element count of a declared shape (a list of Python ints, from a document or a header), checked
+    before numpy sees it: numpy wraps or refuses [2**62, 4] and [0, 10**20] with its own errors."""
+    dims = list(shape)
+    if len(dims) > MAX_RANK or any(type(d) is not int or d < 0 for d in dims):
+        raise CgError(f"expected a shape of at most {MAX_RANK} dimensions, each a whole number 0 or more, "
+                      f"found {_short(dims)}")
+    count = math.prod(d for d in dims if d)  # [0, 10**20] holds nothing, yet numpy cannot make it
+    if count > MAX_ELEMENTS:
+        raise CgError(f"expected a shape whose non-zero dimensions multiply to at most {MAX_ELEMENTS:,} (the "
+                      f"elements of one tensor), found {_short(dims)}: {count:,}")
+    return math.prod(dims)
+
+
+def _short(dims) -> str:
+    text = str(dims)
+    return text if len(text) <= 80 else text[:77] + "…]"
+
+
+def read_npz(path: Path, shown: str | None = None, keys=None, budget: int = MAX_TOTAL_ELEMENTS
+             ) -> dict[str, np.ndarray]:
+    """The arrays of an .npz (those named in `keys`, or all), read without ever unpickling; `shown` is how
+    messages name the file. Each member's .npy header is read first and checked against the limits, `budget`
+    (elements in all) and the size the zip directory gives the member, so no claim is trusted and nothing
+    is decompressed before it is known to fit."""
     shown = shown or str(path)
     if not zipfile.is_zipfile(path):
         raise CgError(f"expected an .npz (zip) archive of arrays, found another kind of file: {shown!r}",
                       where="file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except ValueError:  # numpy refuses object arrays without pickle, and we never allow pickle
-        raise CgError(f"{shown!r} holds object arrays; expected plain numeric arrays", where="file") from None
-    except (OSError, zipfile.BadZipFile) as e:
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
+            for key in [] if keys is None else keys:
+                if key not in members:
+                    raise CgError(f"{shown!r} has no array {key!r}{did_you_mean(key, members)}", where="key")
+            wanted = [members[key] for key in (members if keys is None else keys)]
+            sizes = [_member_size(archive, info, shown) for info in wanted]
+            if sum(sizes) > budget:
+                raise CgError(f"{shown!r} holds {sum(sizes):,} elements; at most {budget:,} more fit the limit "
+                              f"of {MAX_TOTAL_ELEMENTS:,} for all the values of a graph", where="file")
+            return {info.filename[:-4]: _member_array(archive, info, shown) for info in wanted}
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
         raise CgError(f"cannot read {shown!r}: {e}", where="file") from None
+
+
+def _member_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> int:
+    """The elements a member holds, by its .npy header, once the header agrees with the zip's directory."""
+    key = info.filename[:-4]
+    with archive.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            if version not in NPY_VERSIONS:
+                raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
+            shape, _, dtype = NPY_VERSIONS[version](member)
+        except ValueError as e:
+            raise CgError(f"{shown!r}: the array {key!r} is not a readable .npy array: {e}", where="file") from None
+        start = member.tell()
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise CgError(f"{shown!r}: the array {key!r} holds {'objects' if dtype.hasobject else dtype}; expected "
+                      "plain numeric arrays (booleans, integers, floats)", where="file")
+    try:
+        count = checked_size(shape)
+    except CgError as e:
+        raise CgError(f"{shown!r}: the array {key!r}: {e.detail}", where="file") from None
+    if start + count * dtype.itemsize != info.file_size:
+        raise CgError(f"{shown!r}: the array {key!r} claims {count:,} elements of {dtype} "
+                      f"({count * dtype.itemsize:,} bytes) but its member holds {info.file_size - start:,} bytes",
+                      where="file")
+    return count
+
+
+def _member_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> np.ndarray:
+    """A member checked by _member_size: the zip module stops at the size its directory gave and checks the
+    CRC, so a member that decompresses to more (a zip bomb) fails rather than fills memory."""
+    with archive.open(info) as member:
+        try:
+            return np.lib.format.read_array(member, allow_pickle=False)
+        except ValueError as e:  # fewer bytes than the header said
+            raise CgError(f"{shown!r}: the array {info.filename[:-4]!r} is cut short: {e}", where="file") from None

@@ -14,14 +14,18 @@ import numpy as np
 
 from cgtools import values as tensor_values
 from cgtools.errors import CgError, did_you_mean, json_path
-from cgtools.files import write_atomic, write_npz
-from cgtools.parts import LEAF_KINDS, Leaf, Node
+from cgtools.files import MAX_TOTAL_ELEMENTS, checked_size, write_atomic, write_npz
+from cgtools.parts import LEAF_KINDS, Leaf, Node, name_problem, text_problem
 
 if TYPE_CHECKING:
     from cgtools.graph import Graph
 
 FORMAT_VERSION = "1.0"
 MAX_NESTING = 40  # levels of lists and objects: a tensor of numpy's 32 dimensions inside a graph's entry
+MAX_NUMBER_DIGITS = 1000  # characters of a number: past the 767 significant digits of the longest exact decimal
+# of a float64, below the 4,300 digits at which Python refuses to convert an integer
+NAME_FIELDS = ("name", "loss", "key", "file")  # fields holding a name (a file's too), as do the items of "inputs",
+# "outputs" and "scope"
 
 
 @cache
@@ -77,7 +81,7 @@ def read_document(path) -> dict:
     except (OSError, UnicodeDecodeError) as e:
         raise CgError(f"cannot read: {e}", file=str(path)) from None
     try:
-        doc = json.loads(text, object_pairs_hook=_unique_keys)
+        doc = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_number(int), parse_float=_number(float))
     except CgError as e:
         raise e.located(file=str(path)) from None
     except json.JSONDecodeError as e:
@@ -88,19 +92,44 @@ def read_document(path) -> dict:
     return doc
 
 
-def check_nesting(doc) -> None:
-    """Refuse a document nested deeper than MAX_NESTING levels before anything recursive (the schema's
-    validator, numpy) walks it; iterative, so any depth is safe here."""
+class _LongNumber(str):
+    """A number literal over MAX_NUMBER_DIGITS characters, kept as its text for check_document to place."""
+
+
+def _number(convert):
+    def parse(text: str):
+        return convert(text) if len(text) <= MAX_NUMBER_DIGITS else _LongNumber(text)
+    return parse
+
+
+def check_document(doc) -> None:
+    """Refuse a document nested deeper than MAX_NESTING levels, holding a number literal over MAX_NUMBER_DIGITS
+    or a string no file can hold (parts.text_problem) before anything recursive (the schema's validator,
+    numpy) walks it; iterative, so any depth is safe here."""
     stack = [(doc, ())]
     while stack:
         item, place = stack.pop()
         if len(place) > MAX_NESTING:
             raise CgError(f"expected at most {MAX_NESTING} levels of nested lists or objects, found more",
                           where=json_path(place[:3]) + " …")
-        if isinstance(item, dict):
-            stack.extend((v, (*place, k)) for k, v in item.items() if isinstance(v, (dict, list)))
-        elif isinstance(item, list):
-            stack.extend((v, (*place, i)) for i, v in enumerate(item) if isinstance(v, (dict, list)))
+        items = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, value in items:
+            if isinstance(key, str):
+                _check_string(key, place, named=True)
+            if isinstance(value, (dict, list)):
+                stack.append((value, (*place, key)))
+            elif isinstance(value, str):
+                _check_string(value, (*place, key))
+
+
+def _check_string(text: str, place: tuple, named: bool = False) -> None:
+    if isinstance(text, _LongNumber):
+        raise CgError(f"expected a number of at most {MAX_NUMBER_DIGITS:,} characters, found one of {len(text):,}",
+                      where=json_path(place))
+    named = named or place[-1] in NAME_FIELDS or len(place) > 1 and place[-2] in ("inputs", "outputs", "scope")
+    problem = name_problem(text) if named else text_problem(text)
+    if problem:
+        raise CgError(problem, where=json_path(place))
 
 
 def _unique_keys(pairs):
@@ -117,7 +146,7 @@ def parts_of(doc, file: str | None = None) -> dict:
     import jsonschema
 
     try:
-        check_nesting(doc)
+        check_document(doc)
     except CgError as e:
         raise e.located(file=file) from None
     validator = jsonschema.Draft202012Validator(json_schema())
@@ -171,26 +200,39 @@ def _schema_message(error) -> str:
 
 def _parts(doc: dict, folder: Path, file: str | None) -> dict:
     npz_cache: dict = {}
-    leaves, places = [], {}
+    leaves, places, total = [], {}, 0
     for plural, kind in (("inputs", "input"), ("params", "param"), ("constants", "constant")):
         for i, entry in enumerate(doc.get(plural, [])):
             if entry["name"] in places:
                 raise CgError(f"tensor {entry['name']!r} is declared twice: already at {places[entry['name']]}",
                               file=file, where=f"{plural}[{i}].name")
             places[entry["name"]] = f"{plural}[{i}]"
-            value = None
-            if "value" in entry:
-                try:
-                    value = tensor_values.decode(entry["value"], dtype=entry.get("dtype"), shape=entry.get("shape"),
-                                                 folder=folder, npz_cache=npz_cache)
-                except CgError as e:
-                    raise e.within(f"{plural}[{i}].value").located(file=file) from None
-            shape = tuple(entry["shape"]) if "shape" in entry else None
+            shape = _declared_shape(entry, f"{plural}[{i}].shape", file)
+            try:
+                value = None if "value" not in entry else tensor_values.decode(
+                    entry["value"], dtype=entry.get("dtype"), shape=shape, folder=folder, npz_cache=npz_cache,
+                    budget=MAX_TOTAL_ELEMENTS - total)
+            except CgError as e:
+                raise e.within(f"{plural}[{i}].value").located(file=file) from None
+            total += 0 if value is None else value.size
+            if total > MAX_TOTAL_ELEMENTS:
+                raise CgError(f"expected at most {MAX_TOTAL_ELEMENTS:,} elements in all the values of a graph, "
+                              f"found {total:,} by this one", file=file, where=f"{plural}[{i}].value")
             leaves.append(Leaf(entry["name"], kind, value, entry.get("dtype"), shape, entry.get("doc", "")))
     nodes = [Node(n["op"], list(n.get("inputs", [])), list(n["outputs"]), dict(n.get("attrs", {})),
                   n.get("name", ""), n.get("doc", ""), tuple(n.get("scope", ()))) for n in doc["nodes"]]
     return dict(leaves=leaves, nodes=nodes, outputs=doc["outputs"], loss=doc.get("loss"), name=doc.get("name", ""),
                 doc=doc.get("doc", ""), opset=doc.get("opset"), path=file)
+
+
+def _declared_shape(entry: dict, where: str, file: str | None) -> tuple | None:
+    if "shape" not in entry:
+        return None
+    try:
+        checked_size(entry["shape"])
+    except CgError as e:
+        raise e.located(file=file, where=where) from None
+    return tuple(entry["shape"])
 
 
 def to_dict(graph: Graph, sidecar: dict | None = None, sidecar_file: str = "") -> dict:

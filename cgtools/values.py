@@ -6,26 +6,31 @@ from pathlib import Path
 
 import numpy as np
 
-from cgtools.errors import CgError, did_you_mean
-from cgtools.files import read_npz
+from cgtools.errors import CgError
+from cgtools.files import MAX_TOTAL_ELEMENTS, checked_size, read_npz
 
 DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
 INLINE_LIMIT = 1000  # arrays with more elements are saved into an .npz beside the graph
 
 
 def decode(value, *, dtype: str | None = None, shape=None, folder: Path | None = None,
-           npz_cache: dict | None = None) -> np.ndarray:
-    """The array a JSON value describes; `dtype` and `shape` are what the tensor entry declares."""
+           npz_cache: dict | None = None, budget: int = MAX_TOTAL_ELEMENTS) -> np.ndarray:
+    """The array a JSON value describes; `dtype` and `shape` are what the tensor entry declares, `budget` the
+    elements an .npz may still give."""
     if isinstance(value, dict) and "file" in value:
-        array = _from_npz(value["file"], value["key"], folder or Path.cwd(), npz_cache)
+        array = _from_npz(value["file"], value["key"], folder or Path.cwd(), npz_cache, budget)
     elif isinstance(value, dict):
         if "data" not in value:
             raise CgError(f"expected a number, a nested list or {{dtype, shape, data}}, found {str(value)[:40]}")
         array = _from_nested(value["data"], value.get("dtype") or dtype)
         if "shape" in value:
-            if array.size != int(np.prod(value["shape"])):
-                raise CgError(f"expected {int(np.prod(value['shape']))} elements for shape "
-                              f"{list(value['shape'])}, found {array.size}", where="data")
+            try:
+                size = checked_size(value["shape"])
+            except CgError as e:
+                raise e.located(where="shape") from None
+            if array.size != size:
+                raise CgError(f"expected {size} elements for shape {list(value['shape'])}, found {array.size}",
+                              where="data")
             array = array.reshape(value["shape"])
     else:
         array = _from_nested(value, dtype)
@@ -66,21 +71,19 @@ def _cast(array, dtype):
     return cast
 
 
-def _from_npz(file: str, key: str, folder: Path, cache: dict | None):
+def _from_npz(file: str, key: str, folder: Path, cache: dict | None, budget: int):
+    """The array `key` of the .npz `file`, read alone (each archive's arrays are kept in `cache` by path)."""
+    if "\0" in file:  # the operating system cannot name such a file
+        raise CgError(f"expected a file name, found one holding a NUL character: {file!r}", where="file")
     path = (folder / file).resolve()
     if not path.is_relative_to(folder.resolve()):
         raise CgError(f"expected a file inside the graph's folder {str(folder)!r}, found {file!r}",
                       where="file")
-    if cache is not None and path in cache:
-        arrays = cache[path]
-    else:
+    arrays = cache.setdefault(path, {}) if cache is not None else {}
+    if key not in arrays:
         if not path.is_file():
             raise CgError(f"no such file {file!r} in {str(folder)!r}", where="file")
-        arrays = read_npz(path, file)
-        if cache is not None:
-            cache[path] = arrays
-    if key not in arrays:
-        raise CgError(f"{file!r} has no array {key!r}{did_you_mean(key, arrays)}", where="key")
+        arrays.update(read_npz(path, file, keys=[key], budget=budget))
     return arrays[key]
 
 
