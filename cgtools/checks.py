@@ -3,17 +3,22 @@ arity and cycles; and shapes, by a forward pass on zeros."""
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean, node_place
+from cgtools.files import checked_size
 from cgtools.ops import get_op
 from cgtools.ops.base import check_attrs
 
 if TYPE_CHECKING:
     from cgtools.graph import Graph
     from cgtools.parts import Node
+
+DRY_RUN_ELEMENTS = 2**24  # elements of zeros a dry run (validate, convert) may feed: 128 MiB as float64, so with
+# outputs of like size it answers in about a second within a few hundred MiB; larger inputs are not run
 
 
 def check(graph: Graph, places: list[str] | None = None) -> None:
@@ -76,12 +81,28 @@ def _check_arity(op, node: Node, place: str) -> None:
 
 def check_shapes(graph: Graph) -> None:
     """A forward pass on zeros wherever a leaf has no value but declares its shape; shape errors name the
-    node. Skipped when some input has neither a value nor a shape."""
-    feed = {}
-    for leaf in graph.leaves.values():
-        if leaf.value is None:
-            if leaf.shape is None:
-                return
-            feed[leaf.name] = np.zeros(leaf.shape, leaf.dtype or np.float64)
-    graph.run(feed, backward=False)
+    node. Skipped when some input has neither a value nor a shape, or (with a note) when the zeros would be
+    too many."""
+    feed = dry_run_feed(graph, "their shapes are not checked by running the graph")
+    if feed is not None:
+        graph.run(feed, backward=False)
 
+
+def dry_run_feed(graph: Graph, skipped: str) -> dict | None:
+    """Zeros for each leaf without a value, from its declared shape, as zero-stride views that take no memory;
+    None when some leaf declares no shape or, with a note saying `skipped`, when they declare more than
+    DRY_RUN_ELEMENTS (the ops' outputs would be as large)."""
+    empty = [leaf for leaf in graph.leaves.values() if leaf.value is None]
+    if any(leaf.shape is None for leaf in empty):
+        return None
+    total = 0
+    for leaf in empty:
+        try:
+            total += checked_size(leaf.shape)
+        except CgError as e:
+            raise e.located(where=f"the {leaf.kind} {leaf.name!r}") from None
+    if total > DRY_RUN_ELEMENTS:
+        warnings.warn(f"the inputs without a value declare {total:,} elements, more than the {DRY_RUN_ELEMENTS:,} "
+                      f"a dry run on zeros may take: {skipped}", stacklevel=3)
+        return None
+    return {leaf.name: np.broadcast_to(np.zeros((), leaf.dtype or np.float64), leaf.shape) for leaf in empty}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cgtools.checks import dry_run_feed
 from cgtools.errors import CgError, node_place
 from cgtools.files import write_atomic
 from cgtools.graph import Graph
@@ -80,12 +81,9 @@ def _forward_values(graph: Graph, run):
     stand in for the missing values), or None."""
     if run is not None:
         return dict(run.values)
-    feed = {}
-    for leaf in graph.leaves.values():
-        if leaf.value is None:
-            if leaf.shape is None:
-                return None
-            feed[leaf.name] = np.zeros(leaf.shape, leaf.dtype or np.float64)
+    feed = dry_run_feed(graph, "ONNX shape inference types the outputs instead")
+    if feed is None:
+        return None
     try:
         with np.errstate(all="ignore"):
             return dict(graph.run(feed, backward=False).values)
