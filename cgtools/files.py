@@ -1,9 +1,11 @@
-"""Files as cgtools writes and reads them: atomic writes, and .npz archives that never unpickle."""
+"""Files as cgtools writes and reads them: atomic writes, .npz archives that never unpickle, and the limits on
+what any file read may hold (array sizes, names and text)."""
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import zipfile
 import zlib
@@ -52,6 +54,12 @@ MAX_ELEMENTS = 2**28  # elements of one array: 1 GiB of float32, well past the l
 # an interpreter in numpy can train; a larger tensor is a mistake or an attack, not a graph to look at
 MAX_TOTAL_ELEMENTS = 2**29  # elements of all the arrays one graph or one archive gives: 2 GiB of float32, the
 # weights of a 500M-parameter model (its run then needs several times that for values and gradients)
+MAX_NAME_LENGTH = 1024  # characters of a tensor or node name: exporters' longest paths of module names are a few
+# hundred; a name is drawn in every label that shows it and is an .npz member's name (at most 65,535 bytes)
+MAX_TEXT_LENGTH = 100_000  # characters of any other text (docs, attributes): a tooltip, not a book
+# What no text may hold: lone surrogates (a JSON "\ud800" escape with no pair: no encoding can write them, so
+# saving or drawing would fail) and NUL (files, zip members, Graphviz and ONNX names end at it)
+_UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
 NPY_VERSIONS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
@@ -72,6 +80,24 @@ def checked_size(shape) -> int:
 def _short(dims) -> str:
     text = str(dims)
     return text if len(text) <= 80 else text[:77] + "…]"
+
+
+def text_problem(text: str, limit: int = MAX_TEXT_LENGTH, what: str = "text") -> str | None:
+    """Why `text` cannot be kept (and written back out), or None: too long, a lone surrogate or a NUL."""
+    if len(text) > limit:
+        return f"expected {what} of at most {limit:,} characters, found {len(text):,}"
+    bad = _UNWRITABLE.search(text)
+    if bad is None:
+        return None
+    if bad.group() == "\0":
+        return f"found a NUL character in {what}; names and text may not hold NUL (files cannot store it)"
+    return (f"found a lone surrogate \\u{ord(bad.group()):04x} in {what}; names and text must be valid Unicode "
+            "(a JSON \\ud800-\\udfff escape needs its pair)")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a tensor or a node, or None."""
+    return text_problem(name, MAX_NAME_LENGTH, "a name")
 
 
 def read_npz(path: Path, shown: str | None = None, keys=None, budget: int = MAX_TOTAL_ELEMENTS

@@ -14,8 +14,8 @@ import numpy as np
 
 from cgtools import values as tensor_values
 from cgtools.errors import CgError, did_you_mean, json_path
-from cgtools.files import MAX_TOTAL_ELEMENTS, checked_size, write_atomic, write_npz
-from cgtools.parts import LEAF_KINDS, Leaf, Node, name_problem, text_problem
+from cgtools.files import MAX_TOTAL_ELEMENTS, checked_size, name_problem, text_problem, write_atomic, write_npz
+from cgtools.parts import LEAF_KINDS, Leaf, Node
 
 if TYPE_CHECKING:
     from cgtools.graph import Graph

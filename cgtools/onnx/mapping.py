@@ -12,6 +12,7 @@ import re
 import numpy as np
 
 from cgtools.errors import CgError
+from cgtools.files import MAX_TOTAL_ELEMENTS, checked_size, name_problem, text_problem
 
 # TensorProto.DataType code -> dtype name: numpy's name where numpy has the type, ONNX's (lower-cased) otherwise.
 TYPE_NAMES: dict[int, str] = {
@@ -119,3 +120,90 @@ def fresh_name(base: str, taken: set) -> str:
         name = f"{base}_{k}"
     taken.add(name)
     return name
+
+
+# ---- what a model holds, and what reading it refuses before any tensor is read ---------------------------
+
+def graphs_within(graph):
+    """The GraphProto and every subgraph its nodes' attributes hold, at any depth."""
+    stack = [graph]
+    while stack:
+        g = stack.pop()
+        yield g
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    stack.append(attr.g)
+                stack.extend(attr.graphs)
+
+
+def all_tensors(graph):
+    """Every TensorProto a graph holds: initializers and tensor attributes, subgraphs included."""
+    for g in graphs_within(graph):
+        yield from g.initializer
+        for sparse in g.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+
+
+def check_text_and_sizes(model, file: str) -> None:
+    """Refuse, before any tensor is read (its external data included), a name or text no file can hold (bytes
+    that are not UTF-8, NUL, too long: files.text_problem) and tensors over the element limits."""
+    total = 0
+    _check_text(model.doc_string, "the model's doc", file)
+    for prop in model.metadata_props:
+        _check_text(prop.value, f"metadata {prop.key!r}", file)
+    for g in graphs_within(model.graph):
+        _check_text(g.name, "the graph's name", file, name=True)
+        _check_text(g.doc_string, "the graph's doc", file)
+        for what, entries in (("graph input", g.input), ("graph output", g.output), ("value info", g.value_info)):
+            for entry in entries:
+                _check_text(entry.name, f"{what} {entry.name!r}", file, name=True)
+        for tensor in g.initializer:
+            total += _check_tensor(tensor, f"initializer {tensor.name!r}", file)
+        for i, node in enumerate(g.node):
+            total += _check_node(node, f"node {i} ({node.op_type} {node.name!r})", file)
+    if total > MAX_TOTAL_ELEMENTS:
+        raise CgError(f"expected at most {MAX_TOTAL_ELEMENTS:,} elements in all the tensors of a model, found "
+                      f"{total:,}", file=file)
+
+
+def _check_node(node, where: str, file: str) -> int:
+    """Check a node's names and text; the elements its tensor attributes hold."""
+    for name in (node.name, *node.input, *node.output):
+        _check_text(name, where, file, name=True)
+    _check_text(node.doc_string, f"{where}.doc", file)
+    for prop in node.metadata_props:
+        _check_text(prop.value, f"{where} metadata {prop.key!r}", file)
+    total = 0
+    for attr in node.attribute:
+        _check_text(attr.name, f"{where}.attrs", file, name=True)
+        for text in (attr.s, *attr.strings):
+            _check_text(text.decode("utf-8", errors="replace"), f"{where}.attrs.{attr.name}", file)
+        for tensor in (*([attr.t] if attr.HasField("t") else []), *attr.tensors):
+            total += _check_tensor(tensor, f"{where}.attrs.{attr.name}", file)
+    return total
+
+
+def _check_tensor(tensor, where: str, file: str) -> int:
+    """Check a tensor's name, its external data's location and its dims; the elements it holds."""
+    _check_text(tensor.name, where, file, name=True)
+    for entry in tensor.external_data:
+        _check_text(entry.value, f"{where} external data {entry.key!r}", file)
+    try:
+        return checked_size(list(tensor.dims))
+    except CgError as e:
+        raise e.located(file=file, where=where) from None
+
+
+def _check_text(text, where: str, file: str, name: bool = False) -> None:
+    if isinstance(text, bytes):  # protobuf hands over a string field that is not UTF-8 as bytes
+        raise CgError(f"expected UTF-8 text, found bytes that are not: {text[:60]!r}", file=file, where=where)
+    problem = name_problem(text) if name else text_problem(text)
+    if problem:
+        raise CgError(problem, file=file, where=where)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -11,19 +12,24 @@ import numpy as np
 
 from cgtools.checks import check
 from cgtools.errors import CgError
+from cgtools.files import checked_size
 from cgtools.graph import Graph
 from cgtools.onnx.mapping import (
     LOADER_OPS,
     LOSS_KEY,
     NEUTRAL_ATTRS,
+    NUMPY_TYPES,
     OLD_AXIS_DEFAULT,
     SCOPE_KEY,
     SUPPORTED_WORDS,
     TORCH_SCOPES_KEY,
     WIDENED,
+    all_tensors,
     attribute_inputs,
+    check_text_and_sizes,
     first_line,
     fresh_name,
+    graphs_within,
     onnx_dtype_name,
     require_onnx,
 )
@@ -36,33 +42,6 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 # ---- what a model holds ---------------------------------------------------------------------------------
-
-def graphs_within(graph):
-    """The GraphProto and every subgraph its nodes' attributes hold, at any depth."""
-    stack = [graph]
-    while stack:
-        g = stack.pop()
-        yield g
-        for node in g.node:
-            for attr in node.attribute:
-                if attr.HasField("g"):
-                    stack.append(attr.g)
-                stack.extend(attr.graphs)
-
-
-def _all_tensors(graph):
-    """Every TensorProto a graph holds: initializers and tensor attributes, subgraphs included."""
-    for g in graphs_within(graph):
-        yield from g.initializer
-        for sparse in g.sparse_initializer:
-            yield sparse.values
-            yield sparse.indices
-        for node in g.node:
-            for attr in node.attribute:
-                if attr.HasField("t"):
-                    yield attr.t
-                yield from attr.tensors
-
 
 def op_label(node) -> str:
     return node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
@@ -97,7 +76,9 @@ def _dims_of(type_proto):
     tensor = type_proto.tensor_type
     if not tensor.HasField("shape"):
         return None
-    return tuple(dim.dim_value if dim.HasField("dim_value") else dim.dim_param or None for dim in tensor.shape.dim)
+    # a negative size, which some exporters write for "unknown", is read as unknown
+    return tuple(dim.dim_value if dim.HasField("dim_value") and dim.dim_value >= 0 else dim.dim_param or None
+                 for dim in tensor.shape.dim)
 
 
 def _array(tensor, where: str, file: str) -> tuple[np.ndarray, str]:
@@ -133,6 +114,7 @@ def _read_model(path: Path):
     if not model.HasField("graph") or not model.opset_import:
         raise CgError("expected an ONNX model (a ModelProto with a graph and opset imports), found none; "
                       "the file is corrupt or of another kind", file=file)
+    check_text_and_sizes(model, file)
     _load_external_data(onnx, model, path)
     try:
         if model.ByteSize() < 2**31 - 1:
@@ -146,7 +128,7 @@ def _read_model(path: Path):
 
 def _load_external_data(onnx, model, path: Path) -> None:
     file, folder = str(path), path.parent.resolve()
-    external = [t for t in _all_tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+    external = [t for t in all_tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
     for tensor in external:
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
         target = (folder / location).resolve()
@@ -157,11 +139,27 @@ def _load_external_data(onnx, model, path: Path) -> None:
         if not target.is_file():
             raise CgError(f"external data file {location!r} is missing from {str(folder)!r}", file=file,
                           where=f"initializer {tensor.name!r}")
+        _check_external_size(tensor, target, file)
     if external:
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(folder))
         except Exception as e:  # noqa: BLE001
             raise CgError(f"cannot read external data: {e}", file=file) from None
+
+
+def _check_external_size(tensor, target: Path, file: str) -> None:
+    """Refuse external data longer than its tensor's dims say, before onnx reads it all into memory."""
+    entries = {e.key: e.value for e in tensor.external_data}
+    dtype = NUMPY_TYPES.get(tensor.data_type)
+    offset, length = entries.get("offset") or "0", entries.get("length") or ""
+    if not offset.isdigit() or not (length.isdigit() or not length):
+        raise CgError(f"expected external data's offset and length as whole numbers, found {offset!r} and "
+                      f"{length!r}", file=file, where=f"initializer {tensor.name!r}")
+    stored = int(length) if length else target.stat().st_size - int(offset)
+    expected = math.prod(tensor.dims) * dtype.itemsize if dtype is not None else None
+    if expected is not None and stored > expected:
+        raise CgError(f"external data of {stored:,} bytes for a {dtype.name} tensor of shape {list(tensor.dims)} "
+                      f"({expected:,} bytes)", file=file, where=f"initializer {tensor.name!r}")
 
 
 def _check_model_types_and_ops(model, file: str) -> None:
@@ -229,6 +227,10 @@ def _leaves(model, file: str) -> list[Leaf]:
         if entry.name in initializers:
             value, _ = _array(initializers.pop(entry.name), f"graph input {entry.name!r}", file)
         dims = _dims_of(entry.type)
+        try:
+            checked_size([d for d in dims or () if isinstance(d, int)])
+        except CgError as e:
+            raise e.located(file=file, where=f"graph input {entry.name!r}") from None
         fixed = dims is not None and all(isinstance(d, int) for d in dims)
         leaves.append(Leaf(entry.name, "input", value, onnx_dtype_name(entry.type.tensor_type.elem_type),
                            dims if fixed else None, entry.doc_string, None if fixed or value is not None else dims))
