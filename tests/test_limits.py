@@ -338,3 +338,12 @@ def test_the_console_script_reports_each_limit_on_one_line(tmp_path):
         done = run_cli("validate", path)
         assert done.returncode == 1 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
         assert done.stderr.startswith(f"error: {path}: inputs[0]."), done.stderr
+
+
+def test_deeply_nested_scope_metadata_in_onnx_is_not_followed(tmp_path):
+    """cgtools' scope metadata is JSON; nested 40,000 levels deep, Python's reader raised RecursionError."""
+    model = onnx.load(str(onnx_model(tmp_path / "m.onnx")))
+    onnx.helper.set_metadata_props(model.graph.node[0], {"cgtools.scope": "[" * 40_000 + "]" * 40_000})
+    onnx.save(model, str(tmp_path / "deep.onnx"))
+    graph = cgtools.load(tmp_path / "deep.onnx")
+    assert graph.nodes[0].scope == ()

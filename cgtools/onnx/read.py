@@ -251,7 +251,7 @@ def scope_of(node) -> tuple[str, ...]:
     if SCOPE_KEY in metadata:
         try:
             scope = json.loads(metadata[SCOPE_KEY])
-        except ValueError:
+        except (ValueError, RecursionError):  # not cgtools' own metadata after all: read the scope otherwise
             scope = None
         if isinstance(scope, list) and all(isinstance(s, str) for s in scope):
             return tuple(s for s in scope if s)
