@@ -16,6 +16,7 @@ import numpy as np
 from cgtools import checks, interpreter, json_format, notebook
 from cgtools.compiled import CompilePolicy
 from cgtools.errors import CgError, did_you_mean
+from cgtools.files import MAX_TOTAL_ELEMENTS, checked_size
 from cgtools.parts import LEAF_KINDS, Leaf, Node
 
 UNSIZED_DIM = 1  # the size random inputs give a symbolic dimension no --dim names
@@ -91,14 +92,22 @@ class Graph:
             if name not in named:
                 raise CgError(f"no input has a dimension named {name!r}{did_you_mean(name, named)}"
                               + ("" if named else "; the graph's inputs have no symbolic dimensions"), where="--dim")
+        shapes = {leaf.name: leaf.shape if leaf.shape is not None else self._sized(leaf, dims)
+                  for leaf in self.leaves_of("input") if leaf.value is None and leaf.name not in given}
+        total = 0
+        for name, shape in shapes.items():  # sizes from --dim are checked here, declared ones at load
+            try:
+                total += checked_size(shape)
+            except CgError as e:
+                raise e.located(where=f"input {name!r}") from None
+        if total > MAX_TOTAL_ELEMENTS:
+            raise CgError(f"expected random values of at most {MAX_TOTAL_ELEMENTS:,} elements in all, found inputs "
+                          f"of {total:,}")
         rng, feed = np.random.default_rng(seed), {}
-        for leaf in self.leaves_of("input"):
-            if leaf.value is not None or leaf.name in given:
-                continue
-            shape = leaf.shape if leaf.shape is not None else self._sized(leaf, dims)
-            dtype = np.dtype(leaf.dtype or "float32")
-            feed[leaf.name] = (rng.standard_normal(shape).astype(dtype) if dtype.kind == "f" else
-                               rng.integers(0, self._index_bound(leaf.name), shape).astype(dtype))
+        for name, shape in shapes.items():
+            dtype = np.dtype(self.leaves[name].dtype or "float32")
+            feed[name] = (rng.standard_normal(shape).astype(dtype) if dtype.kind == "f" else
+                          rng.integers(0, self._index_bound(name), shape).astype(dtype))
         return feed
 
     def _sized(self, leaf: Leaf, dims: dict) -> tuple[int, ...]:

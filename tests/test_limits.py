@@ -347,3 +347,16 @@ def test_deeply_nested_scope_metadata_in_onnx_is_not_followed(tmp_path):
     onnx.save(model, str(tmp_path / "deep.onnx"))
     graph = cgtools.load(tmp_path / "deep.onnx")
     assert graph.nodes[0].scope == ()
+
+
+def test_random_inputs_are_sized_within_the_limits(tmp_path, capsys):
+    """--dim sizes come from the command line, after load: they are checked before anything is drawn."""
+    model = onnx_model(tmp_path / "m.onnx", dims=("batch",))
+    done = run_in_process(capsys, "run", model, "--random-inputs", "--dim", f"batch={2**62}", "--no-backward")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"input 'x': expected a shape whose non-zero dimensions multiply to at most {MAX_ELEMENTS:,}" in done.stderr
+    graph = cgtools.load({"cgtools": "1.0", "inputs": [{"name": f"x{k}", "shape": [2**27]} for k in range(5)],
+                          "nodes": [{"op": "Sum", "inputs": [f"x{k}" for k in range(5)], "outputs": ["y"]}],
+                          "outputs": ["y"]})
+    assert f"at most {MAX_TOTAL_ELEMENTS:,} elements in all, found inputs of {5 * 2**27:,}" in error_of(
+        graph.random_inputs)
