@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,6 +25,8 @@ FORMAT_VERSION = "1.0"
 MAX_NESTING = 40  # levels of lists and objects: a tensor of numpy's 32 dimensions inside a graph's entry
 MAX_NUMBER_DIGITS = 1000  # characters of a number: past the 767 significant digits of the longest exact decimal
 # of a float64, below the 4,300 digits at which Python refuses to convert an integer
+MAX_DOCUMENT_BYTES = 2**28  # a graph file: Python holds each inline number in ~30 bytes, so 256 MiB of JSON
+# already parses into gigabytes; arrays over 1,000 elements are saved into an .npz beside the graph anyway
 NAME_FIELDS = ("name", "loss", "key", "file")  # fields holding a name (a file's too), as do the items of "inputs",
 # "outputs" and "scope"
 
@@ -73,7 +76,13 @@ def read_document(path) -> dict:
     """The JSON document of a graph file, its keys unique."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            stated = os.fstat(f.fileno()).st_size  # a FIFO states 0: then no more than the limit is read
+            data = f.read(MAX_DOCUMENT_BYTES + 1) if stated <= MAX_DOCUMENT_BYTES else b""
+        if max(stated, len(data)) > MAX_DOCUMENT_BYTES:
+            raise CgError(f"expected a graph file of at most {MAX_DOCUMENT_BYTES:,} bytes, found a larger one; "
+                          "large arrays belong in an .npz beside it ({\"file\": …, \"key\": …})", file=str(path))
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise CgError("no such file", file=str(path)) from None
     except IsADirectoryError:

@@ -364,3 +364,12 @@ def test_random_inputs_are_sized_within_the_limits(tmp_path, capsys):
                           "outputs": ["y"]})
     assert f"at most {MAX_TOTAL_ELEMENTS:,} elements in all, found inputs of {5 * 2**27:,}" in error_of(
         graph.random_inputs)
+
+
+def test_graph_files_over_the_size_limit_are_refused_before_parsing(tmp_path, capsys):
+    path = tmp_path / "huge.json"
+    with path.open("wb") as f:
+        f.truncate(json_format.MAX_DOCUMENT_BYTES + 1)  # sparse: no disk space, no time
+    start = time.perf_counter()
+    refused(capsys, path, f"expected a graph file of at most {json_format.MAX_DOCUMENT_BYTES:,} bytes")
+    assert time.perf_counter() - start < 5

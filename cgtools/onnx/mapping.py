@@ -164,7 +164,8 @@ def check_text_and_sizes(model, file: str) -> None:
         for what, entries in (("graph input", g.input), ("graph output", g.output), ("value info", g.value_info)):
             for entry in entries:
                 _check_text(entry.name, f"{what} {entry.name!r}", file, name=True)
-        for tensor in g.initializer:
+        sparse = [t for s in g.sparse_initializer for t in (s.values, s.indices)]
+        for tensor in (*g.initializer, *sparse):
             total += _check_tensor(tensor, f"initializer {tensor.name!r}", file)
         for i, node in enumerate(g.node):
             total += _check_node(node, f"node {i} ({node.op_type} {node.name!r})", file)
