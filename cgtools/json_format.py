@@ -113,22 +113,23 @@ def _number(convert):
 
 def check_document(doc) -> None:
     """Refuse a document nested deeper than MAX_NESTING levels, holding a number literal over MAX_NUMBER_DIGITS
-    or a string no file can hold (parts.text_problem) before anything recursive (the schema's validator,
-    numpy) walks it; iterative, so any depth is safe here."""
+    or a string no file can hold (files.text_problem) before anything recursive (the schema's validator,
+    numpy) walks it; iterative, so any depth is safe here, and in the document's order, so the first problem
+    in the file is the one reported."""
     stack = [(doc, ())]
     while stack:
         item, place = stack.pop()
+        if isinstance(item, str):
+            _check_string(item, place)
+            continue
         if len(place) > MAX_NESTING:
             raise CgError(f"expected at most {MAX_NESTING} levels of nested lists or objects, found more",
                           where=json_path(place[:3]) + " …")
-        items = item.items() if isinstance(item, dict) else enumerate(item)
-        for key, value in items:
+        items = list(item.items() if isinstance(item, dict) else enumerate(item))
+        for key, _ in items:
             if isinstance(key, str):
                 _check_string(key, place, named=True)
-            if isinstance(value, (dict, list)):
-                stack.append((value, (*place, key)))
-            elif isinstance(value, str):
-                _check_string(value, (*place, key))
+        stack.extend((value, (*place, key)) for key, value in reversed(items) if isinstance(value, (dict, list, str)))
 
 
 def _check_string(text: str, place: tuple, named: bool = False) -> None:

@@ -70,8 +70,7 @@ def test_unwritable_characters_in_names_are_refused_at_load(escape, found, tmp_p
     sidecar's zip member and ONNX. Both are refused where the document names them."""
     text = json.dumps(relu_graph(value=1.0)).replace('"name": "x"', f'"name": "a{escape}"')
     path = write(tmp_path / "g.json", text.replace('"inputs": ["x"]', f'"inputs": ["a{escape}"]'))
-    message = refused(capsys, path, found, "in a name")
-    assert "inputs[0].name: " in message or "nodes[0].inputs[0]: " in message
+    refused(capsys, path, "inputs[0].name: ", found, "in a name")  # its first place in the file
     for command in ("run", "render"):
         done = run_in_process(capsys, command, path)
         assert done.returncode == 1 and "Traceback" not in done.stderr and found in done.stderr
