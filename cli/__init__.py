@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from cgtools.cli.drawing import WIDE_UP_TO, auto_rankdir, deliver, edge_colouring
+from cgtools.cli.drawing import WIDE_UP_TO, auto_rankdir, deliver, edge_colouring, refuse_oversized
 from cgtools.cli.options import (
     INPUTS_OPTION,
     LABELS_OPTION,
@@ -33,7 +33,7 @@ from cgtools.cli.options import (
     split_names,
     upstream_gradient,
 )
-from cgtools.cli.reporting import checked_run, note, run_for_drawing, write_frame_files
+from cgtools.cli.reporting import INTERNAL_ERROR, checked_run, note, run_for_drawing, write_frame_files
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -197,6 +197,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     g, loss = attach_loss(g, sets, labels_file, loss_fn, loss, upstream)
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
     rankdir = auto_rankdir(g) if rankdir.lower() == "auto" else rankdir
+    refuse_oversized(g, fmt, frames_dir is not None, collapse or focus)  # before the run, which takes long too
     run = run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
@@ -360,24 +361,16 @@ def ops():
 
 def main(argv=None) -> None:
     """Entry point: user errors become `error: …` on stderr and exit code 1, never a traceback."""
+    import os
     import warnings
 
-    from cgtools.errors import CgError, terminal_safe
+    from cgtools.cli.reporting import failure_code
 
     warnings.showwarning = lambda message, *_, **__: click.echo(f"note: {message}", err=True)
     try:
         code = cli.main(args=argv, prog_name="cgtools", standalone_mode=False)
-    except CgError as e:
-        click.echo(f"error: {terminal_safe(str(e))}", err=True)
-        sys.exit(1)
-    except click.ClickException as e:
-        hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) else ""
-        click.echo(f"error: {e.format_message()}{hint}", err=True)
-        sys.exit(1)
-    except click.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(1)
-    except OSError as e:
-        click.echo(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), err=True)
-        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - every failure said in words; failure_code tells a bug from the input's
+        code = failure_code(e)
+        if code == INTERNAL_ERROR and os.environ.get("CGTOOLS_TRACEBACK"):
+            raise
     sys.exit(code if isinstance(code, int) else 0)
