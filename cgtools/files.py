@@ -186,12 +186,21 @@ def _cannot_write(e: OSError, path: Path) -> CgError:
 def write_npz(f, arrays: dict) -> None:
     """np.savez's archive, written member by member: np.savez(f, **arrays) breaks on a tensor named "file" and
     takes one named "allow_pickle" for its flag. Names zip or np.load would mangle are refused first."""
-    for key in arrays:
-        check_member_name(key)
+    check_member_names(arrays)
     with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for key, array in arrays.items():
             with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def check_member_names(keys) -> None:
+    """Refuse array names an .npz cannot hold as they are (check_member_name), and a name beside the same name
+    plus `.npy`: numpy's lookup of "x.npy" finds the member of "x" first."""
+    for key in keys:
+        check_member_name(key)
+        if key + ".npy" in keys:
+            raise CgError(f"cannot store both {key!r} and {key + '.npy'!r} in one .npz: numpy would read the second "
+                          "as the first")
 
 
 def check_member_name(key: str) -> None:

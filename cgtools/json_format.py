@@ -16,7 +16,7 @@ import numpy as np
 
 from cgtools import values as tensor_values
 from cgtools.errors import CgError, did_you_mean, json_path
-from cgtools.files import check_member_name, stage, write_npz
+from cgtools.files import check_member_names, stage, write_npz
 from cgtools.parts import LEAF_KINDS, Leaf, Node
 
 if TYPE_CHECKING:
@@ -276,8 +276,7 @@ def _planned(graph: Graph, path, weights, inputs) -> tuple[Path, Path, dict, str
     if sidecar:
         _check_weights_file(weights, path, set(sidecar), inputs)
     try:
-        for key in sidecar:
-            check_member_name(key)
+        check_member_names(sidecar)
     except CgError as e:
         raise e.located(file=str(weights)) from None
     return path, weights, sidecar, text
