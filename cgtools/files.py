@@ -21,7 +21,7 @@ from cgtools.errors import CgError
 # Paths naming a descriptor this process already holds: written into where it points, never replaced or truncated
 DESCRIPTOR_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2}
 DESCRIPTOR_FOLDERS = ("/dev/fd/", "/proc/self/fd/")
-TEMP_NAME_KEEP = 100  # characters of the file's name kept in its temp file's: NAME_MAX is 255 bytes
+TEMP_NAME_KEEP = 50  # characters of the name kept in its temp file's: 200 bytes of UTF-8 at most, NAME_MAX is 255
 MAX_MEMBER_NAME = 65535 - len(".npy")  # UTF-8 bytes of an array's name: a zip entry's name length is 16 bits
 
 
@@ -66,7 +66,7 @@ def stage(path: Path, write) -> Staged:
     The temp file is removed on every failure; leftovers of killed writers are removed by the next write."""
     path = Path(path)
     found = _existing(path)
-    if found is not None and (_descriptor(path) is not None or not stat.S_ISREG(found.st_mode)):
+    if found is not None and (is_stream(path) or not stat.S_ISREG(found.st_mode)):
         _write_into(path, found, write)
         return Staged(path, None)
     if found is not None and not os.access(path, os.W_OK):
@@ -86,6 +86,14 @@ def stage(path: Path, write) -> Staged:
         raise
     _remove_leftovers(target)
     return staged
+
+
+def is_stream(path: Path) -> bool:
+    """Whether writing to `path` goes into something already there (a device, a pipe, /dev/stdout) rather than
+    a regular file in a folder."""
+    found = _existing(Path(path))
+    return found is not None and (_descriptor(Path(path)) is not None or stat.S_ISCHR(found.st_mode)
+                                  or stat.S_ISFIFO(found.st_mode))
 
 
 def _existing(path: Path) -> os.stat_result | None:

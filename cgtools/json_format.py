@@ -16,7 +16,7 @@ import numpy as np
 
 from cgtools import values as tensor_values
 from cgtools.errors import CgError, did_you_mean, json_path
-from cgtools.files import check_member_names, stage, write_npz
+from cgtools.files import check_member_names, is_stream, stage, write_npz
 from cgtools.parts import LEAF_KINDS, Leaf, Node
 
 if TYPE_CHECKING:
@@ -273,6 +273,9 @@ def _planned(graph: Graph, path, weights, inputs) -> tuple[Path, Path, dict, str
         if _same_file(path, read):
             raise CgError(f"the graph would overwrite {str(read)!r}, an input of this command; give another "
                           "output name", file=str(path))
+    if sidecar and is_stream(path):
+        raise CgError("a graph with arrays over 1,000 elements cannot go into a device or pipe: its .npz must sit "
+                      "beside it in a folder; write it to a file", file=str(path))
     if sidecar:
         _check_weights_file(weights, path, set(sidecar), inputs)
     try:

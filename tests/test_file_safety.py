@@ -126,6 +126,12 @@ def test_a_symlink_keeps_pointing_at_its_file_which_is_replaced(tmp_path):
     assert dangling.is_symlink() and (tmp_path / "made.svg").read_text() == "made"
 
 
+def test_a_name_of_255_bytes_gets_a_temp_file_that_fits(tmp_path):
+    longest = tmp_path / ("名" * 83 + ".svg")  # 253 bytes, near NAME_MAX
+    write_atomic(longest, lambda f: f.write(b"x"))
+    assert longest.read_bytes() == b"x" and temp_files(tmp_path) == []
+
+
 # --- permission bits, fsync, temp files ---
 
 def test_permission_bits_are_kept_and_new_files_follow_the_umask(tmp_path, capsys):
@@ -251,6 +257,14 @@ def test_train_refuses_to_overwrite_its_own_data_with_the_weights(tmp_path, caps
     assert np.load(tmp_path / "model.npz")["x"].shape == (8, 4)
     assert json.loads(graph.read_text())["params"][0]["value"] == {"file": "weights.npz", "key": "W"}
     assert cgtools.load(graph).leaves["W"].value.shape == (4, 300)
+
+
+def test_a_graph_with_weights_is_not_sent_into_a_device(tmp_path, capsys):
+    graph = wide_graph(tmp_path / "model.json")
+    np.savez(tmp_path / "data.npz", x=np.ones((8, 4)))
+    done = run_in_process(capsys, "train", graph, "--data", tmp_path / "data.npz", "-o", "/dev/null")
+    assert done.returncode == 1 and "cannot go into a device or pipe" in done.stderr
+    assert not os.path.exists("/dev/null.npz")
 
 
 def test_train_refuses_to_write_the_graph_over_its_data(tmp_path, capsys):
