@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import os
+import zipfile
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -14,7 +16,7 @@ import numpy as np
 
 from cgtools import values as tensor_values
 from cgtools.errors import CgError, did_you_mean, json_path
-from cgtools.files import write_atomic, write_npz
+from cgtools.files import check_member_names, is_stream, stage, write_npz
 from cgtools.parts import LEAF_KINDS, Leaf, Node
 
 if TYPE_CHECKING:
@@ -275,12 +277,92 @@ def to_dict(graph: Graph, sidecar: dict | None = None, sidecar_file: str = "") -
     return doc
 
 
-def save(graph: Graph, path) -> None:
-    """Write the graph as JSON (arrays over 1,000 elements into `<name>.npz` beside it), atomically."""
-    path = Path(path)
-    sidecar: dict = {}
-    text = json.dumps(to_dict(graph, sidecar, path.stem + ".npz"), indent=2) + "\n"
-    if sidecar:
-        write_atomic(path.with_suffix(".npz"), lambda f: write_npz(f, sidecar))
-    write_atomic(path, lambda f: f.write(text.encode()))
+def save(graph: Graph, path, *, weights=None, inputs=()) -> Path | None:
+    """Write the graph as JSON, arrays over 1,000 elements into `weights` (default: `<name>.npz` beside it). Both
+    are written and synced before either replaces anything, the arrays first: a failure never leaves a JSON naming
+    arrays that are not there. Refuses to overwrite `inputs` (the files this command reads) and an existing .npz
+    holding arrays other than this graph's. Returns the .npz written, if any."""
+    path, weights, sidecar, text = _planned(graph, path, weights, inputs)
+    staged = []
+    try:
+        if sidecar:
+            staged.append(stage(weights, lambda f: write_npz(f, sidecar)))
+        staged.append(stage(path, lambda f: f.write(text.encode())))
+        for file in staged:
+            file.commit()
+    except CgError as e:
+        raise e.located(file=str(path)) from None
+    finally:
+        for file in staged:
+            file.discard()
+    return weights if sidecar else None
 
+
+def check_save(graph: Graph, path, *, weights=None, inputs=()) -> None:
+    """Refuse now what save(graph, path, ...) would refuse, before a long computation (training) makes the graph."""
+    _planned(graph, path, weights, inputs)
+
+
+def _planned(graph: Graph, path, weights, inputs) -> tuple[Path, Path, dict, str]:
+    """The JSON's path, the weights file's, the arrays going there and the JSON text, once checked."""
+    path = Path(path)
+    weights = Path(weights) if weights is not None else path.with_suffix(".npz")
+    sidecar: dict = {}
+    text = json.dumps(to_dict(graph, sidecar, _reference(weights, path)), indent=2) + "\n"
+    for read in inputs:
+        if _same_file(path, read):
+            raise CgError(f"the graph would overwrite {str(read)!r}, an input of this command; give another "
+                          "output name", file=str(path))
+    if sidecar and is_stream(path):
+        raise CgError("a graph with arrays over 1,000 elements cannot go into a device or pipe: its .npz must sit "
+                      "beside it in a folder; write it to a file", file=str(path))
+    if sidecar:
+        _check_weights_file(weights, path, set(sidecar), inputs)
+    try:
+        check_member_names(sidecar)
+    except CgError as e:
+        raise e.located(file=str(weights)) from None
+    return path, weights, sidecar, text
+
+
+WAY_OUT = "give --weights PATH (where the graph's large arrays go) or another output name"
+
+
+def _reference(weights: Path, path: Path) -> str:
+    """How the JSON names its weights file: relative to its folder, which the reader keeps it inside."""
+    relative = Path(os.path.relpath(os.path.abspath(weights), os.path.abspath(path.parent)))
+    if relative.parts[:1] == ("..",) or weights.suffix.lower() != ".npz":
+        raise CgError(f"expected the weights file to be an .npz inside the graph's folder, found {str(weights)!r}",
+                      file=str(path))
+    return relative.as_posix()
+
+
+def _check_weights_file(weights: Path, path: Path, keys: set, inputs) -> None:
+    """Refuse to overwrite a file that is not this graph's weights file: an input of the command, or an archive
+    holding arrays the graph does not write there (which makes it someone else's file)."""
+    for read in (path, *inputs):
+        if _same_file(weights, read):
+            raise CgError(f"the graph's large arrays would overwrite {str(read)!r}, "
+                          f"{'the graph itself' if read is path else 'an input of this command'}; {WAY_OUT}",
+                          file=str(weights))
+    if not weights.is_file():
+        return
+    try:
+        with zipfile.ZipFile(weights) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        raise CgError(f"expected no file or this graph's weights (.npz), found another kind of file; {WAY_OUT}",
+                      file=str(weights)) from None
+    other = sorted(n.removesuffix(".npy") for n in names if n.removesuffix(".npy") not in keys or
+                   not n.endswith(".npy"))
+    if other:
+        raise CgError(f"expected no file or this graph's weights, found an .npz holding {len(other)} array(s) the "
+                      f"graph does not write there ({', '.join(map(repr, other[:3]))}{', …' * (len(other) > 3)}); "
+                      f"overwriting it would lose them: {WAY_OUT}, or remove the file", file=str(weights))
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): the same name, then
+        return os.path.realpath(a) == os.path.realpath(b)

@@ -19,6 +19,7 @@ from cgtools.cli.options import (
     PRECISION_OPTION,
     SET_OPTION,
     UPSTREAM_OPTION,
+    WEIGHTS_OPTION,
     attach_loss,
     feed,
     frames_folder,
@@ -242,12 +243,13 @@ def new(expression, sets, params, output, name):
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path(dir_okay=False))
+@WEIGHTS_OPTION
 @leaf_kinds_option
-def convert(source, target, kinds):
+def convert(source, target, weights, kinds):
     """Convert between formats: model.onnx -> graph.json (weights into graph.npz) or graph.json -> model.onnx."""
     from cgtools.io import convert as convert_files
 
-    for written in convert_files(source, target, **kinds):
+    for written in convert_files(source, target, weights=weights, **kinds):
         click.echo(str(written))
 
 
@@ -262,17 +264,21 @@ def convert(source, target, kinds):
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch shuffling.")
 @click.option("-o", "--output", metavar="OUT", help="Write the trained graph here; default: back into GRAPH.")
+@WEIGHTS_OPTION
 @leaf_kinds_option
-def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output, kinds):
+def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output, weights, kinds):
     """Train GRAPH's params on DATA with SGD or Adam; write the trained params back (large ones to an .npz)."""
     from pathlib import Path
 
     import cgtools
     from cgtools import optim
     from cgtools import train as training
+    from cgtools.json_format import check_save, save
 
     g = cgtools.load(graph, **kinds)
     arrays = training.load_data(data, g)
+    target = Path(output) if output else Path(graph)
+    check_save(g, target, weights=weights, inputs=(data,))  # before training, not after
     opt = optim.SGD(g, lr, momentum) if optimizer == "sgd" else optim.Adam(g, lr)
     per_epoch = -(-len(next(iter(arrays.values()))) // batch_size)
     latest = {"loss": float("nan")}
@@ -291,9 +297,8 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
     accuracy = training.accuracy(g, arrays)
     click.echo(f"loss {history[0]:.4f} -> {history[-1]:.4f} over {epochs} epochs"
                + (f"; accuracy {accuracy:.1%}" if accuracy is not None else ""))
-    target = Path(output) if output else Path(graph)
-    g.save(target)
-    click.echo(str(target))
+    written = save(g, target, weights=weights, inputs=(data,))
+    click.echo("\n".join(map(str, filter(None, (target, written)))))
 
 
 @cli.command()
