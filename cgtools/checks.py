@@ -68,6 +68,10 @@ def _check_arity(op, node: Node, place: str) -> None:
         found = f"{given}" + (f" (input {missing[0]!r} left empty)" if missing else "")
         raise CgError(f"{node.op} takes {spec.arity} inputs ({names}), found {found}",
                       where=f"{place}.inputs")
+    made = len(node.outputs)
+    if made > spec.most_outputs:  # fewer is fine: the outputs after the first are optional, as in ONNX
+        count = "1 output" if len(spec.outputs) == 1 else f"1 to {len(spec.outputs)} outputs"
+        raise CgError(f"{node.op} makes {count} ({', '.join(spec.outputs)}), found {made}", where=f"{place}.outputs")
     for attr, fed in spec.forms.items():  # an older opset's attribute stands for an input: one or the other
         if attr in node.attrs and given > spec.inputs.index(fed):
             raise CgError(f"{node.op} takes {fed!r} as its input {spec.inputs.index(fed) + 1} or, as older opsets "

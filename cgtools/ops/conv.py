@@ -218,6 +218,7 @@ class MaxPool(Operation):
     """the maximum of each window (optional second output Indices: where it was, in the flattened input)"""
 
     symbol = "max pool"
+    outputs = ("Y", "Indices")
 
     @staticmethod
     def forward(ctx, X, *, auto_pad: AutoPad = "NOTSET", ceil_mode: int = 0, dilations: list[int] = (),

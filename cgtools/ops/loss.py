@@ -24,6 +24,7 @@ class SoftmaxCrossEntropyLoss(Operation):
     """−log softmax(scores)[label], weighted, over a batch (scores N×C×…, labels N×… integers)"""
 
     symbol = "cross-entropy"
+    outputs = ("output", "log_prob")
 
     @staticmethod
     def forward(ctx, scores, labels, weights=None, *, reduction: Reduction = "mean", ignore_index: int = None):

@@ -25,6 +25,7 @@ class BatchNormalization(Operation):
     statistic (the batch's biased variance, as in ONNX)."""
 
     symbol = "batch norm"
+    outputs = ("Y", "running_mean", "running_var")
 
     @staticmethod
     def forward(ctx, X, scale, B, input_mean, input_var, *, epsilon: float = 1e-5, momentum: float = 0.9,
@@ -100,6 +101,7 @@ class LayerNormalization(Operation):
     """(X − mean)/√(var + ε)·Scale + B over the axes from `axis` on (outputs Y, Mean, InvStdDev)"""
 
     symbol = "layer norm"
+    outputs = ("Y", "Mean", "InvStdDev")
 
     @staticmethod
     def forward(ctx, X, Scale, B=None, *, axis: int = -1, epsilon: float = 1e-5, stash_type: int = 1):
@@ -160,6 +162,7 @@ class Dropout(Operation):
     """data unchanged in inference; in training, random elements zeroed and the rest scaled by 1/(1 − ratio)"""
 
     symbol = "dropout"
+    outputs = ("output", "mask")
 
     attribute_forms = {"ratio": ("ratio", "float")}  # an input since opset 12
 

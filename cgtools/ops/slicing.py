@@ -23,6 +23,7 @@ class Split(Operation):
     """input cut into consecutive parts along an axis: of the sizes `split`, or `num_outputs` equal parts"""
 
     symbol = "split"
+    outputs = ("outputs…",)
 
     attribute_forms = {"split": ("split", "ints")}  # an input since opset 13
 
