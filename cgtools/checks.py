@@ -62,8 +62,11 @@ def check(graph: Graph, places: list[str] | None = None) -> None:
 
 def _check_arity(op, node: Node, place: str) -> None:
     spec, given = op.spec, len(node.inputs)
-    missing = [spec.inputs[k] for k in range(min(spec.required, given)) if not node.inputs[k]]
-    if given < spec.required or (given > len(spec.inputs) and not spec.variadic) or missing:
+    least = max(spec.required, 1) if spec.variadic else spec.required
+    variadic_from = len(spec.inputs) - 1 if spec.variadic else given  # none of a variadic op's inputs is optional
+    missing = [spec.inputs[min(k, len(spec.inputs) - 1)] for k in range(given)
+               if not node.inputs[k] and (k < spec.required or k >= variadic_from)]
+    if given < least or (given > len(spec.inputs) and not spec.variadic) or missing:
         names = ", ".join(spec.inputs) + ("…" if spec.variadic else "")
         found = f"{given}" + (f" (input {missing[0]!r} left empty)" if missing else "")
         raise CgError(f"{node.op} takes {spec.arity} inputs ({names}), found {found}",

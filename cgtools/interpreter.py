@@ -122,7 +122,8 @@ def _run(graph, inputs, backward, seed, per_use, plan, loss=None, check=False) -
     flow = flow_of(plan, vals)
     seeded = plan.slots[loss]
     grads = [None] * len(vals)
-    grads[seeded] = seed_gradient(vals[seeded], loss, seed)
+    if vals[seeded].dtype.kind == "f":  # an int or bool loss carries no gradient: nothing flows back
+        grads[seeded] = seed_gradient(vals[seeded], loss, seed)
     uses = {} if per_use else None
     if per_use:
         backpropagate(flow.backward_steps, ctxs, vals, grads, uses)

@@ -50,6 +50,9 @@ class Gemm(Operation):
     @staticmethod
     def forward(ctx, A, B, C=None, *, alpha: float = 1.0, beta: float = 1.0, transA: int = 0,
                 transB: int = 0):
+        if A.ndim != 2 or B.ndim != 2:
+            raise CgError(f"Gemm multiplies matrices: expected A and B of 2 dimensions, found A of shape "
+                          f"{list(A.shape)} and B of shape {list(B.shape)} (MatMul takes other ranks)")
         a = A.T if transA else A
         b = B.T if transB else B
         ctx.save(a, b, alpha, beta, transA, transB)
@@ -112,7 +115,7 @@ class Einsum(Operation):
         sizes = {}
         for term, x in zip(terms, inputs):
             for c, n in zip(term, x.shape):
-                sizes[c] = max(sizes.get(c, 1), n)
+                sizes[c] = n if sizes.get(c, 1) == 1 else sizes[c]  # broadcasting stretches 1s, also to 0
         grads = []
         for k, (term, x) in enumerate(zip(terms, inputs)):
             if not ctx.needs_grad[k]:
