@@ -239,3 +239,25 @@ def test_layer_normalization_backward_of_an_empty_batch():
     graph = one_node("LayerNormalization", ["x", "s"], outputs=["y", "m", "v"], x=None, s=None)
     feed = {"x": np.ones((0, 2)), "s": np.ones(2)}
     against_torch(graph, feed, lambda x, s: torch.nn.functional.layer_norm(x, (2,), s), np.ones((0, 2)))
+
+
+def test_einsum_letters_label_axes_of_one_length():
+    """numpy's einsum lets an empty diagonal of unequal lengths through, then backward cannot map it back."""
+    graph = one_node("Einsum", attrs={"equation": "ii->i"}, x=None)
+    with pytest.raises(CgError, match=r"^nodes\[0\] \(Einsum 'y'\): the letter 'i' of the equation 'ii->i' labels "
+                                      r"axes of lengths 0 and 3"):
+        graph.run({"x": np.ones((0, 3))}, seed=np.ones(0))
+
+
+@pytest.mark.parametrize("labels, weights, message", [
+    ([1, 0], None, r"expected scores of shape N×C×… and labels of shape N×…, found scores of shape \[4, 3\] and "
+                   r"labels of shape \[2\]"),
+    ([1, 0, 2, 0], np.ones(2), r"expected weights of shape \[3\] \(one per class\), found \[2\]"),
+    ([1, 0, 3, 0], None, r"expected labels in \[0, 2\] \(the classes of the scores\), found 3"),
+])
+def test_softmax_cross_entropy_checks_labels_and_weights(labels, weights, message):
+    names = ["s", "l"] + ["w"] * (weights is not None)
+    graph = one_node("SoftmaxCrossEntropyLoss", names, **dict.fromkeys(names))
+    feed = {"s": np.ones((4, 3)), "l": np.array(labels), **({"w": weights} if weights is not None else {})}
+    with pytest.raises(CgError, match=r"^nodes\[0\] \(SoftmaxCrossEntropyLoss 'y'\): " + message):
+        graph.run(feed)

@@ -97,6 +97,19 @@ def einsum_terms(equation: str, arrays) -> tuple[list[str], str]:
     return terms, rhs.replace("...", dots)
 
 
+def letter_sizes(equation: str, terms: list[str], arrays) -> dict[str, int]:
+    """The length each letter stands for: the same on every axis it labels, but where broadcasting stretches a 1
+    (numpy lets an empty diagonal of unequal lengths through)."""
+    sizes = {}
+    for term, x in zip(terms, arrays):
+        for c, n in zip(term, x.shape):
+            known = sizes.get(c, 1)
+            if n != known and 1 not in (n, known):
+                raise CgError(f"the letter {c!r} of the equation {equation!r} labels axes of lengths {known} and {n}")
+            sizes[c] = n if known == 1 else known
+    return sizes
+
+
 @register_op("Einsum")
 class Einsum(Operation):
     """Einstein summation over the inputs, as the equation says ("ij,jk->ik" is a matrix product)"""
@@ -106,16 +119,13 @@ class Einsum(Operation):
     @staticmethod
     def forward(ctx, *inputs, equation: str):
         terms, out = einsum_terms(equation, inputs)
-        ctx.save(terms, out, inputs)
-        return np.asarray(np.einsum(",".join(terms) + "->" + out, *inputs))
+        y = np.asarray(np.einsum(",".join(terms) + "->" + out, *inputs))
+        ctx.save(terms, out, inputs, letter_sizes(equation, terms, inputs))
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        terms, out, inputs = ctx
-        sizes = {}
-        for term, x in zip(terms, inputs):
-            for c, n in zip(term, x.shape):
-                sizes[c] = n if sizes.get(c, 1) == 1 else sizes[c]  # broadcasting stretches 1s, also to 0
+        terms, out, inputs, sizes = ctx
         grads = []
         for k, (term, x) in enumerate(zip(terms, inputs)):
             if not ctx.needs_grad[k]:
