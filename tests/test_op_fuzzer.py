@@ -240,7 +240,7 @@ def report(tally: dict[str, Counter], seconds: float) -> str:
 
 def test_fuzzer_few_cases_per_op():
     began = time.perf_counter()
-    tally = fuzz(3)
+    tally = fuzz(5)
     print(report(tally, time.perf_counter() - began))
     total = sum(tally.values(), Counter())
     assert total["ok"] > 0.4 * sum(total.values()), report(tally, 0)
