@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -173,3 +174,10 @@ def test_documents_that_fit_load_through_the_fast_path_only(monkeypatch):
 def test_a_document_that_does_not_fit_is_explained_by_jsonschema():
     with pytest.raises(CgError, match=r"params\[0\].*'value'"):
         cgtools.load({"cgtools": "1.0", "params": [{"name": "a"}], "nodes": [], "outputs": ["a"]})
+
+
+def test_traced_tensors_say_a_failing_op_in_words():
+    from cgtools.tensor import Tensor
+
+    message = error_of(lambda: Tensor(np.ones((2, 3))) @ Tensor(np.ones((2, 3))))
+    assert message.startswith("MatMul: forward failed on inputs float64[2, 3], float64[2, 3]: ")
