@@ -22,6 +22,7 @@ class BackwardStep(NamedTuple):
     outs: tuple[int, ...]  # the slots of the step's outputs
     needs_grad: tuple[bool, ...]  # per input: does it want one (ctx.needs_grad)
     place: str  # "nodes[3] (Mul 'c')", for messages
+    ins: tuple[int, ...] = ()  # the slots of all its inputs (0 for an omitted one), for messages
 
 
 # The accumulation rule: the gradient `t` one use passes back is fitted to its tensor `x` (shape and dtype),
@@ -68,17 +69,36 @@ def pass_back(step: BackwardStep, ctx, grads: list) -> tuple | None:
 
 def backpropagate(steps: list[BackwardStep], ctxs: list, vals: list, grads: list, uses: dict | None = None) -> None:
     """Fill `grads` from the seeded slots back, `steps` in reverse order; `uses`, when given, keeps what each
-    (step, input position) passed back."""
+    (step, input position) passed back. Any failure of a step becomes a CgError at the step's place."""
     for step in steps:
-        in_grads = pass_back(step, ctxs[step.index], grads)
-        if in_grads is None:
-            continue
-        for pos, slot in step.wanted:
-            g = in_grads[pos]
-            if g is not None:
-                g = accumulate(grads, slot, g, vals[slot], step.place)
-                if uses is not None:
-                    uses[step.index, pos] = g
+        try:
+            in_grads = pass_back(step, ctxs[step.index], grads)
+            if in_grads is None:
+                continue
+            for pos, slot in step.wanted:
+                g = in_grads[pos]
+                if g is not None:
+                    g = accumulate(grads, slot, g, vals[slot], step.place)
+                    if uses is not None:
+                        uses[step.index, pos] = g
+        except CgError as e:
+            raise e.located(where=step.place) from None
+        except Exception as e:  # numpy's own complaint (a MemoryError says how much it asked for), in the graph's terms
+            ins = step.ins or tuple(slot for _, slot in step.wanted)
+            raise CgError(f"backward failed on inputs {described(vals, ins)}, output gradients "
+                          f"{described(grads, step.outs)}: {failure_words(e)}", where=step.place) from None
+
+
+def described(arrays: list, slots) -> str:
+    """The dtypes and shapes of the arrays in `slots`, for messages: "float32[2, 3], ∅" (∅: none)."""
+    return ", ".join("∅" if arrays[i] is None else f"{np.asarray(arrays[i]).dtype}{list(np.shape(arrays[i]))}"
+                     for i in slots)
+
+
+def failure_words(e: Exception) -> str:
+    """What an exception says, or its kind when it says nothing (a bare MemoryError)."""
+    words = str(e)
+    return words if words else "out of memory" if isinstance(e, MemoryError) else type(e).__name__
 
 
 def seed_gradient(value: np.ndarray, loss: str, seed=None) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean, node_place
-from cgtools.files import checked_size
+from cgtools.limits import checked_size
 from cgtools.ops import get_op
 from cgtools.ops.base import check_attrs
 
@@ -67,12 +67,19 @@ def check(graph: Graph, places: list[str] | None = None) -> None:
 
 def _check_arity(op, node: Node, place: str) -> None:
     spec, given = op.spec, len(node.inputs)
-    missing = [spec.inputs[k] for k in range(min(spec.required, given)) if not node.inputs[k]]
-    if given < spec.required or (given > len(spec.inputs) and not spec.variadic) or missing:
+    least = max(spec.required, 1) if spec.variadic else spec.required
+    variadic_from = len(spec.inputs) - 1 if spec.variadic else given  # none of a variadic op's inputs is optional
+    missing = [spec.inputs[min(k, len(spec.inputs) - 1)] for k in range(given)
+               if not node.inputs[k] and (k < spec.required or k >= variadic_from)]
+    if given < least or (given > len(spec.inputs) and not spec.variadic) or missing:
         names = ", ".join(spec.inputs) + ("…" if spec.variadic else "")
         found = f"{given}" + (f" (input {missing[0]!r} left empty)" if missing else "")
         raise CgError(f"{node.op} takes {spec.arity} inputs ({names}), found {found}",
                       where=f"{place}.inputs")
+    made = len(node.outputs)
+    if made > spec.most_outputs:  # fewer is fine: the outputs after the first are optional, as in ONNX
+        count = "1 output" if len(spec.outputs) == 1 else f"1 to {len(spec.outputs)} outputs"
+        raise CgError(f"{node.op} makes {count} ({', '.join(spec.outputs)}), found {made}", where=f"{place}.outputs")
     for attr, fed in spec.forms.items():  # an older opset's attribute stands for an input: one or the other
         if attr in node.attrs and given > spec.inputs.index(fed):
             raise CgError(f"{node.op} takes {fed!r} as its input {spec.inputs.index(fed) + 1} or, as older opsets "

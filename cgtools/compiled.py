@@ -54,8 +54,11 @@ def first_output(out):
 
 
 def outputs_of(out, n: int) -> list:
+    """The first n of a step's outputs; fewer fail, and the interpreter then names the node."""
     values = out if type(out) is tuple else (out,)
-    return [np.asarray(value) for value in values[:n]] + [None] * (n - len(values))
+    if len(values) < n:
+        raise ValueError(f"{len(values)} outputs for {n}")
+    return [np.asarray(value) for value in values[:n]]
 
 
 def chained(name: str, heading: str, bodies: list[list[str]], namespace: dict, steps_per_function: int):

@@ -9,6 +9,7 @@ diagram shows the lecture's c, d, e; other names are leaves: inputs, or params w
 from __future__ import annotations
 
 import ast
+import math
 
 from cgtools.errors import CgError, did_you_mean
 
@@ -25,6 +26,7 @@ OPERATORS = {ast.Add: "Add", ast.Sub: "Sub", ast.Mult: "Mul", ast.Div: "Div", as
              ast.MatMult: "MatMul"}
 MAX_LENGTH = 20_000  # characters; a graph, not a program
 MAX_EXPONENT = 1_000  # |p| of a literal exponent
+MAX_WHOLE = 2**63 - 1  # whole numbers become int64 attributes (axis=…); 1e30 still writes a large constant
 
 
 class Builder:
@@ -100,6 +102,17 @@ class Builder:
             self.fail(node, f"attribute {name!r} must be a number, a string or a list of numbers")
         return _number(node)
 
+    def check_numbers(self, tree: ast.AST):
+        """Every number a float64 (or, if whole, an int64) holds: 1e999 would be read as infinity."""
+        for node in ast.walk(tree):
+            value = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(value, float) and not math.isfinite(value) or \
+                    isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WHOLE:
+                text = ast.get_source_segment(self.source.strip(), node) or repr(value)
+                text = text if len(text) <= 40 else text[:39] + "…"
+                self.fail(node, f"the number {text} is out of range: numbers are float64 (at most about 1.8e308) "
+                                f"and whole numbers int64 (at most {MAX_WHOLE:,})")
+
     def check_exponent(self, node: ast.AST):
         literal = node.operand if isinstance(node, ast.UnaryOp) else node
         if isinstance(literal, ast.Constant) and isinstance(literal.value, (int, float)):
@@ -166,10 +179,14 @@ def _parse(source: str, values: dict, params: set, name: str) -> dict:
     try:
         tree = ast.parse(source.strip(), mode="exec")
     except SyntaxError as e:
+        if "integer string conversion" in e.msg:  # Python refuses whole numbers past 4,300 digits
+            raise CgError("a whole number of more than 4,300 digits; numbers are float64 (at most about 1.8e308)",
+                          where="expression") from None
         raise CgError(f"invalid syntax (line {e.lineno}, column {e.offset}): {e.msg}", where="expression") from None
     if not tree.body:
         raise CgError("expected an expression, found nothing", where="expression")
     builder = Builder(source, {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
+    builder.check_numbers(tree)
     output = None
     for statement in tree.body:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0],

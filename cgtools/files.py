@@ -1,103 +1,235 @@
-"""Files as cgtools writes and reads them: atomic writes, .npz archives that never unpickle, and the limits on
-what any file read may hold (array sizes, names and text)."""
+"""Files as cgtools writes and reads them: writes that replace a file whole or not at all (and never replace what
+is not a regular file), and .npz archives that never unpickle, read within the limits (limits.py)."""
 
 from __future__ import annotations
 
-import math
+import errno
 import os
 import re
-import tempfile
+import secrets
+import stat
+import sys
 import zipfile
 import zlib
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size
+
+# Paths naming a descriptor this process already holds: written into where it points, never replaced or truncated
+DESCRIPTOR_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2}
+DESCRIPTOR_FOLDERS = ("/dev/fd/", "/proc/self/fd/")
+TEMP_NAME_KEEP = 50  # characters of the name kept in its temp file's: 200 bytes of UTF-8 at most, NAME_MAX is 255
+MAX_MEMBER_NAME = 65535 - len(".npy")  # UTF-8 bytes of an array's name: a zip entry's name length is 16 bits
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+@dataclass
+class Staged:
+    """A file written and synced to disk under a temporary name, replacing `target` on commit(); `tmp` is None
+    once committed or discarded, or when the data went straight into a device or pipe."""
+    target: Path
+    tmp: Path | None
 
+    def commit(self) -> None:
+        if self.tmp is None:
+            return
+        try:
+            os.replace(self.tmp, self.target)
+        except OSError as e:
+            raise _cannot_write(e, self.target) from None
+        self.tmp = None
+        _sync_folder(self.target.parent)
 
-FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
+    def discard(self) -> None:
+        if self.tmp is not None:
+            with suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+            self.tmp = None
 
 
 def write_atomic(path: Path, write) -> None:
-    """Call `write(file)` on a temporary file beside `path`, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    """Call `write(file)` and put the result at `path` whole or not at all (see stage)."""
+    staged = stage(path, write)
     try:
-        with os.fdopen(fd, "wb") as f:
+        staged.commit()
+    finally:
+        staged.discard()
+
+
+def stage(path: Path, write) -> Staged:
+    """Call `write(file)` on a temporary file beside the regular file `path` names (through its symlinks, which
+    keep pointing at it), synced to disk, to replace it on commit() with its permission bits, or with what open()
+    would give a new file. A character device, a pipe being read or a descriptor path (/dev/stdout) is written
+    into as a shell's `>` would; a folder, socket, block device, FIFO nobody reads or read-only file is refused.
+    The temp file is removed on every failure; leftovers of killed writers are removed by the next write."""
+    path = Path(path)
+    found = _existing(path)
+    if found is not None and (is_stream(path) or not stat.S_ISREG(found.st_mode)):
+        _write_into(path, found, write)
+        return Staged(path, None)
+    if found is not None and not os.access(path, os.W_OK):
+        raise CgError("the file is read-only; cgtools does not replace it", file=str(path))
+    target = Path(os.path.realpath(path))
+    staged = Staged(target, _create_temp(target, None if found is None else stat.S_IMODE(found.st_mode)))
+    try:
+        with open(staged.tmp, "r+b") as f:
             write(f)
-        os.chmod(tmp, FILE_MODE)  # mkstemp makes it private; the result is an ordinary file
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        staged.discard()
+        raise _cannot_write(e, path) from None
     except BaseException:
-        os.unlink(tmp)
+        staged.discard()
         raise
+    _remove_leftovers(target)
+    return staged
+
+
+def is_stream(path: Path) -> bool:
+    """Whether writing to `path` goes into something already there (a device, a pipe, /dev/stdout) rather than
+    a regular file in a folder."""
+    found = _existing(Path(path))
+    return found is not None and (_descriptor(Path(path)) is not None or stat.S_ISCHR(found.st_mode)
+                                  or stat.S_ISFIFO(found.st_mode))
+
+
+def _existing(path: Path) -> os.stat_result | None:
+    """What `path` is (through symlinks), None when nothing is there yet."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise _cannot_write(e, path) from None
+
+
+def _descriptor(path: Path) -> int | None:
+    """The descriptor `/dev/stdout`, `/dev/fd/N` or `/proc/self/fd/N` names, else None."""
+    text = str(path)
+    if text in DESCRIPTOR_PATHS:
+        return DESCRIPTOR_PATHS[text]
+    folder = next((f for f in DESCRIPTOR_FOLDERS if text.startswith(f)), None)
+    return int(text[len(folder):]) if folder and text[len(folder):].isdigit() else None
+
+
+def _write_into(path: Path, found: os.stat_result, write) -> None:
+    """`write` into what `path` already is, as a shell redirect would; never a hang on a FIFO nobody reads."""
+    mode = found.st_mode
+    what = ("a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a block device" if stat.S_ISBLK(mode) else None)
+    if what:
+        raise CgError(f"expected a file to write, found {what}; give another output name", file=str(path))
+    number = _descriptor(path)
+    try:
+        if number is not None:
+            sys.stdout.flush()
+            fd = os.dup(number)
+        else:  # O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader forever
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK | os.O_CLOEXEC)
+            os.set_blocking(fd, True)
+        with open(fd, "wb") as f:
+            write(f)
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # a FIFO with no reader
+            raise CgError("the output is a FIFO (named pipe) that no process is reading; start its reader first "
+                          "or give another output name", file=str(path)) from None
+        raise _cannot_write(e, path) from None
+
+
+def _create_temp(target: Path, mode: int | None) -> Path:
+    """A new file beside `target`, named `.NAME.PID.RANDOM.tmp`, with `mode` (None: what open() gives)."""
+    tmp = target.parent / f".{target.name[:TEMP_NAME_KEEP]}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if mode is None else 0o600)
+    except OSError as e:
+        raise CgError(f"cannot create a file in {str(target.parent)!r}: {e.strerror}", file=str(target)) from None
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    return tmp
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the temp files of earlier writes of `target` whose process has died (killed mid-write)."""
+    pattern = re.compile(re.escape(f".{target.name[:TEMP_NAME_KEEP]}.") + r"(\d+)\.[0-9a-f]{8}\.tmp")
+    with suppress(OSError), os.scandir(target.parent) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match and not _alive(int(match[1])):
+                with suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another write of this process, in progress
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or no pid at all: leave the file alone
+    return True
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename durable; some systems cannot open or sync a folder, and the file itself is synced."""
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _cannot_write(e: OSError, path: Path) -> CgError:
+    return CgError(f"cannot write: {e.strerror or e}", file=str(path))
 
 
 def write_npz(f, arrays: dict) -> None:
     """np.savez's archive, written member by member: np.savez(f, **arrays) breaks on a tensor named "file" and
-    takes one named "allow_pickle" for its flag."""
+    takes one named "allow_pickle" for its flag. Names zip or np.load would mangle are refused first."""
+    check_member_names(arrays)
     with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for key, array in arrays.items():
             with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-# The limits on arrays cgtools reads (from documents, .npz archives and ONNX models), checked from declared
-# shapes and headers before anything is allocated.
-MAX_RANK = 32  # dimensions of one array: numpy 1.x's limit, more than any model uses
-MAX_ELEMENTS = 2**28  # elements of one array: 1 GiB of float32, well past the largest embedding table of a model
-# an interpreter in numpy can train; a larger tensor is a mistake or an attack, not a graph to look at
-MAX_TOTAL_ELEMENTS = 2**29  # elements of all the arrays one graph or one archive gives: 2 GiB of float32, the
-# weights of a 500M-parameter model (its run then needs several times that for values and gradients)
-MAX_NAME_LENGTH = 1024  # characters of a tensor or node name: exporters' longest paths of module names are a few
-# hundred; a name is drawn in every label that shows it and is an .npz member's name (at most 65,535 bytes)
-MAX_TEXT_LENGTH = 100_000  # characters of any other text (docs, attributes): a tooltip, not a book
-# What no text may hold: lone surrogates (a JSON "\ud800" escape with no pair: no encoding can write them, so
-# saving or drawing would fail) and NUL (files, zip members, Graphviz and ONNX names end at it)
-_UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
+def check_member_names(keys) -> None:
+    """Refuse array names an .npz cannot hold as they are (check_member_name), and a name beside the same name
+    plus `.npy`: numpy's lookup of "x.npy" finds the member of "x" first."""
+    for key in keys:
+        check_member_name(key)
+        if key + ".npy" in keys:
+            raise CgError(f"cannot store both {key!r} and {key + '.npy'!r} in one .npz: numpy would read the second "
+                          "as the first")
+
+
+def check_member_name(key: str) -> None:
+    """Refuse an array name an .npz cannot hold as it is: zip cuts a name at NUL, stores UTF-8 (no lone
+    surrogates) and at most 65,535 bytes. Anything else (spaces, `/`, `..`, a `.npy` suffix) reads back equal."""
+    shown = repr(key if len(key) <= 60 else key[:57] + "…")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise CgError(f"cannot store the array {shown} in an .npz: its name holds a lone surrogate, which UTF-8 "
+                      "cannot encode") from None
+    if "\0" in key:
+        raise CgError(f"cannot store the array {shown} in an .npz: zip would cut its name at the NUL character")
+    if size > MAX_MEMBER_NAME:
+        raise CgError(f"cannot store the array {shown} in an .npz: its name has {size:,} bytes, a zip entry's "
+                      f"name at most {MAX_MEMBER_NAME:,}")
+
+
 NPY_VERSIONS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-
-
-def checked_size(shape) -> int:
-    """The element count of a declared shape (a list of Python ints, from a document or a header), checked
-    before numpy sees it: numpy wraps or refuses [2**62, 4] and [0, 10**20] with its own errors."""
-    dims = list(shape)
-    if len(dims) > MAX_RANK or any(type(d) is not int or d < 0 for d in dims):
-        raise CgError(f"expected a shape of at most {MAX_RANK} dimensions, each a whole number 0 or more, "
-                      f"found {_short(dims)}")
-    count = math.prod(d for d in dims if d)  # [0, 10**20] holds nothing, yet numpy cannot make it
-    if count > MAX_ELEMENTS:
-        raise CgError(f"expected a shape whose non-zero dimensions multiply to at most {MAX_ELEMENTS:,} (the "
-                      f"elements of one tensor), found {_short(dims)}: {count:,}")
-    return math.prod(dims)
-
-
-def _short(dims) -> str:
-    text = str(dims)
-    return text if len(text) <= 80 else text[:77] + "…]"
-
-
-def text_problem(text: str, limit: int = MAX_TEXT_LENGTH, what: str = "text") -> str | None:
-    """Why `text` cannot be kept (and written back out), or None: too long, a lone surrogate or a NUL."""
-    if len(text) > limit:
-        return f"expected {what} of at most {limit:,} characters, found {len(text):,}"
-    bad = _UNWRITABLE.search(text)
-    if bad is None:
-        return None
-    if bad.group() == "\0":
-        return f"found a NUL character in {what}; names and text may not hold NUL (files cannot store it)"
-    return (f"found a lone surrogate \\u{ord(bad.group()):04x} in {what}; names and text must be valid Unicode "
-            "(a JSON \\ud800-\\udfff escape needs its pair)")
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot name a tensor or a node, or None."""
-    return text_problem(name, MAX_NAME_LENGTH, "a name")
 
 
 def read_npz(path: Path, shown: str | None = None, keys=None, budget: int = MAX_TOTAL_ELEMENTS

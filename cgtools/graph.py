@@ -7,6 +7,7 @@ notebook.py.
 
 from __future__ import annotations
 
+import heapq
 import os
 import warnings
 
@@ -16,7 +17,7 @@ import numpy as np
 from cgtools import checks, interpreter, json_format, notebook
 from cgtools.compiled import CompilePolicy
 from cgtools.errors import CgError, did_you_mean
-from cgtools.files import MAX_TOTAL_ELEMENTS, checked_size
+from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size
 from cgtools.parts import LEAF_KINDS, Leaf, Node
 
 UNSIZED_DIM = 1  # the size random inputs give a symbolic dimension no --dim names
@@ -53,16 +54,13 @@ class Graph:
 
         Raises CgError naming the cycle if there is one."""
         if self._order is None:
+            self._order = in_file_order(self.nodes)
+        if self._order is None:
             G = self.to_networkx()
-            position = {node.name: i for i, node in enumerate(self.nodes)}
-            try:
-                order = nx.lexicographical_topological_sort(G, key=lambda k: position.get(k, -1))
-                self._order = [position[k] for k in order if k in position]
-            except nx.NetworkXUnfeasible:
-                cycle = [G.edges[u, v, k]["tensor"] for u, v, k, *_ in nx.find_cycle(G)]
-                loop = " → ".join(cycle + cycle[:1])
-                raise CgError(f"the graph has a cycle: {loop} (each tensor is computed from the one before it)",
-                              where="nodes") from None
+            cycle = [G.edges[u, v, k]["tensor"] for u, v, k, *_ in nx.find_cycle(G)]
+            loop = " → ".join(cycle + cycle[:1])
+            raise CgError(f"the graph has a cycle: {loop} (each tensor is computed from the one before it)",
+                          where="nodes")
         return self._order
 
     # ---- running -------------------------------------------------------------------------------
@@ -229,3 +227,27 @@ def annotate(G: nx.MultiDiGraph, run) -> None:
     for _, consumer, slot, data in G.edges(keys=True, data=True):
         data["value"], data["grad"] = values.get(data["tensor"]), grads.get(data["tensor"])
         data["use_grad"] = run.use_grads.get((consumer, slot))
+
+
+def in_file_order(nodes: list[Node]) -> list[int] | None:
+    """Node indices in a topological order, the earliest in the file first among those ready (Kahn's algorithm
+    with a heap: linear in the edges, on indices rather than a networkx graph); None when there is a cycle."""
+    producer = {out: i for i, node in enumerate(nodes) for out in node.outputs}
+    readers: list[list[int]] = [[] for _ in nodes]
+    waiting = [0] * len(nodes)
+    for i, node in enumerate(nodes):
+        for tensor in node.inputs:
+            j = producer.get(tensor)
+            if j is not None:
+                readers[j].append(i)
+                waiting[i] += 1
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for k in readers[i]:
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                heapq.heappush(ready, k)
+    return order if len(order) == len(nodes) else None

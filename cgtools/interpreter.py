@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cgtools import compiled, numerics
-from cgtools.backward import BackwardStep, backpropagate, seed_gradient
+from cgtools.backward import BackwardStep, backpropagate, described, failure_words, seed_gradient
 from cgtools.compiled import COMPILE_WHEN_WORTH_IT, CompilePolicy
 from cgtools.errors import CgError, did_you_mean, node_place
 from cgtools.memory import collector_paused
@@ -122,7 +122,8 @@ def _run(graph, inputs, backward, seed, per_use, plan, loss=None, check=False) -
     flow = flow_of(plan, vals)
     seeded = plan.slots[loss]
     grads = [None] * len(vals)
-    grads[seeded] = seed_gradient(vals[seeded], loss, seed)
+    if vals[seeded].dtype.kind == "f":  # an int or bool loss carries no gradient: nothing flows back
+        grads[seeded] = seed_gradient(vals[seeded], loss, seed)
     uses = {} if per_use else None
     if per_use:
         backpropagate(flow.backward_steps, ctxs, vals, grads, uses)
@@ -230,18 +231,27 @@ def forward(steps: list[Step], vals: list) -> list:
         ctx = Context()
         try:
             out = fwd(ctx, gather(vals)) if unary else fwd(ctx, *gather(vals))
+            if type(out) is np.ndarray and len(outs) == 1:
+                vals[outs[0]] = out
+            else:
+                store_outputs(out, outs, vals)
         except CgError as e:
             raise e.located(where=place) from None
-        except Exception as e:  # numpy's own complaint, put in the graph's terms
-            shapes = ", ".join("∅" if vals[i] is None else f"{vals[i].dtype}{list(vals[i].shape)}" for i in ins)
-            raise CgError(f"forward failed on inputs {shapes}: {e}", where=place) from None
-        if type(out) is np.ndarray:
-            vals[outs[0]] = out
-        else:
-            for i, value in zip(outs, out if type(out) is tuple else (out,)):
-                vals[i] = np.asarray(value)
+        except Exception as e:  # numpy's own complaint (a MemoryError says how much it asked for), in graph terms
+            raise CgError(f"forward failed on inputs {described(vals, ins)}: {failure_words(e)}", where=place) from None
         keep(ctx)
     return ctxs
+
+
+def store_outputs(out, outs: tuple, vals: list) -> None:
+    """The values of a step that made several outputs (or one that is not an array) into their slots; an optional
+    output made lazily (ops.base.Lazy) is computed here, only when the node lists it."""
+    made = out if type(out) is tuple else (out,)
+    if len(made) < len(outs):
+        raise CgError(f"the op made {len(made)} output{'s' * (len(made) != 1)} here, but the node lists {len(outs)}; "
+                      "list only the outputs it makes (with these attributes and inputs)")
+    for i, value in zip(outs, made):
+        vals[i] = np.asarray(value)
 
 
 def flow_of(plan: Plan, vals: list) -> Flow:
@@ -258,7 +268,7 @@ def flow_of(plan: Plan, vals: list) -> Flow:
             needs = tuple(requires[i] for i in step.ins)
             if True in needs:
                 wanted = tuple((pos, i) for pos, i in enumerate(step.ins) if requires[i])
-                steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place))
+                steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place, step.ins))
                 for i in step.outs:
                     requires[i] = vals[i] is not None and vals[i].dtype.kind == "f"
         flow = plan.flows[key] = Flow(requires, steps[::-1])

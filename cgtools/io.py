@@ -5,14 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from cgtools.errors import CgError, did_you_mean
 from cgtools.graph import Graph
+from cgtools.json_format import save
 from cgtools.onnx.mapping import require_onnx
 from cgtools.onnx.read import load_onnx
 from cgtools.onnx.write import save_onnx
-from cgtools.values import INLINE_LIMIT
 
 
 def load(source, *, params=(), constants=()) -> Graph:
@@ -49,21 +47,22 @@ def with_kinds(graph: Graph, params=(), constants=()) -> Graph:
                  doc=graph.doc, opset=graph.opset, path=graph.path)
 
 
-def convert(source, target, *, params=(), constants=()) -> list[Path]:
-    """model.onnx -> graph.json (arrays over 1,000 elements into graph.npz beside it), or graph.json ->
-    model.onnx. Returns the paths written."""
+def convert(source, target, *, params=(), constants=(), weights=None) -> list[Path]:
+    """model.onnx -> graph.json (arrays over 1,000 elements into `weights`, by default graph.npz beside it), or
+    graph.json -> model.onnx. Returns the paths written."""
     require_onnx()  # a CgError saying how to install it, before any file is touched
     source, target = Path(source), Path(target)
     kinds = (source.suffix.lower(), target.suffix.lower())
     if kinds not in ((".onnx", ".json"), (".json", ".onnx")):
         raise CgError(f"convert reads model.onnx and writes graph.json, or reads graph.json and writes "
                       f"model.onnx; found {source.name!r} -> {target.name!r}")
+    if weights is not None and kinds[1] != ".json":
+        raise CgError("--weights names where a graph.json's large arrays go; an ONNX model holds its own")
     folder = target.parent
     if not folder.resolve().is_dir():
         raise CgError(f"no such folder {str(folder)!r} to write {target.name!r} in")
     if kinds[0] == ".onnx":
         graph = load(source, params=params, constants=constants)
-        sidecar = any(leaf.value is not None and np.size(leaf.value) > INLINE_LIMIT for leaf in graph.leaves.values())
-        graph.save(target)
-        return [target, target.with_suffix(".npz")] if sidecar else [target]
+        written = save(graph, target, weights=weights, inputs=(source,))
+        return [target, written] if written else [target]
     return [save_onnx(load(source, params=params, constants=constants), target)]

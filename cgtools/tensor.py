@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 
-from cgtools.backward import BackwardStep, backpropagate, seed_gradient
+from cgtools.backward import BackwardStep, backpropagate, described, failure_words, seed_gradient
 from cgtools.errors import CgError
 from cgtools.graph import Graph
 from cgtools.ops import Context, get_op, register_op
@@ -55,7 +55,14 @@ class Tensor:
         args = [x if isinstance(x, Tensor) else constant(x) for x in inputs]
         ctx = Context()
         ctx.needs_grad = tuple(x.value.dtype.kind == "f" and not x.constant for x in args)
-        value = bound_forward(op, attrs)(ctx, *(x.value for x in args))
+        values = [x.value for x in args]
+        try:
+            value = bound_forward(op, attrs)(ctx, *values)
+        except CgError as e:
+            raise e.located(where=op_type) from None
+        except Exception as e:  # numpy's own complaint, in the op's terms, as a graph's forward says it
+            raise CgError(f"forward failed on inputs {described(values, range(len(values)))}: {failure_words(e)}",
+                          where=op_type) from None
         out = cls(value[0] if isinstance(value, tuple) else value)  # of several outputs, a tensor keeps the first
         out.op, out.inputs, out.attrs, out.ctx = op, tuple(args), attrs, ctx
         return out

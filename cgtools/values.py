@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.files import MAX_TOTAL_ELEMENTS, checked_size, read_npz
+from cgtools.files import read_npz
+from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size
 
 DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
 INLINE_LIMIT = 1000  # arrays with more elements are saved into an .npz beside the graph

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from cgtools.cli.drawing import WIDE_UP_TO, auto_rankdir, deliver, edge_colouring
+from cgtools.cli.drawing import WIDE_UP_TO, auto_rankdir, deliver, edge_colouring, refuse_oversized
 from cgtools.cli.options import (
     INPUTS_OPTION,
     LABELS_OPTION,
@@ -19,6 +19,7 @@ from cgtools.cli.options import (
     PRECISION_OPTION,
     SET_OPTION,
     UPSTREAM_OPTION,
+    WEIGHTS_OPTION,
     attach_loss,
     feed,
     frames_folder,
@@ -33,7 +34,7 @@ from cgtools.cli.options import (
     split_names,
     upstream_gradient,
 )
-from cgtools.cli.reporting import checked_run, note, run_for_drawing, write_frame_files
+from cgtools.cli.reporting import INTERNAL_ERROR, checked_run, note, run_for_drawing, write_frame_files
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -197,6 +198,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     g, loss = attach_loss(g, sets, labels_file, loss_fn, loss, upstream)
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
     rankdir = auto_rankdir(g) if rankdir.lower() == "auto" else rankdir
+    refuse_oversized(g, fmt, frames_dir is not None, collapse or focus)  # before the run, which takes long too
     run = run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
@@ -241,12 +243,13 @@ def new(expression, sets, params, output, name):
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path(dir_okay=False))
+@WEIGHTS_OPTION
 @leaf_kinds_option
-def convert(source, target, kinds):
+def convert(source, target, weights, kinds):
     """Convert between formats: model.onnx -> graph.json (weights into graph.npz) or graph.json -> model.onnx."""
     from cgtools.io import convert as convert_files
 
-    for written in convert_files(source, target, **kinds):
+    for written in convert_files(source, target, weights=weights, **kinds):
         click.echo(str(written))
 
 
@@ -261,17 +264,21 @@ def convert(source, target, kinds):
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch shuffling.")
 @click.option("-o", "--output", metavar="OUT", help="Write the trained graph here; default: back into GRAPH.")
+@WEIGHTS_OPTION
 @leaf_kinds_option
-def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output, kinds):
+def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output, weights, kinds):
     """Train GRAPH's params on DATA with SGD or Adam; write the trained params back (large ones to an .npz)."""
     from pathlib import Path
 
     import cgtools
     from cgtools import optim
     from cgtools import train as training
+    from cgtools.json_format import check_save, save
 
     g = cgtools.load(graph, **kinds)
     arrays = training.load_data(data, g)
+    target = Path(output) if output else Path(graph)
+    check_save(g, target, weights=weights, inputs=(data,))  # before training, not after
     opt = optim.SGD(g, lr, momentum) if optimizer == "sgd" else optim.Adam(g, lr)
     per_epoch = -(-len(next(iter(arrays.values()))) // batch_size)
     latest = {"loss": float("nan")}
@@ -290,9 +297,8 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
     accuracy = training.accuracy(g, arrays)
     click.echo(f"loss {history[0]:.4f} -> {history[-1]:.4f} over {epochs} epochs"
                + (f"; accuracy {accuracy:.1%}" if accuracy is not None else ""))
-    target = Path(output) if output else Path(graph)
-    g.save(target)
-    click.echo(str(target))
+    written = save(g, target, weights=weights, inputs=(data,))
+    click.echo("\n".join(map(str, filter(None, (target, written)))))
 
 
 @cli.command()
@@ -360,24 +366,16 @@ def ops():
 
 def main(argv=None) -> None:
     """Entry point: user errors become `error: …` on stderr and exit code 1, never a traceback."""
+    import os
     import warnings
 
-    from cgtools.errors import CgError, terminal_safe
+    from cgtools.cli.reporting import failure_code
 
     warnings.showwarning = lambda message, *_, **__: click.echo(f"note: {message}", err=True)
     try:
         code = cli.main(args=argv, prog_name="cgtools", standalone_mode=False)
-    except CgError as e:
-        click.echo(f"error: {terminal_safe(str(e))}", err=True)
-        sys.exit(1)
-    except click.ClickException as e:
-        hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) else ""
-        click.echo(f"error: {e.format_message()}{hint}", err=True)
-        sys.exit(1)
-    except click.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(1)
-    except OSError as e:
-        click.echo(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), err=True)
-        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - every failure said in words; failure_code tells a bug from the input's
+        code = failure_code(e)
+        if code == INTERNAL_ERROR and os.environ.get("CGTOOLS_TRACEBACK"):
+            raise
     sys.exit(code if isinstance(code, int) else 0)

@@ -40,6 +40,18 @@ def edge_colouring(color_by: str | None, against: str | None, source, sets: dict
     return Colouring(color_by)
 
 
+def refuse_oversized(graph, fmt: str, frames: bool, part_drawn) -> None:
+    """A graph too large for Graphviz refused before its run: every op is a box, unless a part is drawn."""
+    from cgtools.export.layout import FRAMES_LIMIT, GRAPHVIZ_LIMIT, refuse_oversized
+
+    if part_drawn:
+        return
+    if frames:
+        refuse_oversized(len(graph.nodes), graph, FRAMES_LIMIT, "frames")
+    elif fmt != "html":
+        refuse_oversized(len(graph.nodes), graph, GRAPHVIZ_LIMIT)
+
+
 def deliver(data: bytes, target, *, path_to_stderr: bool = False) -> None:
     """A drawing written to `target` (atomically), its path said; with no target, written to stdout."""
     from cgtools.files import write_atomic

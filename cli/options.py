@@ -24,6 +24,9 @@ LABELS_OPTION = click.option("--labels", "labels_file", type=click.Path(exists=T
 LOSS_FN_OPTION = click.option("--loss-fn", type=click.Choice(["xent", "mse"]), help="The loss --labels attaches: "
                               "cross-entropy over the class axis 1, or mean squared error; default: xent for integer "
                               "labels, mse for a float target.")
+WEIGHTS_OPTION = click.option("--weights", type=click.Path(dir_okay=False), metavar="FILE.npz",
+                              help="Where the graph's arrays over 1,000 elements go, inside its folder; "
+                              "default: beside the graph, with its name and .npz.")
 PARAM_OPTION = click.option("--param", "params", multiple=True, metavar="NAME",
                             help="Make this leaf a param (trainable); the others are inputs. Repeatable, or a,b.")
 

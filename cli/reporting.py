@@ -8,12 +8,36 @@ import sys
 import click
 
 PROGRESS_FROM = 12  # frames; shorter sequences draw in a blink
+INTERNAL_ERROR = 70  # exit code of a bug in cgtools (sysexits' EX_SOFTWARE); an input's fault exits 1
 
 
 def note(text: str) -> None:
     from cgtools.errors import terminal_safe
 
     click.echo(f"note: {terminal_safe(text)}", err=True)
+
+
+def failure_code(e: Exception) -> int:
+    """Say what failed on stderr, as `error: …`, never a traceback; the exit code: 1 for what the input or the
+    machine caused, INTERNAL_ERROR for a bug."""
+    from cgtools.errors import CgError, terminal_safe
+
+    if isinstance(e, click.ClickException):
+        hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) else ""
+        message = e.format_message() + hint
+    elif isinstance(e, click.Abort):
+        message = "aborted"
+    elif isinstance(e, OSError):  # a file missing, unreadable or not writable, a full disk
+        message = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    elif isinstance(e, MemoryError):
+        message = "out of memory: the graph or its values need more than this machine has"
+    elif not isinstance(e, CgError):
+        click.echo(f"error: internal error ({type(e).__name__}: {terminal_safe(str(e))[:300]}); this is a bug in "
+                   "cgtools, not in your input: please report it with the command and its files (run again with "
+                   "CGTOOLS_TRACEBACK=1 for the traceback)", err=True)
+        return INTERNAL_ERROR
+    click.echo(f"error: {terminal_safe(str(e) if isinstance(e, CgError) else message)}", err=True)
+    return 1
 
 
 def checked_run(graph, sets: dict, **options):

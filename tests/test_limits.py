@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import cgtools
-from cgtools import json_format
-from cgtools.files import MAX_ELEMENTS, MAX_TOTAL_ELEMENTS, read_npz
+from cgtools import json_format, limits
+from cgtools.files import read_npz
+from cgtools.limits import MAX_ELEMENTS, MAX_TOTAL_ELEMENTS
 from helpers import error_of, run_cli, run_in_process
 
 onnx = pytest.importorskip("onnx")
@@ -368,7 +369,7 @@ def test_random_inputs_are_sized_within_the_limits(tmp_path, capsys):
 def test_graph_files_over_the_size_limit_are_refused_before_parsing(tmp_path, capsys):
     path = tmp_path / "huge.json"
     with path.open("wb") as f:
-        f.truncate(json_format.MAX_DOCUMENT_BYTES + 1)  # sparse: no disk space, no time
+        f.truncate(limits.MAX_DOCUMENT_BYTES + 1)  # sparse: no disk space, no time
     start = time.perf_counter()
-    refused(capsys, path, f"expected a graph file of at most {json_format.MAX_DOCUMENT_BYTES:,} bytes")
+    refused(capsys, path, f"expected a graph file of at most {limits.MAX_DOCUMENT_BYTES:,} bytes")
     assert time.perf_counter() - start < 5

@@ -10,9 +10,9 @@ FORMATS = ("svg", "png", "pdf", "dot", "html")
 
 def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
     """The diagram of `graph` (with a run's values and gradients) as bytes in `fmt`."""
-    from cgtools.export.dot import to_dot
+    from cgtools.export.dot import display_graph, dot_text
     from cgtools.export.grouping import diagram_scene
-    from cgtools.export.layout import drawing
+    from cgtools.export.layout import drawing, refuse_oversized
     from cgtools.export.scene import View
     from cgtools.memory import collector_paused
 
@@ -21,10 +21,12 @@ def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
         from cgtools.export.html import to_html
 
         return to_html(graph, run, view).encode()
-    if fmt == "dot":
-        return to_dot(graph, run, view).encode()
+    if not (view.focus or view.collapse):  # the diagram has a box per op at least: refused before it is made
+        refuse_oversized(len(graph.nodes), graph)
     with collector_paused():
-        return drawing(diagram_scene(graph, run, view), fmt)
+        scene = diagram_scene(graph, run, view)
+        refuse_oversized(scene.graph.number_of_nodes(), graph)
+        return dot_text(display_graph(scene)).encode() if fmt == "dot" else drawing(scene, fmt)
 
 
 def notebook_svg(graph, run=None) -> str | None:

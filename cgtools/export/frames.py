@@ -20,6 +20,7 @@ from pathlib import Path
 from cgtools.errors import CgError
 from cgtools.export.dot import display_graph, dot_text, render
 from cgtools.export.grouping import diagram_scene
+from cgtools.export.layout import FRAMES_LIMIT, refuse_oversized
 from cgtools.export.scene import Reveal, View, reveals
 from cgtools.files import write_atomic
 
@@ -29,7 +30,10 @@ class Frames:
 
     def __init__(self, graph, run, view: View, fmt: str):
         self.fmt = fmt
+        if not (view.focus or view.collapse):
+            refuse_oversized(len(graph.nodes), graph, FRAMES_LIMIT, "frames")
         self.scene = diagram_scene(graph, run, view)  # made once (focused, collapsed), drawn at every step
+        refuse_oversized(self.scene.graph.number_of_nodes(), graph, FRAMES_LIMIT, "frames")
         self.reveals = reveals(graph, run)
         self._layout = None
 

@@ -19,6 +19,7 @@ from collections import defaultdict
 
 import networkx as nx
 
+from cgtools.errors import CgError
 from cgtools.export.dot import LayoutTooSlow, display_graph, dot_text, render
 from cgtools.export.scene import Reveal, Scene
 
@@ -29,6 +30,8 @@ POINTS = 1.5  # Graphviz points per px of the layered layout: its sizes are the 
 GAP = 40.0  # px of air between layers, and between neighbours in a layer
 CHAR, LINE = 8.5, 20.0  # px per character and per line of a label, roughly, at the page's font sizes
 SWEEPS = 4
+GRAPHVIZ_LIMIT = 5_000  # boxes; Graphviz draws 5,000 in seconds, 20,000 in minutes and gigabytes
+FRAMES_LIMIT = DOT_LIMIT  # boxes; frames share one `dot` layout, which has no faster fallback
 
 
 Point = tuple[float, float]
@@ -43,6 +46,17 @@ def positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None] | None
         except LayoutTooSlow as slow:
             warnings.warn(f"{slow}: laid out by cgtools' layered layout instead", stacklevel=2)
     return layered_positions(scene.graph, scene.view.rankdir), None
+
+
+def refuse_oversized(boxes: int, graph, limit: int = GRAPHVIZ_LIMIT, drawn: str = "one drawing") -> None:
+    """A CgError saying what to draw instead when `boxes` are more than Graphviz lays out in reasonable time."""
+    if boxes <= limit:
+        return
+    parts = ["--focus NAME --depth 2 (the neighbourhood of one node)"]
+    if any(node.scope for node in graph.nodes):
+        parts.append("--collapse 1 (one box per module)")
+    raise CgError(f"{boxes:,} boxes are too many for {drawn} (at most {limit:,}; Graphviz would run for minutes); "
+                  f"draw part of the graph, with {' or '.join(parts)}, or all of it as an interactive page: -f html")
 
 
 def drawing(scene: Scene, fmt: str, reveal: Reveal = Reveal()) -> bytes:

@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.files import MAX_TOTAL_ELEMENTS, checked_size, name_problem, text_problem
+from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size, name_problem, text_problem
 
 # TensorProto.DataType code -> dtype name: numpy's name where numpy has the type, ONNX's (lower-cased) otherwise.
 TYPE_NAMES: dict[int, str] = {

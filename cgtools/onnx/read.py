@@ -12,8 +12,8 @@ import numpy as np
 
 from cgtools.checks import check
 from cgtools.errors import CgError
-from cgtools.files import checked_size
 from cgtools.graph import Graph
+from cgtools.limits import checked_size
 from cgtools.onnx.mapping import (
     LOADER_OPS,
     LOSS_KEY,

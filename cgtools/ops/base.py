@@ -13,6 +13,7 @@ in `attribute_forms` and keeps one signature: `bound_forward` feeds such an attr
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, get_args, get_origin
@@ -59,6 +60,9 @@ class Operation:
     infix: bool = False  # drawn between its two operands: "3 × ·"
     # attribute an older opset gave in place of an input -> (that input, the attribute's kind)
     attribute_forms: dict[str, tuple[str, str]] = {}
+    # the outputs forward makes, in order: the first always, the others (optional, as ONNX's are) when a node
+    # lists them; one name ending in "…" stands for any number, at least one (Split's parts)
+    outputs: tuple[str, ...] = ("Y",)
 
     @staticmethod
     def forward(ctx, *inputs, **attrs):
@@ -83,6 +87,7 @@ class OpSpec:
     attrs: dict[str, tuple[str, object]] = field(default_factory=dict)  # name -> (kind, default)
     choices: dict[str, tuple] = field(default_factory=dict)  # name -> allowed values, for the "enum" kind
     forms: dict[str, str] = field(default_factory=dict)  # attribute form -> the input it feeds
+    outputs: tuple[str, ...] = ("Y",)  # Operation.outputs
 
     @property
     def arity(self) -> str:
@@ -91,6 +96,11 @@ class OpSpec:
         if self.required == len(self.inputs):
             return str(self.required)
         return f"{self.required} to {len(self.inputs)}"
+
+    @property
+    def most_outputs(self) -> float:
+        """How many outputs a node may list: the op's, or any number for variadic outputs."""
+        return math.inf if self.outputs[-1].endswith("…") else len(self.outputs)
 
     @property
     def signature(self) -> str:
@@ -115,7 +125,7 @@ REQUIRED = object()  # default of an attribute the graph must give
 REGISTRY: dict[str, type[Operation]] = {}
 
 
-def _spec_of(forward, attribute_forms: dict) -> OpSpec:
+def _spec_of(forward, attribute_forms: dict, outputs: tuple[str, ...]) -> OpSpec:
     params = list(inspect.signature(forward, eval_str=True).parameters.values())[1:]  # drop ctx
     inputs, required, variadic, attrs, choices = [], 0, False, {}, {}
     for p in params:
@@ -140,7 +150,7 @@ def _spec_of(forward, attribute_forms: dict) -> OpSpec:
             raise TypeError(f"attribute form {name!r}: an optional input's name, and 'ints' or 'float'")
         attrs[name] = (kind, None)
     forms = {name: fed for name, (fed, _) in attribute_forms.items()}
-    return OpSpec(tuple(inputs), required, variadic, attrs, choices, forms)
+    return OpSpec(tuple(inputs), required, variadic, attrs, choices, forms, tuple(outputs))
 
 
 def register_op(op_type: str):
@@ -148,7 +158,7 @@ def register_op(op_type: str):
 
     def register(cls):
         cls.op_type = op_type
-        cls.spec = _spec_of(cls.forward, cls.attribute_forms)
+        cls.spec = _spec_of(cls.forward, cls.attribute_forms, cls.outputs)
         if "symbol" not in vars(cls):
             cls.symbol = op_type
         REGISTRY[op_type] = cls

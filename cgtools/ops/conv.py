@@ -179,7 +179,7 @@ class Conv(Operation):
             g = grad[samples].astype(dtype, copy=False).swapaxes(0, 1).reshape(group, M // group, -1)
             if ctx.needs_grad[0]:
                 cols = np.matmul(w.swapaxes(1, 2), g)  # g × (C/g)·K × n·out
-                gx_parts.append(col2im(cols.reshape(X.shape[1], -1, n, *win.out), win))
+                gx_parts.append(col2im(cols.reshape(X.shape[1], math.prod(win.kernel), n, *win.out), win))
             if ctx.needs_grad[1]:
                 cols = im2col(x, win, dtype).reshape(group, -1, n * math.prod(win.out))
                 part = np.matmul(g, cols.swapaxes(1, 2)).reshape(W.shape)
@@ -218,6 +218,7 @@ class MaxPool(Operation):
     """the maximum of each window (optional second output Indices: where it was, in the flattened input)"""
 
     symbol = "max pool"
+    outputs = ("Y", "Indices")
 
     @staticmethod
     def forward(ctx, X, *, auto_pad: AutoPad = "NOTSET", ceil_mode: int = 0, dilations: list[int] = (),
@@ -234,6 +235,8 @@ class MaxPool(Operation):
     @staticmethod
     def backward(ctx, grad, grad_indices=None):
         xp, y, win = ctx
+        if grad is None:  # only Indices is used downstream: it passes no gradient back
+            return (np.zeros_like(xp[win.inner]),)
         best = argmax_offsets(xp, y, win)
         gxp = np.zeros(grad.shape[:2] + win.padded, grad.dtype)
         for k, where in enumerate(win.offsets()):

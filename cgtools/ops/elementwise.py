@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cgtools.errors import CgError
 from cgtools.ops.base import Operation, register_op
 
 
@@ -168,6 +169,7 @@ class Clip(Operation):
 
     @staticmethod
     def forward(ctx, x, min=None, max=None):
+        min, max = scalar_bound(min, "min"), scalar_bound(max, "max")
         ctx.save(x, min, max)
         y = x
         if min is not None:
@@ -192,6 +194,16 @@ class Clip(Operation):
         if hi is not None and ctx.needs_grad[2]:
             ghi = grad * ((x > hi) if lo is None else (x > hi) | (hi < lo))
         return grad * inside, glo, ghi
+
+
+def scalar_bound(bound, name):
+    """A bound of Clip as the scalar ONNX says it is (a one-element tensor is taken as its element)."""
+    if bound is None or bound.ndim == 0:
+        return bound
+    if bound.size != 1:
+        raise CgError(f"expected {name} to be a scalar (the same bound for every element), found shape "
+                      f"{list(bound.shape)}")
+    return bound.reshape(())
 
 
 @register_op("Sum")

@@ -50,6 +50,9 @@ class Gemm(Operation):
     @staticmethod
     def forward(ctx, A, B, C=None, *, alpha: float = 1.0, beta: float = 1.0, transA: int = 0,
                 transB: int = 0):
+        if A.ndim != 2 or B.ndim != 2:
+            raise CgError(f"Gemm multiplies matrices: expected A and B of 2 dimensions, found A of shape "
+                          f"{list(A.shape)} and B of shape {list(B.shape)} (MatMul takes other ranks)")
         a = A.T if transA else A
         b = B.T if transB else B
         ctx.save(a, b, alpha, beta, transA, transB)
@@ -94,6 +97,19 @@ def einsum_terms(equation: str, arrays) -> tuple[list[str], str]:
     return terms, rhs.replace("...", dots)
 
 
+def letter_sizes(equation: str, terms: list[str], arrays) -> dict[str, int]:
+    """The length each letter stands for: the same on every axis it labels, but where broadcasting stretches a 1
+    (numpy lets an empty diagonal of unequal lengths through)."""
+    sizes = {}
+    for term, x in zip(terms, arrays):
+        for c, n in zip(term, x.shape):
+            known = sizes.get(c, 1)
+            if n != known and 1 not in (n, known):
+                raise CgError(f"the letter {c!r} of the equation {equation!r} labels axes of lengths {known} and {n}")
+            sizes[c] = n if known == 1 else known
+    return sizes
+
+
 @register_op("Einsum")
 class Einsum(Operation):
     """Einstein summation over the inputs, as the equation says ("ij,jk->ik" is a matrix product)"""
@@ -103,16 +119,13 @@ class Einsum(Operation):
     @staticmethod
     def forward(ctx, *inputs, equation: str):
         terms, out = einsum_terms(equation, inputs)
-        ctx.save(terms, out, inputs)
-        return np.asarray(np.einsum(",".join(terms) + "->" + out, *inputs))
+        y = np.asarray(np.einsum(",".join(terms) + "->" + out, *inputs))
+        ctx.save(terms, out, inputs, letter_sizes(equation, terms, inputs))
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        terms, out, inputs = ctx
-        sizes = {}
-        for term, x in zip(terms, inputs):
-            for c, n in zip(term, x.shape):
-                sizes[c] = max(sizes.get(c, 1), n)
+        terms, out, inputs, sizes = ctx
         grads = []
         for k, (term, x) in enumerate(zip(terms, inputs)):
             if not ctx.needs_grad[k]:

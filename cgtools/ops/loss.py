@@ -6,6 +6,7 @@ from typing import Literal
 
 import numpy as np
 
+from cgtools.errors import CgError
 from cgtools.ops.base import Operation, register_op
 from cgtools.ops.nn import log_softmax
 
@@ -19,16 +20,34 @@ def reduce_loss(per_element, reduction, denominator):
     return np.asarray(total if reduction == "sum" else total / denominator, per_element.dtype)
 
 
+def check_labels(scores, labels, weights, ignore_index):
+    """Labels as ONNX wants them: one class per score vector (N×… for scores N×C×…), each in [0, C) unless ignored;
+    weights one per class."""
+    if scores.ndim < 2 or labels.shape != scores.shape[:1] + scores.shape[2:]:
+        raise CgError(f"expected scores of shape N×C×… and labels of shape N×…, found scores of shape "
+                      f"{list(scores.shape)} and labels of shape {list(labels.shape)}")
+    classes = scores.shape[1]
+    if weights is not None and weights.shape != (classes,):
+        raise CgError(f"expected weights of shape [{classes}] (one per class), found {list(weights.shape)}")
+    wrong = (labels < 0) | (labels >= classes)
+    if ignore_index is not None:
+        wrong &= labels != ignore_index
+    if wrong.any():
+        raise CgError(f"expected labels in [0, {classes - 1}] (the classes of the scores), found {labels[wrong][0]}")
+
+
 @register_op("SoftmaxCrossEntropyLoss")
 class SoftmaxCrossEntropyLoss(Operation):
     """−log softmax(scores)[label], weighted, over a batch (scores N×C×…, labels N×… integers)"""
 
     symbol = "cross-entropy"
+    outputs = ("output", "log_prob")
 
     @staticmethod
     def forward(ctx, scores, labels, weights=None, *, reduction: Reduction = "mean", ignore_index: int = None):
-        log_prob = log_softmax(scores, axis=1)
         labels = np.asarray(labels, np.int64)
+        check_labels(scores, labels, weights, ignore_index)
+        log_prob = log_softmax(scores, axis=1)
         kept = None if ignore_index is None else labels != ignore_index
         if kept is not None:
             labels = np.where(kept, labels, 0)  # any valid class; its weight is zeroed below

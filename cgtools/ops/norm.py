@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cgtools.errors import CgError
@@ -25,11 +27,16 @@ class BatchNormalization(Operation):
     statistic (the batch's biased variance, as in ONNX)."""
 
     symbol = "batch norm"
+    outputs = ("Y", "running_mean", "running_var")
 
     @staticmethod
     def forward(ctx, X, scale, B, input_mean, input_var, *, epsilon: float = 1e-5, momentum: float = 0.9,
                 training_mode: int = 0):
         shape = channel_shape(X)
+        for name, v in (("scale", scale), ("B", B), ("input_mean", input_mean), ("input_var", input_var)):
+            if v.shape != X.shape[1:2]:
+                raise CgError(f"expected {name} of shape [{X.shape[1]}] (one value per channel of X, of shape "
+                              f"{list(X.shape)}), found {list(v.shape)}")
         dtype = work_dtype(X, scale, B, input_mean, input_var)
         if training_mode:
             axes = all_but_channels(X)
@@ -68,7 +75,7 @@ class BatchNormalization(Operation):
     def training_backward(ctx, grad, grad_running_mean, grad_running_var):
         _, x_hat, inv_std, scale, momentum = ctx
         shape, axes = channel_shape(x_hat), all_but_channels(x_hat)
-        count = x_hat.size // inv_std.size
+        count = math.prod(x_hat.shape[a] for a in axes)
         gx, g_scale, gb, g_mean, g_var = np.zeros_like(x_hat), None, None, None, None
         if grad is not None:
             gx = standardize_backward(grad * scale.reshape(shape), x_hat, inv_std, axes)
@@ -100,6 +107,7 @@ class LayerNormalization(Operation):
     """(X − mean)/√(var + ε)·Scale + B over the axes from `axis` on (outputs Y, Mean, InvStdDev)"""
 
     symbol = "layer norm"
+    outputs = ("Y", "Mean", "InvStdDev")
 
     @staticmethod
     def forward(ctx, X, Scale, B=None, *, axis: int = -1, epsilon: float = 1e-5, stash_type: int = 1):
@@ -124,7 +132,7 @@ class LayerNormalization(Operation):
         if grad is not None:  # the engine sums g_scale and gb down to Scale's and B's shapes
             gx = standardize_backward(grad * scale, x_hat, inv_std, axes)
             g_scale, gb = grad * x_hat, grad
-        count = x_hat.size // inv_std.size
+        count = math.prod(x_hat.shape[a] for a in axes)
         if grad_mean is not None:  # ∂mean/∂x = 1/count
             gx += grad_mean / count
         if grad_inv_std is not None:  # ∂(1/σ)/∂x = −x̂/(σ²·count)
@@ -160,6 +168,7 @@ class Dropout(Operation):
     """data unchanged in inference; in training, random elements zeroed and the rest scaled by 1/(1 − ratio)"""
 
     symbol = "dropout"
+    outputs = ("output", "mask")
 
     attribute_forms = {"ratio": ("ratio", "float")}  # an input since opset 12
 

@@ -103,6 +103,10 @@ class Concat(Operation):
 
     @staticmethod
     def forward(ctx, *inputs, axis: int):
+        rank = inputs[0].ndim
+        if not -rank <= axis < rank or any(x.ndim != rank for x in inputs):
+            raise CgError(f"expected inputs of one rank, at least 1, and axis in [{-rank}, {rank - 1}]; found axis "
+                          f"{axis} and shapes {', '.join(str(list(x.shape)) for x in inputs)}")
         ctx.save(axis, [x.shape[axis] for x in inputs])
         return np.concatenate(inputs, axis=axis)
 

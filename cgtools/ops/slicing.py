@@ -23,6 +23,7 @@ class Split(Operation):
     """input cut into consecutive parts along an axis: of the sizes `split`, or `num_outputs` equal parts"""
 
     symbol = "split"
+    outputs = ("outputs…",)
 
     attribute_forms = {"split": ("split", "ints")}  # an input since opset 13
 
@@ -89,8 +90,12 @@ class Slice(Operation):
             raise CgError("Slice needs starts and ends, as inputs (or, in opsets before 10, attributes)")
         if len(begin) != len(end):
             raise CgError(f"Slice needs as many ends as starts, found {len(end)} and {len(begin)}")
-        dims = [a % data.ndim for a in ints_of(axes)] or list(range(len(begin)))
-        index = slice_index(data.shape, begin, end, dims, ints_of(steps) or [1] * len(begin))
+        dims = [a % max(data.ndim, 1) for a in ints_of(axes)] or list(range(len(begin)))
+        strides = ints_of(steps) or [1] * len(begin)
+        if len(dims) != len(begin) or len(strides) != len(begin) or max(dims, default=0) >= data.ndim:
+            raise CgError(f"Slice needs one axis (of the data's {data.ndim}) and one step per start; found "
+                          f"{len(begin)} starts, axes {ints_of(axes)} and steps {ints_of(steps)}")
+        index = slice_index(data.shape, begin, end, dims, strides)
         ctx.save(data.shape, index)
         return data[index]
 
@@ -267,6 +272,9 @@ class Trilu(Operation):
 
     @staticmethod
     def forward(ctx, input, k=None, *, upper: int = 1):
+        if input.ndim < 2:
+            raise CgError(f"expected a matrix or a batch of them (at least 2 dimensions), found shape "
+                          f"{list(input.shape)}")
         triangle = np.triu if upper else np.tril
         k = 0 if k is None else int(np.ravel(k)[0])
         ctx.save(triangle, k)
