@@ -19,11 +19,10 @@ from cgtools.errors import CgError, did_you_mean, json_path
 from cgtools.files import check_member_names, is_stream, stage, write_npz
 from cgtools.limits import (
     MAX_DOCUMENT_BYTES,
-    MAX_NESTING,
     MAX_TOTAL_ELEMENTS,
     check_document,
     checked_size,
-    number_parser,
+    parse_json,
 )
 from cgtools.parts import LEAF_KINDS, Leaf, Node
 
@@ -92,25 +91,9 @@ def read_document(path) -> dict:
     except (OSError, UnicodeDecodeError) as e:
         raise CgError(f"cannot read: {e}", file=str(path)) from None
     try:
-        doc = json.loads(text, object_pairs_hook=_unique_keys, parse_int=number_parser(int),
-                         parse_float=number_parser(float))
+        return parse_json(text)
     except CgError as e:
         raise e.located(file=str(path)) from None
-    except json.JSONDecodeError as e:
-        raise CgError(f"line {e.lineno} column {e.colno}: invalid JSON: {e.msg}", file=str(path)) from None
-    except RecursionError:  # Python's JSON reader recurses once per level
-        raise CgError(f"lists or objects nested deeper than the JSON reader can follow; a graph needs at most "
-                      f"{MAX_NESTING} levels", file=str(path)) from None
-    return doc
-
-
-def _unique_keys(pairs):
-    seen = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise CgError(f"the field {key!r} appears twice in one object; JSON would silently keep the last")
-        seen.add(key)
-    return dict(pairs)
 
 
 def parts_of(doc, file: str | None = None) -> dict:

@@ -6,6 +6,7 @@ iteratively. Documents (json_format), .npz files (files.read_npz), ONNX models (
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -71,15 +72,42 @@ def name_problem(name: str) -> str | None:
 
 # ---- JSON documents --------------------------------------------------------------------------------------
 
-class LongNumber(str):
-    """A number literal over MAX_NUMBER_DIGITS characters, kept as its text for check_document to place."""
+class UnreadableNumber(str):
+    """A number literal over MAX_NUMBER_DIGITS characters or beyond float64's range (1e999), kept as its text
+    for check_document to place."""
 
 
 def number_parser(convert):
-    """json.loads' parse_int or parse_float: `convert`, or a LongNumber past MAX_NUMBER_DIGITS characters."""
+    """json.loads' parse_int or parse_float: `convert`, or an UnreadableNumber."""
     def parse(text: str):
-        return convert(text) if len(text) <= MAX_NUMBER_DIGITS else LongNumber(text)
+        if len(text) <= MAX_NUMBER_DIGITS:
+            value = convert(text)
+            if convert is not float or math.isfinite(value):  # "Infinity" is no literal: parse_constant reads it
+                return value
+        return UnreadableNumber(text)
     return parse
+
+
+def parse_json(text: str):
+    """JSON text read within the limits: each object's keys unique, number literals kept for check_document to
+    refuse, nesting past Python's reader a CgError. The document still needs check_document."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=number_parser(int),
+                          parse_float=number_parser(float))
+    except json.JSONDecodeError as e:
+        raise CgError(f"line {e.lineno} column {e.colno}: invalid JSON: {e.msg}") from None
+    except RecursionError:  # Python's JSON reader recurses once per level
+        raise CgError(f"lists or objects nested deeper than the JSON reader can follow; at most {MAX_NESTING} "
+                      "levels are needed") from None
+
+
+def _unique_keys(pairs):
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise CgError(f"the field {key!r} appears twice in one object; JSON would silently keep the last")
+        seen.add(key)
+    return dict(pairs)
 
 
 def check_document(doc) -> None:
@@ -93,6 +121,8 @@ def check_document(doc) -> None:
         if isinstance(item, str):
             _check_string(item, place)
             continue
+        if not isinstance(item, (dict, list)):
+            continue
         if len(place) > MAX_NESTING:
             raise CgError(f"expected at most {MAX_NESTING} levels of nested lists or objects, found more",
                           where=json_path(place[:3]) + " …")
@@ -104,10 +134,13 @@ def check_document(doc) -> None:
 
 
 def _check_string(text: str, place: tuple, named: bool = False) -> None:
-    if isinstance(text, LongNumber):
-        raise CgError(f"expected a number of at most {MAX_NUMBER_DIGITS:,} characters, found one of {len(text):,}",
-                      where=json_path(place))
-    named = named or place[-1] in NAME_FIELDS or len(place) > 1 and place[-2] in ("inputs", "outputs", "scope")
+    where = json_path(place) if place else None
+    if isinstance(text, UnreadableNumber):
+        found = f"one of {len(text):,}" if len(text) > MAX_NUMBER_DIGITS else f"{text}, beyond float64's ±1.8e308"
+        raise CgError(f"expected a number of at most {MAX_NUMBER_DIGITS:,} characters within float64's range, "
+                      f"found {found}", where=where)
+    field, parent = (place[-1] if place else None), (place[-2] if len(place) > 1 else None)
+    named = named or field in NAME_FIELDS or parent in ("inputs", "outputs", "scope")
     problem = name_problem(text) if named else text_problem(text)
     if problem:
-        raise CgError(problem, where=json_path(place))
+        raise CgError(problem, where=where)

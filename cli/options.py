@@ -131,16 +131,17 @@ def attach_loss(graph, values: dict, labels_file, loss_fn, loss, upstream):
 
 def parse_cli_value(text: str):
     """A value given on the command line (`--set x=[1, 2]`): JSON, or the words true/false."""
-    import json
-
     from cgtools.errors import CgError
+    from cgtools.limits import check_document, parse_json
 
+    expected = f"expected a number or a JSON list, found {text if len(text) <= 60 else text[:59] + '…'!r}"
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
+        value = parse_json(text)
+    except CgError as e:  # a list was meant: say what is wrong with it
+        raise CgError(expected + (f": {e.detail}" if text.lstrip().startswith("[") else "")) from None
+    check_document(value)  # within the limits a graph file's values keep: nesting, literals
     if not isinstance(value, (int, float, bool, list)):
-        raise CgError(f"expected a number or a JSON list, found {text!r}")
+        raise CgError(expected)
     return value
 
 
@@ -156,7 +157,7 @@ def parse_sets(pairs) -> dict:
         try:
             values[name] = parse_cli_value(text)
         except CgError as e:
-            raise e.located(where=f"--set {name}") from None
+            raise e.within(f"--set {name}") from None
     return values
 
 

@@ -181,3 +181,30 @@ def test_traced_tensors_say_a_failing_op_in_words():
 
     message = error_of(lambda: Tensor(np.ones((2, 3))) @ Tensor(np.ones((2, 3))))
     assert message.startswith("MatMul: forward failed on inputs float64[2, 3], float64[2, 3]: ")
+
+
+SET_CASES = [
+    ("1e999999", "--set x: expected a number of at most 1,000 characters within float64's range, found 1e999999"),
+    ("9" * 5000, "--set x: expected a number of at most 1,000 characters within float64's range, found one of 5,000"),
+    ("[" * 5000 + "]" * 5000, "--set x: expected a number or a JSON list, found '[[[["),
+    ("[" * 50 + "1" + "]" * 50, "--set x[0][0][0] …: expected at most 40 levels"),
+    ("[1e400, 1]", "--set x[0]: expected a number of at most 1,000 characters within float64's range, found 1e400"),
+    ('"\\ud800"', "--set x: found a lone surrogate \\ud800"),
+]
+
+
+@pytest.mark.parametrize("value, expected", SET_CASES, ids=["huge", "long", "deep", "nested", "in-list", "surrogate"])
+def test_set_values_are_read_within_the_limits_of_a_file(capsys, value, expected):
+    result = run_in_process(capsys, "run", EXAMPLES[0], "--set", f"x={value}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {expected}"), result.stderr
+
+
+def test_a_number_beyond_float64_in_a_file_is_refused_not_read_as_infinity(tmp_path):
+    doc = json.loads(EXAMPLES[0].read_text())
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(doc).replace('"value": 1.0', '"value": 1e999', 1))
+    assert "inputs[0].value: expected a number of at most 1,000 characters within float64's range, found 1e999" \
+        in error_of(cgtools.load, path)
+    path.write_text(json.dumps(doc).replace('"value": 1.0', '"value": Infinity', 1))
+    assert np.isinf(cgtools.load(path).leaves["x"].value)  # written as Infinity, it is meant
