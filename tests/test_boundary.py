@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 import cgtools
 from cgtools.errors import CgError
+from cgtools.export import draw
 from cgtools.export.layout import FRAMES_LIMIT, GRAPHVIZ_LIMIT
+from cgtools.expr import parse
 from cgtools.json_format import fits_schema, json_schema
 from tests.helpers import error_of, run_in_process
 
@@ -46,7 +48,7 @@ def test_a_graph_too_large_for_graphviz_is_refused_with_advice(capsys, long_chai
 
 def test_the_advice_offers_modules_when_the_graph_has_them():
     graph = cgtools.load(chain(GRAPHVIZ_LIMIT + 1, scoped=True))
-    message = error_of(cgtools.export.draw, graph, None, None, "svg")
+    message = error_of(draw, graph, None, None, "svg")
     assert "--collapse 1 (one box per module)" in message
 
 
@@ -89,7 +91,7 @@ def test_numbers_out_of_range_in_expressions_are_refused(capsys, text, expected)
 
 
 def test_large_finite_numbers_in_expressions_still_work():
-    graph = cgtools.load(cgtools.expr.parse("y = x * 1e300 + 9223372036854775807", values={"x": 1.0}))
+    graph = cgtools.load(parse("y = x * 1e300 + 9223372036854775807", values={"x": 1.0}))
     assert graph.run(backward=False).values["y"] == pytest.approx(1e300)
 
 
@@ -208,3 +210,38 @@ def test_a_number_beyond_float64_in_a_file_is_refused_not_read_as_infinity(tmp_p
         in error_of(cgtools.load, path)
     path.write_text(json.dumps(doc).replace('"value": 1.0', '"value": Infinity', 1))
     assert np.isinf(cgtools.load(path).leaves["x"].value)  # written as Infinity, it is meant
+
+
+NUMBER_TEXT = st.one_of(st.integers(-10**400, 10**400).map(str), st.floats().map(repr),
+                        st.from_regex(r"\A[0-9]{1,30}(\.[0-9]{0,5})?(e[+-]?[0-9]{1,6})?\Z"))
+
+
+def run_or_refuse(graph, inputs=None):
+    try:
+        with np.errstate(all="ignore"):
+            graph.run(inputs)
+    except CgError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=NUMBER_TEXT, b=NUMBER_TEXT, op=st.sampled_from("+-*/"))
+def test_numbers_in_expressions_make_a_graph_that_runs_or_a_cgerror(a, b, op):
+    try:
+        doc = parse(f"y = x {op} {a} {op} ({b})", values={"x": 1.0})
+    except CgError:
+        return
+    run_or_refuse(cgtools.load(doc))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=40), JSON.map(json.dumps), NUMBER_TEXT,
+                      st.integers(1, 3000).map(lambda n: "[" * n + "1" + "]" * n)))
+def test_set_values_are_a_value_or_a_cgerror(text):
+    from cgtools.cli.options import parse_cli_value
+
+    try:
+        value = parse_cli_value(text)
+    except CgError:
+        return
+    run_or_refuse(cgtools.load(EXAMPLES[0]), {"x": value})
