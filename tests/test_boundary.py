@@ -17,7 +17,7 @@ from cgtools.export import draw
 from cgtools.export.layout import FRAMES_LIMIT, GRAPHVIZ_LIMIT
 from cgtools.expr import parse
 from cgtools.json_format import fits_schema, json_schema
-from tests.helpers import error_of, run_in_process
+from helpers import error_of, run_in_process
 
 EXAMPLES = sorted(Path(__file__).parent.parent.joinpath("examples").glob("*.json"))
 
