@@ -60,13 +60,27 @@ def write_atomic(path: Path, write) -> None:
         staged.discard()
 
 
+def usable_path(path) -> Path:
+    """`path` as a Path the operating system can take: a NUL or a lone surrogate (no encoding holds it) in a
+    path given from Python is a CgError, not Python's ValueError."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise CgError("a path cannot hold a NUL character", file=repr(text))
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise CgError("a path must be text the file system can store (it holds a lone surrogate)",
+                      file=ascii(text)) from None
+    return Path(text)
+
+
 def stage(path: Path, write) -> Staged:
     """Call `write(file)` on a temporary file beside the regular file `path` names (through its symlinks, which
     keep pointing at it), synced to disk, to replace it on commit() with its permission bits, or with what open()
     would give a new file. A character device, a pipe being read or a descriptor path (/dev/stdout) is written
     into as a shell's `>` would; a folder, socket, block device, FIFO nobody reads or read-only file is refused.
     The temp file is removed on every failure; leftovers of killed writers are removed by the next write."""
-    path = Path(path)
+    path = usable_path(path)
     found = _existing(path)
     if found is not None and (is_stream(path) or not stat.S_ISREG(found.st_mode)):
         _write_into(path, found, write)
@@ -239,6 +253,7 @@ def read_npz(path: Path, shown: str | None = None, keys=None, budget: int = MAX_
     (elements in all) and the size the zip directory gives the member, so no claim is trusted and nothing
     is decompressed before it is known to fit."""
     shown = shown or str(path)
+    path = usable_path(path)
     if not zipfile.is_zipfile(path):
         raise CgError(f"expected an .npz (zip) archive of arrays, found another kind of file: {shown!r}",
                       where="file")

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.files import usable_path
 from cgtools.graph import Graph
 from cgtools.json_format import save
 from cgtools.onnx.mapping import require_onnx
@@ -20,7 +21,7 @@ def load(source, *, params=(), constants=()) -> Graph:
         graph = source
     elif isinstance(source, dict):
         graph = Graph.from_dict(source)
-    elif Path(source).suffix.lower() == ".onnx":
+    elif usable_path(source).suffix.lower() == ".onnx":
         graph = load_onnx(Path(source))
     else:
         graph = Graph.read(Path(source))
@@ -51,7 +52,7 @@ def convert(source, target, *, params=(), constants=(), weights=None) -> list[Pa
     """model.onnx -> graph.json (arrays over 1,000 elements into `weights`, by default graph.npz beside it), or
     graph.json -> model.onnx. Returns the paths written."""
     require_onnx()  # a CgError saying how to install it, before any file is touched
-    source, target = Path(source), Path(target)
+    source, target = usable_path(source), usable_path(target)
     kinds = (source.suffix.lower(), target.suffix.lower())
     if kinds not in ((".onnx", ".json"), (".json", ".onnx")):
         raise CgError(f"convert reads model.onnx and writes graph.json, or reads graph.json and writes "

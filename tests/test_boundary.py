@@ -245,3 +245,12 @@ def test_set_values_are_a_value_or_a_cgerror(text):
     except CgError:
         return
     run_or_refuse(cgtools.load(EXAMPLES[0]), {"x": value})
+
+
+@pytest.mark.parametrize("call", [
+    lambda: cgtools.load("graph\0.json"), lambda: cgtools.load("model\0.onnx"),
+    lambda: cgtools.load("graph\ud800.json"),
+    lambda: cgtools.load(EXAMPLES[0]).save("out\0.json"), lambda: cgtools.convert(EXAMPLES[0], "out\0.onnx"),
+], ids=["load-json", "load-onnx", "load-surrogate", "save", "convert"])
+def test_paths_given_from_python_are_checked_like_any_input(call):
+    assert "a path" in error_of(call)
