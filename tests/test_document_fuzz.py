@@ -13,6 +13,7 @@ afterwards could not do."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -124,8 +125,8 @@ def mutated_documents(draw) -> dict:
             del parent[key]
         elif how == "duplicate":
             parent.append(value) if isinstance(parent, list) else parent.update({f"{key}_": value})
-        elif how == "junk":
-            parent[key] = draw(JUNK)
+        elif how == "junk":  # a copy: JUNK's lists and dicts are shared, and a later mutation may change them
+            parent[key] = copy.deepcopy(draw(JUNK))
         elif how == "nest":
             for _ in range(draw(NESTING)):
                 value = [value]
