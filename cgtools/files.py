@@ -285,7 +285,7 @@ def _member_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) ->
         except ValueError as e:
             raise CgError(f"{shown!r}: the array {key!r} is not a readable .npy array: {e}", where="file") from None
         start = member.tell()
-    if dtype.hasobject or dtype.kind not in "biuf":
+    if dtype.hasobject or dtype.kind not in "biufV" or dtype.fields is not None:  # V: bfloat16, float8 … as bytes
         raise CgError(f"{shown!r}: the array {key!r} holds {'objects' if dtype.hasobject else dtype}; expected "
                       "plain numeric arrays (booleans, integers, floats)", where="file")
     try:

@@ -26,6 +26,7 @@ from cgtools.ops import Context, get_op
 from cgtools.ops.base import bound_forward
 from cgtools.runs import Run, SlotView
 from cgtools.values import decode as decode_value
+from cgtools.values import differentiable
 
 
 class Step(NamedTuple):
@@ -122,7 +123,7 @@ def _run(graph, inputs, backward, seed, per_use, plan, loss=None, check=False) -
     flow = flow_of(plan, vals)
     seeded = plan.slots[loss]
     grads = [None] * len(vals)
-    if vals[seeded].dtype.kind == "f":  # an int or bool loss carries no gradient: nothing flows back
+    if differentiable(vals[seeded].dtype):  # an int, bool or float8 loss carries no gradient
         grads[seeded] = seed_gradient(vals[seeded], loss, seed)
     uses = {} if per_use else None
     if per_use:
@@ -255,14 +256,15 @@ def store_outputs(out, outs: tuple, vals: list) -> None:
 
 
 def flow_of(plan: Plan, vals: list) -> Flow:
-    """Gradients flow into float inputs and params and into float tensors computed from them. That depends
+    """Gradients flow into float inputs and params and into float tensors computed from them (float16, bfloat16,
+    float32 and float64: values.differentiable; float8 and narrower are storage formats). That depends
     only on dtypes, so it is worked out once per combination of leaf dtypes and kept on the plan."""
     key = tuple([vals[i].dtype for i in plan.leaf_slots])
     flow = plan.flows.get(key)
     if flow is None:
         requires = [False] * len(vals)
         for i in plan.leaf_slots:
-            requires[i] = i not in plan.constant_slots and vals[i].dtype.kind == "f"
+            requires[i] = i not in plan.constant_slots and differentiable(vals[i].dtype)
         steps = []
         for k, step in enumerate(plan.steps):
             needs = tuple(requires[i] for i in step.ins)
@@ -270,6 +272,6 @@ def flow_of(plan: Plan, vals: list) -> Flow:
                 wanted = tuple((pos, i) for pos, i in enumerate(step.ins) if requires[i])
                 steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place, step.ins))
                 for i in step.outs:
-                    requires[i] = vals[i] is not None and vals[i].dtype.kind == "f"
+                    requires[i] = vals[i] is not None and differentiable(vals[i].dtype)
         flow = plan.flows[key] = Flow(requires, steps[::-1])
     return flow

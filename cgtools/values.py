@@ -4,14 +4,63 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ml_dtypes  # registers bfloat16, float8_*, int4 … with numpy, by name
 import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.files import read_npz
 from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size
 
-DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
+# The format's dtypes: every numeric ONNX element type, by its numpy name (ml_dtypes' for those numpy lacks).
+NARROW_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+                 "float8_e8m0fnu", "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn")
+NARROW_INTS = ("int4", "uint4", "int2", "uint2")
+DTYPES = ("float16", "float32", "float64", *NARROW_FLOATS, "int8", "int16", "int32", "int64", "uint8", "uint16",
+          "uint32", "uint64", *NARROW_INTS, "bool")
+# Gradients flow into these only: float8, float6, float4 and e8m0 are storage formats, not ones to train in.
+GRAD_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 INLINE_LIMIT = 1000  # arrays with more elements are saved into an .npz beside the graph
+
+
+def differentiable(dtype) -> bool:
+    """Whether a tensor of this dtype carries a gradient (ml_dtypes' kinds say 'f' for float8_e5m2 alone)."""
+    return np.dtype(dtype).name in GRAD_DTYPES
+
+
+def is_float(dtype) -> bool:
+    return np.dtype(dtype).kind == "f" or np.dtype(dtype).name in NARROW_FLOATS
+
+
+def is_integer(dtype) -> bool:
+    return np.dtype(dtype).kind in "iu" or np.dtype(dtype).name in NARROW_INTS
+
+
+def as_plain(array: np.ndarray) -> np.ndarray:
+    """The values of an ml_dtypes array as float64 or int64, which hold every one of them exactly; other
+    arrays as they are."""
+    name = array.dtype.name
+    return array.astype(np.float64) if name in NARROW_FLOATS else array.astype(np.int64) if name in NARROW_INTS \
+        else array
+
+
+NARROW_FLOAT_DTYPES = frozenset(np.dtype(name) for name in NARROW_FLOATS)
+
+
+def in_float32(forward):
+    """`forward` run on float32 copies of its bfloat16, float8 … inputs, its float32 results cast back to that
+    type, as onnx's ReferenceEvaluator computes: ml_dtypes lacks much of numpy (einsum) and a Python float
+    promotes its arrays to float32."""
+    def run(ctx, *inputs, **attrs):
+        narrow = next((a.dtype for a in inputs if isinstance(a, np.ndarray) and a.dtype in NARROW_FLOAT_DTYPES),
+                      None)
+        if narrow is None:
+            return forward(ctx, *inputs, **attrs)
+        wide = [a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == narrow else a for a in inputs]
+        out = forward(ctx, *wide, **attrs)
+        back = [o.astype(narrow) if isinstance(o, np.ndarray) and o.dtype == np.float32 else o
+                for o in (out if isinstance(out, tuple) else (out,))]
+        return tuple(back) if isinstance(out, tuple) else back[0]
+    return run
 
 
 def decode(value, *, dtype: str | None = None, shape=None, folder: Path | None = None,
@@ -52,21 +101,24 @@ def _from_nested(data, dtype):
             raise CgError("expected a number or a rectangular nested list, found a ragged list") from None
         if dtype is None and array.dtype.kind in "iu":
             array = array.astype(np.float64)  # plain numbers are real-valued unless a dtype says otherwise
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biuf" and array.dtype.name not in DTYPES:
         raise CgError(f"expected numbers, found {str(data)[:40]!r}")
     return array if dtype is None or array.dtype == dtype else _cast(array, dtype)
 
 
 def _cast(array, dtype):
     target = np.dtype(dtype)
-    if target.kind in "iu" and array.dtype.kind in "iu" and array.size:  # 2**63 as uint64 would wrap to -2**63
-        low, high, info = array.min().item(), array.max().item(), np.iinfo(target)
+    if array.dtype.kind == "V" and array.dtype.itemsize == target.itemsize and target.name in DTYPES:
+        return array.view(target)  # an .npz holds bfloat16, float8 … as raw bytes: the declared dtype reads them
+    if is_integer(target) and is_integer(array.dtype) and array.size:  # 2**63 as uint64 would wrap to -2**63
+        array = as_plain(array)
+        low, high, info = array.min().item(), array.max().item(), ml_dtypes.iinfo(target)
         if low < info.min or high > info.max:
             raise CgError(f"expected {dtype} values, found {low if low < info.min else high!r}, which {dtype} "
                           "cannot hold")
     with np.errstate(invalid="ignore", over="ignore"):  # values that do not fit are reported below
         cast = array.astype(dtype)
-    if cast.dtype.kind in "iub" and not np.array_equal(cast.astype(array.dtype), array):
+    if (is_integer(target) or target.kind == "b") and not np.array_equal(cast.astype(array.dtype), array):
         bad = array[cast.astype(array.dtype) != array].flat[0].item()
         raise CgError(f"expected {dtype} values, found {bad!r}, which {dtype} cannot hold")
     return cast
@@ -97,4 +149,4 @@ def encode(array: np.ndarray, *, name: str, sidecar: dict | None = None, sidecar
         return {"file": sidecar_file, "key": name}
     if array.dtype == np.float64:
         return array.tolist()
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": array.ravel().tolist()}
+    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": as_plain(array).ravel().tolist()}

@@ -339,18 +339,18 @@ def test_symbolic_dims_leave_the_shape_unknown():
     assert graph.run({"x": np.ones((5, 3))}, backward=False).values["y"].shape == (5, 3)
 
 
-def test_small_integer_initializers_are_widened_and_written_back_narrow(tmp_path):
+def test_small_integer_initializers_keep_their_type_through_json_and_back(tmp_path):
     table = numpy_helper.from_array(np.array([255, 0, 7], np.uint8), "table")
     model = model_of([helper.make_node("Cast", ["table"], ["t"], to=F), helper.make_node("Add", ["x", "t"], ["y"])],
                      [tensor("x", F, [3])], [tensor("y", F, [3])], [table])
     graph = load_model(model, tmp_path)
     leaf = graph.leaves["table"]
-    assert leaf.kind == "constant" and leaf.value.dtype == np.int32 and leaf.value.tolist() == [255, 0, 7]
-    assert leaf.doc == "uint8 in the ONNX model, widened to int32"
+    assert leaf.kind == "constant" and leaf.value.dtype == np.uint8 and leaf.value.tolist() == [255, 0, 7]
+    assert leaf.doc == ""
     x = np.array([1, 2, 3], np.float32)
     assert graph.run({"x": x}, backward=False).values["y"].tolist() == [256, 2, 10]
-    graph.save(tmp_path / "widened.json")  # the doc travels through JSON, and the writer narrows it back
-    written = to_onnx(cgtools.load(tmp_path / "widened.json"))
+    graph.save(tmp_path / "narrow.json")
+    written = to_onnx(cgtools.load(tmp_path / "narrow.json"))
     constant = next(node for node in written.graph.node if node.output[0] == "table")  # constants: Constant nodes
     assert constant.op_type == "Constant" and constant.attribute[0].t.data_type == TensorProto.UINT8
     (y,) = onnxruntime_run(written, {"x": x})
@@ -566,10 +566,10 @@ def sequence(folder: Path) -> Path:
     return save(model, folder / "sequence.onnx")
 
 
-def uint8_input(folder: Path) -> Path:
-    model = model_of([helper.make_node("Identity", ["x"], ["y"])], [tensor("x", TensorProto.UINT8, [2])],
-                     [tensor("y", TensorProto.UINT8, [2])])
-    return save(model, folder / "uint8.onnx")
+def string_input(folder: Path) -> Path:
+    model = model_of([helper.make_node("Identity", ["x"], ["y"])], [tensor("x", TensorProto.STRING, [2])],
+                     [tensor("y", TensorProto.STRING, [2])])
+    return save(model, folder / "string.onnx")
 
 
 ERROR_CASES = [
@@ -580,7 +580,8 @@ ERROR_CASES = [
     pytest.param(outside, ["initializer 'w': external data at '../weights.bin' is outside the model's folder"],
                  id="external-data-outside"),
     pytest.param(sequence, ["graph input 's': has a sequence type"], id="sequence-input"),
-    pytest.param(uint8_input, ["graph input 'x': has dtype uint8; cgtools runs float16, float32"], id="uint8-input"),
+    pytest.param(string_input, ["graph input 'x': has dtype string; cgtools runs the numeric types"],
+                 id="string-input"),
 ]
 
 
@@ -651,9 +652,16 @@ def test_the_dtype_code_table_agrees_with_onnx():
 
     from cgtools.onnx import mapping
 
-    names = {code: {"float": "float32", "double": "float64"}.get(name.lower(), name.lower())
-             for name, code in onnx.TensorProto.DataType.items()}
+    def name_of(name, code):  # the numpy dtype onnx reads the type as (ml_dtypes' for bfloat16 …), by name
+        try:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(code)
+        except (KeyError, ValueError):
+            return name.lower()
+        return name.lower() if dtype.kind in "OUSc" else dtype.name
+
+    names = {code: name_of(name, code) for name, code in onnx.TensorProto.DataType.items()}
     assert {code: names[code] for code in mapping.TYPE_NAMES} == mapping.TYPE_NAMES
+    assert len(mapping.NUMPY_TYPES) == 25  # every numeric type: numpy's 11 floats and ints, bool, ml_dtypes' 13
     for code, dtype in mapping.NUMPY_TYPES.items():
         assert onnx.helper.np_dtype_to_tensor_dtype(dtype) == code == mapping.code_of(dtype)
     assert sorted(mapping.FLOAT_TYPES) == [1, 10, 11]

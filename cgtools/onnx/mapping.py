@@ -2,7 +2,7 @@
 ONNX reading and writing share: the opset tables, the names both directions use, and the lazy import of
 `onnx` (its absence is a CgError naming how to install it).
 
-The ops import this module for dtype codes, so it imports nothing above cgtools.errors, and never `onnx` at
+The ops import this module for dtype codes, so it imports nothing above cgtools.values, and never `onnx` at
 import time."""
 
 from __future__ import annotations
@@ -13,30 +13,24 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size, name_problem, text_problem
+from cgtools.values import DTYPES, NARROW_FLOATS
 
-# TensorProto.DataType code -> dtype name: numpy's name where numpy has the type, ONNX's (lower-cased) otherwise.
+# TensorProto.DataType code -> dtype name: numpy's name, or ml_dtypes' (as numpy knows it once ml_dtypes is
+# imported) for bfloat16, float8, float6, float4 and the 4- and 2-bit integers.
 TYPE_NAMES: dict[int, str] = {
     0: "undefined", 1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
     8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64",
-    15: "complex128", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz", 19: "float8e5m2",
-    20: "float8e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4e2m1", 24: "float8e8m0", 25: "uint2", 26: "int2",
-    27: "float6e2m3", 28: "float6e3m2",
+    15: "complex128", 16: "bfloat16", 17: "float8_e4m3fn", 18: "float8_e4m3fnuz", 19: "float8_e5m2",
+    20: "float8_e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4_e2m1fn", 24: "float8_e8m0fnu", 25: "uint2",
+    26: "int2", 27: "float6_e2m3fn", 28: "float6_e3m2fn",
 }
 CODES: dict[str, int] = {name: code for code, name in TYPE_NAMES.items()}
 
-
-def _real(name: str) -> bool:
-    """Whether numpy holds the type as one of its own booleans, integers or floats."""
-    try:
-        return np.dtype(name).kind in "biuf"
-    except TypeError:  # strings, bfloat16, float8, int4 and the like: not numpy's own
-        return False
-
-
-# The codes of the types numpy holds as booleans, integers and floats (what Cast can convert to), by code.
-NUMPY_TYPES: dict[int, np.dtype] = {code: np.dtype(name) for code, name in TYPE_NAMES.items() if _real(name)}
-# The float types among them (ONNX's stash_type choices).
-FLOAT_TYPES: dict[int, np.dtype] = {code: t for code, t in NUMPY_TYPES.items() if t.kind == "f"}
+# The codes of the format's types (what Cast can convert to), by code.
+NUMPY_TYPES: dict[int, np.dtype] = {code: np.dtype(name) for code, name in TYPE_NAMES.items() if name in DTYPES}
+# numpy's own float types among them (ONNX's stash_type choices).
+FLOAT_TYPES: dict[int, np.dtype] = {code: t for code, t in NUMPY_TYPES.items()
+                                    if t.kind == "f" and t.name not in NARROW_FLOATS}
 
 
 def code_of(dtype) -> int:
@@ -53,7 +47,9 @@ def described(types: dict[int, np.dtype]) -> str:
 
 INSTALL_HINT = "ONNX support needs the onnx package: pip install 'cgtools[onnx]'"
 DEFAULT_OPSET = 18
-SUPPORTED_WORDS = "float16, float32, float64, int32, int64 and bool"
+SUPPORTED_WORDS = "the numeric types (bool, integers of 2 to 64 bits, floats of 4 to 64 bits)"
+# The widening of small integers (to int32/int64) the format did before it had them: documents written then say
+# so in a tensor's doc, and ONNX export writes such a tensor back in its original type.
 WIDENED = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64"}
 WIDENED_DOC = re.compile(r"^(\w+) in the ONNX model, widened to \w+")
 LOSS_KEY = "cgtools.loss"  # metadata_props entry naming the graph's loss

@@ -23,7 +23,6 @@ from cgtools.onnx.mapping import (
     SCOPE_KEY,
     SUPPORTED_WORDS,
     TORCH_SCOPES_KEY,
-    WIDENED,
     all_tensors,
     attribute_inputs,
     check_text_and_sizes,
@@ -82,18 +81,15 @@ def _dims_of(type_proto):
 
 
 def _array(tensor, where: str, file: str) -> tuple[np.ndarray, str]:
-    """A TensorProto as an array of the format's dtypes (small integers widened), and a doc line."""
+    """A TensorProto as an array of its own dtype, and a doc line (none today)."""
     onnx = require_onnx()
     dtype = onnx_dtype_name(tensor.data_type)
-    if dtype not in DTYPES and dtype not in WIDENED:
-        raise CgError(f"has dtype {dtype}; cgtools runs {SUPPORTED_WORDS} "
-                      f"(and widens {', '.join(WIDENED)} to int32/int64)", file=file, where=where)
+    if dtype not in DTYPES:
+        raise CgError(f"has dtype {dtype}; cgtools runs {SUPPORTED_WORDS}", file=file, where=where)
     try:
         array = onnx.numpy_helper.to_array(tensor)
     except Exception as e:  # noqa: BLE001 - truncated raw data and the like
         raise CgError(f"cannot read the tensor: {e}", file=file, where=where) from None
-    if dtype in WIDENED:
-        return array.astype(WIDENED[dtype]), f"{dtype} in the ONNX model, widened to {WIDENED[dtype]}"
     return np.asarray(array), ""
 
 

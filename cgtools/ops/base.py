@@ -21,7 +21,7 @@ from typing import Literal, get_args, get_origin
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean
-from cgtools.values import decode
+from cgtools.values import decode, in_float32
 
 
 class Context(list):
@@ -253,4 +253,5 @@ def bound_forward(cls: type[Operation], attrs: dict):
     if forms and not forms.keys().isdisjoint(attrs):
         attrs = {**{k: v for k, v in attrs.items() if k not in forms},
                  **{forms[k][0]: np.asarray(v, FORM_DTYPES[forms[k][1]]) for k, v in attrs.items() if k in forms}}
-    return partial(cls.forward, **attrs) if attrs else cls.forward
+    forward = partial(cls.forward, **attrs) if attrs else cls.forward
+    return forward if getattr(cls, "keeps_dtypes", False) else in_float32(forward)
