@@ -69,6 +69,8 @@ def decode(value, *, dtype: str | None = None, shape=None, folder: Path | None =
     elements an .npz may still give."""
     if isinstance(value, dict) and "file" in value:
         array = _from_npz(value["file"], value["key"], folder or Path.cwd(), npz_cache, budget)
+        if "dtype" in value:  # bfloat16, float8 …: stored as raw bytes, read by their dtype
+            array = _cast(array, value["dtype"])
     elif isinstance(value, dict):
         if "data" not in value:
             raise CgError(f"expected a number, a nested list or {{dtype, shape, data}}, found {str(value)[:40]}")
@@ -99,11 +101,21 @@ def _from_nested(data, dtype):
             array = np.array(data)
         except ValueError:
             raise CgError("expected a number or a rectangular nested list, found a ragged list") from None
+        if dtype is not None and np.dtype(dtype) == np.uint64 and array.dtype.kind in "fO":
+            array = _uint64_of(data, array)  # integers past 2**63 made numpy choose floats
         if dtype is None and array.dtype.kind in "iu":
             array = array.astype(np.float64)  # plain numbers are real-valued unless a dtype says otherwise
     if array.dtype.kind not in "biuf" and array.dtype.name not in DTYPES:
         raise CgError(f"expected numbers, found {str(data)[:40]!r}")
     return array if dtype is None or array.dtype == dtype else _cast(array, dtype)
+
+
+def _uint64_of(data, array):
+    """Whole numbers up to 2**64 - 1 exactly, as uint64; other data as numpy read it (refused later)."""
+    exact = np.array(data, dtype=object)
+    if all(type(v) is int and 0 <= v < 2**64 for v in exact.flat):
+        return exact.astype(np.uint64)
+    return array
 
 
 def _cast(array, dtype):
@@ -145,8 +157,9 @@ def encode(array: np.ndarray, *, name: str, sidecar: dict | None = None, sidecar
     into `sidecar` (saved as `sidecar_file`) when it is large."""
     array = np.asarray(array)
     if sidecar is not None and array.size > INLINE_LIMIT:
-        sidecar[name] = array
-        return {"file": sidecar_file, "key": name}
+        narrow = array.dtype.name in NARROW_FLOATS + NARROW_INTS  # the .npz keeps their bytes, not their type
+        sidecar[name] = array.view(np.dtype(("V", array.dtype.itemsize))) if narrow else array
+        return {"file": sidecar_file, "key": name, **({"dtype": array.dtype.name} if narrow else {})}
     if array.dtype == np.float64:
         return array.tolist()
     return {"dtype": array.dtype.name, "shape": list(array.shape), "data": as_plain(array).ravel().tolist()}
