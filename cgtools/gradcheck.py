@@ -18,6 +18,7 @@ from cgtools.export.labels import format_shape
 from cgtools.export.table import strict_json, text_table
 from cgtools.graph import Graph
 from cgtools.interpreter import leaf_value, loss_name, refuse_unknown_leaves
+from cgtools.values import differentiable
 
 TINY = np.finfo(np.float64).tiny  # the floor of the relative error's denominator
 
@@ -98,7 +99,7 @@ def gradcheck(graph: Graph, inputs: dict | None = None, *, eps: float = 1e-6, rt
         raise CgError(f"gradcheck needs eps > 0 and max_elements ≥ 1, found eps {eps}, max_elements {max_elements}")
     wide = float64_copy(graph, inputs or {})
     checkable = [leaf.name for leaf in wide.leaves.values()
-                 if leaf.kind in ("input", "param") and leaf.value.dtype.kind == "f"]
+                 if leaf.kind in ("input", "param") and differentiable(leaf.value.dtype)]
     for name in tensors or ():
         if name not in checkable:
             listed = ", ".join(checkable[:12]) + (", …" if len(checkable) > 12 else "")
@@ -134,7 +135,7 @@ def float64_copy(graph: Graph, inputs: dict) -> Graph:
     leaves = []
     for leaf in graph.leaves.values():
         value = leaf_value(leaf, inputs)  # an input with no value is refused here, by name
-        if value.dtype.kind == "f":
+        if differentiable(value.dtype):
             leaves.append(replace(leaf, value=value.astype(np.float64), dtype="float64"))
         else:
             leaves.append(replace(leaf, value=value))

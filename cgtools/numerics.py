@@ -20,6 +20,7 @@ import numpy as np
 
 from cgtools.backward import backpropagate
 from cgtools.errors import CgError
+from cgtools.values import is_float
 
 # ops that turn −inf into something finite (or into a −inf of their own, judged in its turn)
 MASK_READERS = frozenset({"Softmax", "LogSoftmax", "ReduceMax", "Max", "ReduceLogSumExp"})
@@ -29,7 +30,7 @@ MASK_CARRIERS = frozenset({"Where", "Add", "Sub", "Mul", "Div", "Identity", "Cas
 
 
 def non_finite(array) -> bool:
-    return array is not None and array.dtype.kind in "fc" and not np.isfinite(array).all()
+    return array is not None and (array.dtype.kind == "c" or is_float(array.dtype)) and not np.isfinite(array).all()
 
 
 def only_minus_inf(array) -> bool:

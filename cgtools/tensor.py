@@ -20,7 +20,7 @@ from cgtools.errors import CgError
 from cgtools.graph import Graph
 from cgtools.ops import Context, get_op, register_op
 from cgtools.ops.base import bound_forward, check_attrs
-from cgtools.values import encode
+from cgtools.values import differentiable, encode
 
 
 class Tensor:
@@ -54,7 +54,7 @@ class Tensor:
         attrs = check_attrs(op, attrs)  # as a graph's are at load: an unknown or mistyped attribute is refused
         args = [x if isinstance(x, Tensor) else constant(x) for x in inputs]
         ctx = Context()
-        ctx.needs_grad = tuple(x.value.dtype.kind == "f" and not x.constant for x in args)
+        ctx.needs_grad = tuple(differentiable(x.value.dtype) and not x.constant for x in args)
         values = [x.value for x in args]
         try:
             value = bound_forward(op, attrs)(ctx, *values)

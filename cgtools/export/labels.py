@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cgtools.values import is_float
+
 INLINE_ELEMENTS = 6  # tensors up to this size are written out in full
 SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
@@ -39,7 +41,7 @@ def format_tensor(value, precision: int = 4, inline: int = INLINE_ELEMENTS) -> s
     if a.size <= inline:
         return _nested(a.tolist(), precision)
     summary = format_shape(a.shape)
-    if a.dtype.kind in "fc" and a.size:
+    if (a.dtype.kind == "c" or is_float(a.dtype)) and a.size:
         finite = np.isfinite(a)
         bad = a.size - int(finite.sum())
         if bad:
@@ -83,4 +85,4 @@ def op_symbol(cls, inputs: list[str], folded: dict[str, str]) -> str:
 
 def has_non_finite(value) -> bool:
     a = np.asarray(value) if value is not None else None
-    return a is not None and a.dtype.kind in "fc" and not np.isfinite(a).all()
+    return a is not None and (a.dtype.kind == "c" or is_float(a.dtype)) and not np.isfinite(a).all()
