@@ -165,3 +165,94 @@ class Attention(Operation):
         if rank == 3:
             gq, gk, gv = merge_heads(gq), merge_heads(gk), merge_heads(gv)
         return gq, gk, gv, g_mask, *g_past, None
+
+
+def by_position(x, num_heads: int):
+    """X as (batch, sequence, heads, size): a 4-D (batch, heads, sequence, size) transposed, a 3-D
+    (batch, sequence, heads·size) split into num_heads heads."""
+    if x.ndim == 4:
+        return x.transpose(0, 2, 1, 3)
+    if x.ndim != 3 or num_heads < 1 or x.shape[2] % num_heads:
+        raise CgError(f"RotaryEmbedding expected X of 4 dimensions (batch, heads, sequence, size) or 3 with "
+                      f"attribute num_heads dividing the last, found shape {list(x.shape)} and num_heads={num_heads}")
+    return x.reshape(*x.shape[:2], num_heads, -1)
+
+
+def in_shape_of(y, x_shape):
+    """The inverse of by_position."""
+    return y.transpose(0, 2, 1, 3) if len(x_shape) == 4 else y.reshape(x_shape)
+
+
+def pair_halves(x, interleaved: int):
+    """The two coordinates of each rotated pair: (even, odd) elements if interleaved, else the two halves."""
+    if interleaved:
+        return x[..., 0::2], x[..., 1::2]
+    half = x.shape[-1] // 2
+    return x[..., :half], x[..., half:]
+
+
+def paired(first, second, interleaved: int):
+    """The inverse of pair_halves."""
+    if interleaved:
+        return np.stack([first, second], axis=-1).reshape(*first.shape[:-1], -1)
+    return np.concatenate([first, second], axis=-1)
+
+
+@register_op("RotaryEmbedding")
+class RotaryEmbedding(Operation):
+    """each pair of X's first rotary_embedding_dim features rotated by its position's angle (cos, sin from the
+    caches, by position_ids when given): RoPE"""
+
+    symbol = "RoPE"
+
+    @staticmethod
+    def forward(ctx, X, cos_cache, sin_cache, position_ids=None, *, interleaved: int = 0, num_heads: int = 0,
+                rotary_embedding_dim: int = 0):
+        x = by_position(X, num_heads)
+        dim = rotary_embedding_dim or x.shape[3]
+        cos, sin = (c if position_ids is None else c[position_ids] for c in (cos_cache, sin_cache))
+        if cos.shape[-1] != dim // 2 or sin.shape[-1] != dim // 2 or dim % 2 or dim > x.shape[3]:
+            raise CgError(f"RotaryEmbedding expected caches of last dimension {dim // 2} (half of rotary_embedding_dim"
+                          f" {dim}, even and at most the head size {x.shape[3]}), found cos_cache "
+                          f"{list(cos.shape)} and sin_cache {list(sin.shape)}")
+        cos, sin = cos[:, :, None, :], sin[:, :, None, :]  # one angle for every head
+        x1, x2 = pair_halves(x[..., :dim], interleaved)
+        rotated = paired(cos * x1 - sin * x2, sin * x1 + cos * x2, interleaved)
+        ctx.save(X.shape, x.shape[2], x1, x2, cos, sin, dim, interleaved, position_ids, cos_cache.shape)
+        return in_shape_of(np.concatenate([rotated, x[..., dim:]], axis=-1), X.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, heads, x1, x2, cos, sin, dim, interleaved, position_ids, cache_shape = ctx
+        g = by_position(grad, heads)
+        g1, g2 = pair_halves(g[..., :dim], interleaved)
+        unrotated = paired(cos * g1 + sin * g2, cos * g2 - sin * g1, interleaved)  # the rotation's transpose
+        gx = in_shape_of(np.concatenate([unrotated, g[..., dim:]], axis=-1), shape)
+        g_cos, g_sin = (g1 * x1 + g2 * x2).sum(axis=2), (g2 * x1 - g1 * x2).sum(axis=2)
+        if position_ids is not None:  # each position's angle collects the gradient of every token at it
+            g_cos, g_sin = (np.zeros(cache_shape, g.dtype) for _ in "cs")
+            np.add.at(g_cos, position_ids, (g1 * x1 + g2 * x2).sum(axis=2))
+            np.add.at(g_sin, position_ids, (g2 * x1 - g1 * x2).sum(axis=2))
+        return gx, g_cos, g_sin, None
+
+
+@register_op("SwiGLU")
+class SwiGLU(Operation):
+    """A·σ(alpha·A)·B: the Swish-gated linear unit of the gate A and the value B"""
+
+    symbol = "SwiGLU"
+
+    @staticmethod
+    def forward(ctx, A, B, *, alpha: float = 1.0):
+        if A.shape != B.shape:
+            raise CgError(f"SwiGLU expected A and B of one shape (no broadcasting), found {list(A.shape)} and "
+                          f"{list(B.shape)}")
+        with np.errstate(over="ignore"):  # e^-αa overflowing to inf gives σ = 0, as it should
+            gate = 1 / (1 + np.exp(-alpha * A))  # ONNX's own formula: float16 rounds as its reference does
+        ctx.save(A, B, gate, alpha)
+        return A * gate * B
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, gate, alpha = ctx
+        return grad * b * gate * (1 + alpha * a * (1 - gate)), grad * a * gate

@@ -88,5 +88,47 @@ CASES += [
          with_past(1), output=1, n_outputs=2),
 ]
 
+
+def rope(interleaved=False, dim=None, num_heads=None):
+    """RoPE written as Llama's rotate_half (or, interleaved, as GPT-J's pairs), on (batch, seq, heads, size)."""
+    def fn(x, cos, sin, positions=None):
+        if positions is not None:
+            cos, sin = cos[positions], sin[positions]
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+        xs = x.transpose(1, 2) if num_heads is None else x.reshape(*x.shape[:2], num_heads, -1)
+        r = xs[..., :dim]
+        if interleaved:
+            even, odd = r[..., 0::2], r[..., 1::2]
+            r = torch.stack([even * cos - odd * sin, odd * cos + even * sin], -1).flatten(-2)
+        else:
+            first, second = r.chunk(2, -1)
+            r = r * torch.cat([cos, cos], -1) + torch.cat([-second, first], -1) * torch.cat([sin, sin], -1)
+        y = torch.cat([r, xs[..., r.shape[-1]:]], -1)
+        return y.transpose(1, 2) if num_heads is None else y.reshape(x.shape)
+
+    return fn
+
+
+def positions(values):
+    return Const(values, np.int64)
+
+
+CASES += [
+    # position 1 is used twice: its cache rows collect both tokens' gradients
+    case("RotaryEmbedding-4d-positions", [randn(2, 2, 3, 4), randn(5, 2), randn(5, 2),
+                                          positions([[0, 1, 2], [1, 4, 1]])], rope()),
+    case("RotaryEmbedding-4d-interleaved-positions", [randn(1, 3, 2, 6), randn(4, 3), randn(4, 3),
+                                                      positions([[3, 0]])], rope(interleaved=True), interleaved=1),
+    case("RotaryEmbedding-3d-partial", [randn(2, 3, 12), randn(2, 3, 2), randn(2, 3, 2)],
+         rope(dim=4, num_heads=2), num_heads=2, rotary_embedding_dim=4),
+    case("RotaryEmbedding-3d-interleaved-partial", [randn(1, 2, 8), randn(4, 1), randn(4, 1), positions([[2, 3]])],
+         rope(interleaved=True, dim=2, num_heads=2), num_heads=2, rotary_embedding_dim=2, interleaved=1),
+    case("SwiGLU-default", [randn(3, 4), randn(3, 4)], lambda a, b: F.silu(a) * b),
+    case("SwiGLU-alpha", [randn(2, 5) * 3, randn(2, 5)], lambda a, b: a * torch.sigmoid(1.702 * a) * b, alpha=1.702),
+]
+
 TORCH_ONLY_CASES: list[Case] = []
 NON_FLOAT_OPS: set[str] = set()
+
+FLOAT32_CASES = ["Attention-3d-gqa-causal", "Attention-4d-softcap-float-mask", "RotaryEmbedding-4d-positions",
+                 "SwiGLU-alpha"]
