@@ -3,9 +3,13 @@ with masks, a causal or sliding window, a key/value cache and soft capping), Rot
 
 Attention keeps what backward needs — the softmax's probabilities, the (soft-capped) scores and the heads'
 layout — and derives every gradient from them: masked keys, and whole rows with no key left, pass none back.
+CausalConvWithState, the causal depthwise convolution with a carried state that Mamba and Gated DeltaNet put
+before their attention, is here too.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 
@@ -256,3 +260,56 @@ class SwiGLU(Operation):
     def backward(ctx, grad):
         a, b, gate, alpha = ctx
         return grad * b * gate * (1 + alpha * a * (1 - gate)), grad * a * gate
+
+
+@register_op("CausalConvWithState")
+class CausalConvWithState(Operation):
+    """causal depthwise 1-D convolution of input after past_state (zeros when absent), optionally SiLU'd;
+    present_state: the last kernel−1 positions, for the next step"""
+
+    symbol = "causal conv"
+    outputs = ("output", "present_state")
+
+    @staticmethod
+    def forward(ctx, input, weight, bias=None, past_state=None, *,
+                activation: Literal["none", "silu", "swish"] = "none"):
+        if input.ndim != 3 or weight.ndim != 3 or weight.shape[:2] != (input.shape[1], 1):
+            raise CgError(f"CausalConvWithState expected input (batch, channels, length) and weight (channels, 1, "
+                          f"kernel), found {list(input.shape)} and {list(weight.shape)}")
+        (batch, channels, _), k = input.shape, weight.shape[2]
+        past = np.zeros((batch, channels, k - 1), input.dtype) if past_state is None else past_state
+        if past.shape != (batch, channels, k - 1):
+            raise CgError(f"CausalConvWithState expected past_state of shape {[batch, channels, k - 1]}, found "
+                          f"{list(past.shape)}")
+        padded = np.concatenate([past, input], axis=2)
+        windows = np.lib.stride_tricks.sliding_window_view(padded, k, axis=2)  # (batch, channels, length, k)
+        conv = np.einsum("bctk,ck->bct", windows, weight[:, 0])
+        if bias is not None:
+            conv = conv + bias[:, None]
+        gate = pre = None
+        if activation != "none":  # SiLU computed in at least float32, as ONNX's reference does
+            pre = conv.astype(np.promote_types(conv.dtype, np.float32))
+            gate = 1 / (1 + np.exp(-pre))
+            conv = (pre * gate).astype(input.dtype)
+        ctx.save(padded, weight, gate, pre, past_state is not None, bias is not None)
+        return conv, padded[:, :, padded.shape[2] - (k - 1):]
+
+    @staticmethod
+    def backward(ctx, grad, g_present=None):
+        padded, weight, gate, pre, has_past, has_bias = ctx
+        k = weight.shape[2]
+        if grad is None:
+            grad = np.zeros(padded.shape[:2] + (padded.shape[2] - k + 1,), padded.dtype)
+        elif gate is not None:  # d/dz z·σ(z) = σ(z)·(1 + z·(1 − σ(z)))
+            grad = (grad * gate * (1 + pre * (1 - gate))).astype(padded.dtype)
+        length = grad.shape[2]
+        g_padded = np.zeros_like(padded)
+        for j in range(k):  # each kernel tap sends the gradient back to the positions it read
+            g_padded[:, :, j:j + length] += grad * weight[None, :, 0, j, None]
+        if g_present is not None and k > 1:
+            g_padded[:, :, padded.shape[2] - (k - 1):] += g_present
+        windows = np.lib.stride_tricks.sliding_window_view(padded, k, axis=2)
+        g_weight = np.einsum("bct,bctk->ck", grad, windows)[:, None, :]
+        g_bias = grad.sum(axis=(0, 2)) if has_bias else None
+        g_past = g_padded[:, :, :k - 1] if has_past else None
+        return g_padded[:, :, k - 1:], g_weight, g_bias, g_past

@@ -127,6 +127,26 @@ CASES += [
     case("SwiGLU-alpha", [randn(2, 5) * 3, randn(2, 5)], lambda a, b: a * torch.sigmoid(1.702 * a) * b, alpha=1.702),
 ]
 
+
+def causal_conv(silu=False, output=0):
+    def fn(x, w, b=None, past=None):
+        k = w.shape[2]
+        padded = torch.cat([torch.zeros(*x.shape[:2], k - 1, dtype=x.dtype) if past is None else past, x], 2)
+        y = F.conv1d(padded, w, b, groups=x.shape[1])
+        return (F.silu(y) if silu else y, padded[:, :, padded.shape[2] - k + 1:])[output]
+
+    return fn
+
+
+CASES += [
+    case("CausalConvWithState-no-past", [randn(2, 3, 5), randn(3, 1, 3)], causal_conv()),
+    case("CausalConvWithState-bias-past", [randn(2, 3, 4), randn(3, 1, 3), randn(3), randn(2, 3, 2)], causal_conv()),
+    case("CausalConvWithState-silu-past", [randn(1, 2, 4), randn(2, 1, 4), randn(2), randn(1, 2, 3)],
+         causal_conv(silu=True), activation="silu"),
+    Case("CausalConvWithState-present-state", "CausalConvWithState",
+         [randn(1, 2, 2), randn(2, 1, 4), SKIP, randn(1, 2, 3)], causal_conv(output=1), output=1, n_outputs=2),
+]
+
 TORCH_ONLY_CASES: list[Case] = []
 NON_FLOAT_OPS: set[str] = set()
 
