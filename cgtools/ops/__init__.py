@@ -1,10 +1,12 @@
 """The op registry and every built-in op family (importing a family registers its ops)."""
 
 from cgtools.ops import (  # noqa: F401
+    blocks,
     cast,
     conv,
     elementwise,
     generate,
+    indexing,
     linalg,
     logic,
     loss,
