@@ -22,7 +22,7 @@ class TopK(Operation):
     symbol = "top k"
     outputs = ("Values", "Indices")
 
-    attribute_forms = {"k": ("K", "ints")}  # an input since opset 10
+    attribute_forms = {"k": ("K", "int")}  # an input since opset 10
 
     @staticmethod
     def forward(ctx, X, K=None, *, axis: int = -1, largest: int = 1, sorted: int = 1):  # noqa: A002 - ONNX's name
