@@ -249,3 +249,7 @@ class Unique(Operation):
             first, inverse, counts = first[order], rank[inverse], counts[order]
         return tuple(np.asarray(v, np.int64) if k else np.take(x, first, axis=axis)
                      for k, v in enumerate((None, first, inverse, counts)))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None,)  # as torch.unique: the distinct values pass nothing back
