@@ -50,8 +50,9 @@ class TopK(Operation):
 
 @register_op("ScatterElements")
 class ScatterElements(Operation):
-    """data with the elements that indices name along an axis replaced by (or combined by reduction with)
-    updates (torch.scatter); gradients for reduction 'none' and 'add' only"""
+    """data with elements along an axis replaced by updates or combined (add, mul, max, min); gradient for none, add
+
+    torch.scatter and scatter_reduce; the index tensor and updates have the same shape."""
 
     symbol = "scatter elements"
 
@@ -229,8 +230,9 @@ class ReverseSequence(Operation):
 
 @register_op("Unique")
 class Unique(Operation):
-    """the distinct elements (or slices along an axis), sorted or in order of appearance, with where each first
-    was, where each element went and how often each appears; no gradient"""
+    """the distinct elements (or slices along an axis), their first places, inverse and counts; no gradient
+
+    Sorted, or in order of first appearance; backward passes zero to the input."""
 
     symbol = "unique"
     outputs = ("Y", "indices", "inverse_indices", "counts")
