@@ -26,7 +26,8 @@ from opcheck import (
 )
 
 # Imported in this order: the families draw their inputs from one random generator.
-FAMILIES = [importlib.import_module(f"opcases.{name}") for name in ("core", "conv", "extended", "attention")]
+FAMILIES = [importlib.import_module(f"opcases.{name}") for name in ("core", "conv", "extended", "attention",
+                                                                  "indexing")]
 CASES = [c for family in FAMILIES for c in family.CASES]
 TORCH_ONLY_CASES = [c for family in FAMILIES for c in family.TORCH_ONLY_CASES]
 CASE_BY_ID = {c.id: c for c in CASES + TORCH_ONLY_CASES}
@@ -106,3 +107,33 @@ def test_softmax_cross_entropy_with_both_outputs_used():
     tL.backward()
     np.testing.assert_allclose(run.values["L"], tL.item(), rtol=1e-12)
     np.testing.assert_allclose(run.grads["s"], ts.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def chain(op, attrs=None, constants=()):
+    """x → op (with constant inputs) → ReduceSum: a graph whose backward goes through op."""
+    names = [c["name"] for c in constants]
+    return cgtools.load({
+        "cgtools": "1.0", "inputs": [{"name": "x"}], "constants": list(constants),
+        "nodes": [{"op": op, "inputs": ["x", *names], "outputs": ["y"], "attrs": attrs or {}},
+                  {"op": "ReduceSum", "inputs": ["y"], "outputs": ["s"], "attrs": {"keepdims": 0}}],
+        "outputs": ["s"]})
+
+
+def test_unique_passes_a_zero_gradient_back():
+    """torch refuses to differentiate unique; here backward goes on, with zero for the input (issue 13's rule
+    for ops with no gradient)."""
+    x = np.array([[3.0, 1.0], [3.0, 2.0]])
+    run = chain("Unique").run({"x": x})
+    with pytest.raises(RuntimeError, match="not implemented"):
+        torch.unique(torch.tensor(x, requires_grad=True)).sum().backward()
+    np.testing.assert_array_equal(run.values["y"], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(run.grads["x"], np.zeros_like(x))
+
+
+@pytest.mark.parametrize("reduction", ["mul", "max", "min"])
+def test_scatter_elements_without_gradient_says_so(reduction):
+    constants = [{"name": "i", "dtype": "int64", "value": [[0, 1]]}, {"name": "u", "value": [[2.0, 3.0]]}]
+    graph = chain("ScatterElements", {"reduction": reduction}, constants)
+    assert graph.run({"x": np.ones((2, 2))}, backward=False).values["s"] > 0
+    with pytest.raises(cgtools.CgError, match=f"ScatterElements has no gradient for reduction='{reduction}'"):
+        graph.run({"x": np.ones((2, 2))})

@@ -2,10 +2,12 @@
 
 from cgtools.ops import (  # noqa: F401
     attention,
+    blocks,
     cast,
     conv,
     elementwise,
     generate,
+    indexing,
     linalg,
     logic,
     loss,

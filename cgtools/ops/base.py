@@ -146,8 +146,8 @@ def _spec_of(forward, attribute_forms: dict, outputs: tuple[str, ...]) -> OpSpec
             inputs.append(p.name)
             required += p.default is p.empty
     for name, (fed, kind) in attribute_forms.items():
-        if fed not in inputs[required:] or kind not in ("ints", "float"):
-            raise TypeError(f"attribute form {name!r}: an optional input's name, and 'ints' or 'float'")
+        if fed not in inputs[required:] or kind not in FORM_DTYPES:
+            raise TypeError(f"attribute form {name!r}: an optional input's name, and 'int', 'ints' or 'float'")
         attrs[name] = (kind, None)
     forms = {name: fed for name, (fed, _) in attribute_forms.items()}
     return OpSpec(tuple(inputs), required, variadic, attrs, choices, forms, tuple(outputs))
@@ -243,7 +243,7 @@ def ints_of(tensor) -> list[int]:
     return [] if tensor is None else [int(v) for v in np.ravel(tensor)]
 
 
-FORM_DTYPES = {"ints": np.int64, "float": np.float64}
+FORM_DTYPES = {"int": np.int64, "ints": np.int64, "float": np.float64}
 
 
 def bound_forward(cls: type[Operation], attrs: dict):
