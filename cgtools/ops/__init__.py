@@ -8,6 +8,7 @@ from cgtools.ops import (  # noqa: F401
     linalg,
     logic,
     loss,
+    maths,
     nn,
     norm,
     reduce,

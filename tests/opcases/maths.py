@@ -1,0 +1,63 @@
+"""The cases of the later maths ops: inverse trigonometric and hyperbolic functions, Mod, the activations of
+later opsets (Celu, Mish, HardSwish, PRelu …), CumProd, ReduceLogSum, Hardmax, the normalizations by norm and
+by variance, and NegativeLogLikelihoodLoss; BitShift, the Bitwise* ops and EyeLike have nothing to
+differentiate.
+
+Inputs stay inside each function's domain (|x| < 1 for Asin, Acos, Atanh; x > 1 for Acosh) and away from
+kinks (the thresholds of ThresholdedRelu and Shrink, the corners of HardSwish, Mod's jumps)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from opcheck import Case, away_from, case, nonzero, positive, randn, rng
+
+
+def inside_unit(*shape):
+    return rng.uniform(-0.9, 0.9, shape)
+
+
+CASES: list[Case] = [
+    case("Tan-basic", [inside_unit(3, 4)], torch.tan),
+    case("Asin-basic", [inside_unit(3, 4)], torch.asin),
+    case("Acos-basic", [inside_unit(3, 4)], torch.acos),
+    case("Atan-basic", [2 * randn(3, 4)], torch.atan),
+    case("Sinh-basic", [randn(3, 4)], torch.sinh),
+    case("Cosh-basic", [randn(3, 4)], torch.cosh),
+    case("Asinh-basic", [2 * randn(3, 4)], torch.asinh),
+    case("Acosh-basic", [1.2 + positive(3, 4)], torch.acosh),
+    case("Atanh-basic", [inside_unit(3, 4)], torch.atanh),
+    case("Softsign-basic", [2 * randn(3, 4)], F.softsign),
+    case("Mish-basic", [3 * randn(3, 4)], F.mish),
+    case("HardSwish-basic", [away_from(4 * randn(3, 4), (-3, 3))], F.hardswish),
+    case("Swish-default", [3 * randn(3, 4)], F.silu),
+    case("Swish-alpha", [3 * randn(3, 4)], lambda x: x * torch.sigmoid(0.5 * x), alpha=0.5),
+    case("Celu-default", [nonzero(3, 4)], F.celu),
+    case("Celu-alpha", [2 * nonzero(3, 4)], lambda x: F.celu(x, 2.0), alpha=2.0),
+    case("ThresholdedRelu-default", [away_from(2 * randn(3, 4), (1.0,))], lambda x: F.threshold(x, 1.0, 0.0)),
+    case("ThresholdedRelu-alpha", [away_from(2 * randn(3, 4), (0.5,))], lambda x: F.threshold(x, 0.5, 0.0),
+         alpha=0.5),
+    case("Shrink-soft", [away_from(2 * randn(3, 4), (-0.5, 0.5))], lambda x: F.softshrink(x, 0.5), bias=0.5),
+    case("Shrink-hard", [away_from(2 * randn(3, 4), (-1.0, 1.0))], lambda x: F.hardshrink(x, 1.0), lambd=1.0),
+    case("PRelu-one-slope", [nonzero(3, 4), randn(1)], lambda x, s: torch.where(x > 0, x, s * x)),
+    case("PRelu-per-channel", [nonzero(2, 3, 4, 4), randn(3, 1, 1)], lambda x, s: F.prelu(x, s.reshape(3))),
+    case("PRelu-broadcast-last", [nonzero(3, 4), randn(4)], lambda x, s: torch.where(x > 0, x, s * x)),
+]
+
+# Mod: a at least 0.1 from a multiple of b, where the remainder jumps
+MOD_A, MOD_B = 3 * randn(3, 4), rng.choice([-1.0, 1.0], (3, 4)) * rng.uniform(0.7, 1.5, (3, 4))
+MOD_A = np.where(np.abs(MOD_A / MOD_B - np.round(MOD_A / MOD_B)) < 0.1, MOD_A + 0.3 * MOD_B, MOD_A)
+CASES += [
+    case("Mod-floored", [MOD_A, MOD_B], torch.remainder),
+    case("Mod-fmod", [MOD_A, MOD_B], torch.fmod, fmod=1),
+    case("Mod-broadcast-scalar-divisor", [MOD_A, np.array(0.75)], torch.remainder),
+]
+
+TORCH_ONLY_CASES: list[Case] = []
+
+NON_FLOAT_OPS: set[str] = set()
+
+FLOAT32_CASES = ["Mish-basic", "Swish-alpha", "Celu-alpha", "HardSwish-basic", "PRelu-per-channel", "Mod-fmod",
+                 "Acosh-basic", "Softsign-basic", "Shrink-soft"]
