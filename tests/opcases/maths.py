@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from opcheck import Case, away_from, case, nonzero, positive, randn, rng
+from opcheck import SKIP, Case, Const, away_from, case, ints, nonzero, positive, randn, rng
 
 
 def inside_unit(*shape):
@@ -55,9 +55,37 @@ CASES += [
     case("Mod-broadcast-scalar-divisor", [MOD_A, np.array(0.75)], torch.remainder),
 ]
 
+
+
+def nll(weighted=False, **kwargs):
+    """torch's nll_loss with the case's weights (the third arg) when `weighted`; labels as int64."""
+    if weighted:
+        return lambda x, t, w: F.nll_loss(x, t, weight=w, **kwargs)
+    return lambda x, t: F.nll_loss(x, t, **kwargs)
+
+
+# NegativeLogLikelihoodLoss follows ONNX as torch does: "mean" divides by the summed weights of kept labels.
+LABELS_NC = ints([2, 0, 1, 2, 1])
+LABELS_NCD = ints([[[0, 2], [1, 1], [2, 0]], [[1, 0], [0, 2], [2, 1]]])
+CASES += [
+    case("NegativeLogLikelihoodLoss-mean", [randn(5, 3), LABELS_NC], nll()),
+    case("NegativeLogLikelihoodLoss-sum", [randn(5, 3), LABELS_NC], nll(reduction="sum"), reduction="sum"),
+    case("NegativeLogLikelihoodLoss-none", [randn(5, 3), LABELS_NC], nll(reduction="none"), reduction="none"),
+    case("NegativeLogLikelihoodLoss-weights-mean", [randn(5, 3), LABELS_NC, Const(positive(3))], nll(True)),
+    case("NegativeLogLikelihoodLoss-weights-ignored-mean", [randn(5, 3), LABELS_NC, Const(positive(3))],
+         nll(True, ignore_index=2), ignore_index=2),
+    case("NegativeLogLikelihoodLoss-NCd1d2-weights-sum", [randn(2, 3, 3, 2), LABELS_NCD, Const(positive(3))],
+         nll(True, reduction="sum"), reduction="sum"),
+    case("NegativeLogLikelihoodLoss-NCd1d2-ignored-none", [randn(2, 3, 3, 2), LABELS_NCD, SKIP],
+         lambda x, t, w: F.nll_loss(x, t, ignore_index=0, reduction="none"), reduction="none", ignore_index=0),
+    case("NegativeLogLikelihoodLoss-negative-ignore-index", [randn(5, 3), ints([2, -1, 1, -1, 0])],
+         nll(ignore_index=-1), ignore_index=-1),
+]
+
 TORCH_ONLY_CASES: list[Case] = []
 
 NON_FLOAT_OPS: set[str] = set()
 
 FLOAT32_CASES = ["Mish-basic", "Swish-alpha", "Celu-alpha", "HardSwish-basic", "PRelu-per-channel", "Mod-fmod",
-                 "Acosh-basic", "Softsign-basic", "Shrink-soft"]
+                 "Acosh-basic", "Softsign-basic", "Shrink-soft",
+                 "NegativeLogLikelihoodLoss-weights-ignored-mean"]
