@@ -9,6 +9,7 @@ from cgtools.ops import (  # noqa: F401
     logic,
     loss,
     maths,
+    maths_axes,
     nn,
     norm,
     reduce,

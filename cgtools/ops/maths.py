@@ -1,10 +1,12 @@
 """More elementwise mathematics: the inverse trigonometric and hyperbolic functions, Mod, and the
-activations of later opsets (Celu, Mish, HardSwish, PRelu …), each beside its derivative."""
+activations of later opsets (Celu, Mish, HardSwish, PRelu …), each beside its derivative; and EyeLike."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from cgtools.errors import CgError
+from cgtools.onnx.mapping import NUMPY_TYPES, described
 from cgtools.ops.base import Operation, register_op
 from cgtools.ops.nn import elu
 
@@ -252,3 +254,22 @@ class Mod(Operation):
         a, b, fmod = ctx
         quotient = np.trunc(a / b) if fmod else np.floor_divide(a, b)  # a mod b = a − quotient·b
         return grad, -grad * quotient
+
+
+@register_op("EyeLike")
+class EyeLike(Operation):
+    """a matrix of x's shape with ones on diagonal k, zeros elsewhere (dtype: x's, or an ONNX type code)"""
+
+    symbol = "eye"
+
+    @staticmethod
+    def forward(ctx, x, *, dtype: int = None, k: int = 0):
+        if x.ndim != 2:
+            raise CgError(f"expected a matrix (2 dimensions), found shape {list(x.shape)}")
+        if dtype is not None and dtype not in NUMPY_TYPES:
+            raise CgError(f"cannot make ONNX type {dtype} (attribute 'dtype'); supported: {described(NUMPY_TYPES)}")
+        return np.eye(*x.shape, k=k, dtype=x.dtype if dtype is None else NUMPY_TYPES[dtype])
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None,)  # the output never depends on x's values

@@ -57,6 +57,43 @@ CASES += [
 
 
 
+def torch_cumprod(x, axis, exclusive=False, reverse=False):
+    if reverse:
+        x = x.flip(axis)
+    if exclusive:  # a one first, the last element left out
+        x = torch.cat([torch.ones_like(x.narrow(axis, 0, 1)), x.narrow(axis, 0, x.shape[axis] - 1)], axis)
+    y = torch.cumprod(x, axis)
+    return y.flip(axis) if reverse else y
+
+
+WITH_ZEROS = randn(3, 4)
+WITH_ZEROS[0, 1] = WITH_ZEROS[2, 1] = WITH_ZEROS[2, 3] = WITH_ZEROS[1, 0] = 0.0  # a row with two zeros
+CASES += [
+    case("CumProd-axis0", [randn(4, 3), ints(0)], lambda x, a: torch_cumprod(x, 0)),
+    case("CumProd-axis1-with-zeros", [WITH_ZEROS, ints(1)], lambda x, a: torch_cumprod(x, 1)),
+    case("CumProd-exclusive-with-zeros", [WITH_ZEROS, ints(1)], lambda x, a: torch_cumprod(x, 1, exclusive=True),
+         exclusive=1),
+    case("CumProd-reverse-negative-axis", [WITH_ZEROS, ints(-1)], lambda x, a: torch_cumprod(x, 1, reverse=True),
+         reverse=1),
+    case("CumProd-exclusive-reverse-3d", [randn(2, 4, 3), ints(1)],
+         lambda x, a: torch_cumprod(x, 1, exclusive=True, reverse=True), exclusive=1, reverse=1),
+    case("Hardmax-default-axis", [randn(3, 4)], lambda x: F.one_hot(x.argmax(-1), 4).to(x.dtype) + 0 * x),
+    case("Hardmax-axis0", [randn(3, 4)], lambda x: F.one_hot(x.argmax(0), 3).T.to(x.dtype) + 0 * x, axis=0),
+    case("LpNormalization-p2", [randn(3, 4)], lambda x: F.normalize(x, p=2.0, dim=-1)),
+    case("LpNormalization-p1-axis0", [nonzero(3, 4)], lambda x: F.normalize(x, p=1.0, dim=0), axis=0, p=1),
+    case("MeanVarianceNormalization-default", [randn(2, 3, 4, 4)],
+         lambda x: (x - x.mean((0, 2, 3), keepdim=True))
+         / (x.var((0, 2, 3), unbiased=False, keepdim=True).sqrt() + 1e-9)),
+    case("MeanVarianceNormalization-last-axis", [randn(3, 5)],
+         lambda x: (x - x.mean(1, keepdim=True)) / (x.var(1, unbiased=False, keepdim=True).sqrt() + 1e-9), axes=[1]),
+    case("ReduceLogSum-all-axes", [positive(3, 4)], lambda x: torch.log(x.sum()).reshape(1, 1)),
+    case("ReduceLogSum-axes-input", [positive(2, 3, 4), ints([0, 2])],
+         lambda x, a: torch.log(x.sum((0, 2), keepdim=True))),
+    case("ReduceLogSum-axes-attr-no-keepdims", [positive(2, 3, 4)], lambda x: torch.log(x.sum(1)),
+         axes=[1], keepdims=0),
+]
+
+
 def nll(weighted=False, **kwargs):
     """torch's nll_loss with the case's weights (the third arg) when `weighted`; labels as int64."""
     if weighted:
@@ -84,8 +121,10 @@ CASES += [
 
 TORCH_ONLY_CASES: list[Case] = []
 
-NON_FLOAT_OPS: set[str] = set()
+# EyeLike's output never depends on its input's values; the integer ops have nothing to differentiate.
+NON_FLOAT_OPS = {"EyeLike"}
 
 FLOAT32_CASES = ["Mish-basic", "Swish-alpha", "Celu-alpha", "HardSwish-basic", "PRelu-per-channel", "Mod-fmod",
-                 "Acosh-basic", "Softsign-basic", "Shrink-soft",
+                 "Acosh-basic", "Softsign-basic", "Shrink-soft", "CumProd-exclusive-with-zeros", "LpNormalization-p2",
+                 "MeanVarianceNormalization-default", "ReduceLogSum-axes-input",
                  "NegativeLogLikelihoodLoss-weights-ignored-mean"]
