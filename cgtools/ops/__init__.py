@@ -1,6 +1,7 @@
 """The op registry and every built-in op family (importing a family registers its ops)."""
 
 from cgtools.ops import (  # noqa: F401
+    bitwise,
     cast,
     conv,
     elementwise,

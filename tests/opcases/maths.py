@@ -122,7 +122,7 @@ CASES += [
 TORCH_ONLY_CASES: list[Case] = []
 
 # EyeLike's output never depends on its input's values; the integer ops have nothing to differentiate.
-NON_FLOAT_OPS = {"EyeLike"}
+NON_FLOAT_OPS = {"EyeLike", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot"}
 
 FLOAT32_CASES = ["Mish-basic", "Swish-alpha", "Celu-alpha", "HardSwish-basic", "PRelu-per-channel", "Mod-fmod",
                  "Acosh-basic", "Softsign-basic", "Shrink-soft", "CumProd-exclusive-with-zeros", "LpNormalization-p2",
