@@ -61,7 +61,7 @@ LOADER_OPS = frozenset({"Constant"})
 INPUT_FORMS_SINCE = {
     "ReduceSum": 13, "Squeeze": 13, "Unsqueeze": 13, "Split": 13, "Pad": 11, "Dropout": 12, "Slice": 10,
     **{op: 18 for op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-                         "ReduceLogSumExp", "ReduceSumSquare")},
+                         "ReduceLogSumExp", "ReduceSumSquare", "ReduceLogSum")},
 }
 # The dtype of a float attribute's input where ONNX fixes one (else it is that of the op's first input)
 FLOAT_FORM_DTYPES = {("Dropout", "ratio"): "float32"}

@@ -2,6 +2,7 @@
 
 from cgtools.ops import (  # noqa: F401
     attention,
+    bitwise,
     blocks,
     cast,
     conv,
@@ -11,6 +12,8 @@ from cgtools.ops import (  # noqa: F401
     linalg,
     logic,
     loss,
+    maths,
+    maths_axes,
     nn,
     norm,
     reduce,

@@ -36,6 +36,32 @@ def check_labels(scores, labels, weights, ignore_index):
         raise CgError(f"expected labels in [0, {classes - 1}] (the classes of the scores), found {labels[wrong][0]}")
 
 
+def picked_losses(log_prob, labels, weights, ignore_index):
+    """−log_prob at each label, weighted: the per-element losses, where they were picked (an index into log_prob),
+    their weights (0 where the label is ignored; None when all are 1) and the mean's denominator."""
+    labels = np.asarray(labels, np.int64)
+    check_labels(log_prob, labels, weights, ignore_index)
+    kept = None if ignore_index is None else labels != ignore_index
+    if kept is not None:
+        labels = np.where(kept, labels, 0)  # any valid class; its weight is zeroed below
+    w = None if weights is None else weights[labels].astype(log_prob.dtype)
+    if kept is not None:
+        w = kept.astype(log_prob.dtype) if w is None else w * kept
+    grid = (np.arange(len(labels)),) if labels.ndim == 1 else np.indices(labels.shape, sparse=True)
+    at_label = (grid[0], labels, *grid[1:])  # indexes log_prob[n, labels[n, …], …]
+    nll = -log_prob[at_label]
+    if w is not None:
+        nll *= w
+    return nll, at_label, w, nll.size if w is None else w.sum()
+
+
+def picked_grad(grad, w, reduction, denominator):
+    """The gradient of each per-element loss, from the reduced loss's."""
+    if reduction == "mean":
+        grad = grad / denominator
+    return grad if w is None else grad * w
+
+
 @register_op("SoftmaxCrossEntropyLoss")
 class SoftmaxCrossEntropyLoss(Operation):
     """−log softmax(scores)[label], weighted, over a batch (scores N×C×…, labels N×… integers)"""
@@ -45,22 +71,8 @@ class SoftmaxCrossEntropyLoss(Operation):
 
     @staticmethod
     def forward(ctx, scores, labels, weights=None, *, reduction: Reduction = "mean", ignore_index: int = None):
-        labels = np.asarray(labels, np.int64)
-        check_labels(scores, labels, weights, ignore_index)
         log_prob = log_softmax(scores, axis=1)
-        kept = None if ignore_index is None else labels != ignore_index
-        if kept is not None:
-            labels = np.where(kept, labels, 0)  # any valid class; its weight is zeroed below
-        # per-element weight: the label's class weight, 0 where the label is ignored, None when all are 1
-        w = None if weights is None else weights[labels].astype(scores.dtype)
-        if kept is not None:
-            w = kept.astype(scores.dtype) if w is None else w * kept
-        grid = (np.arange(len(labels)),) if labels.ndim == 1 else np.indices(labels.shape, sparse=True)
-        at_label = (grid[0], labels, *grid[1:])  # indexes log_prob[n, labels[n, …], …]
-        nll = -log_prob[at_label]
-        if w is not None:
-            nll *= w
-        denominator = nll.size if w is None else w.sum()
+        nll, at_label, w, denominator = picked_losses(log_prob, labels, weights, ignore_index)
         ctx.save(log_prob, at_label, w, reduction, denominator)
         return reduce_loss(nll, reduction, denominator), log_prob
 
@@ -71,10 +83,7 @@ class SoftmaxCrossEntropyLoss(Operation):
         if grad is None:  # only log_prob is used downstream
             gscores = np.zeros_like(log_prob)
         else:
-            if reduction == "mean":
-                grad = grad / denominator
-            if w is not None:
-                grad = grad * w
+            grad = picked_grad(grad, w, reduction, denominator)
             # d(−log softmax[label])/d scores = softmax − onehot(label)
             gscores = prob if grad_log_prob is None else prob.copy()
             gscores[at_label] -= 1
@@ -82,6 +91,27 @@ class SoftmaxCrossEntropyLoss(Operation):
         if grad_log_prob is not None:
             gscores += grad_log_prob - prob * grad_log_prob.sum(axis=1, keepdims=True)
         return gscores, None, None
+
+
+@register_op("NegativeLogLikelihoodLoss")
+class NegativeLogLikelihoodLoss(Operation):
+    """−input[label], weighted, over a batch (input N×C×…: log-probabilities, labels N×… integers)"""
+
+    symbol = "NLL"
+
+    @staticmethod
+    def forward(ctx, input, target, weight=None, *, reduction: Reduction = "mean", ignore_index: int = None):
+        nll, at_label, w, denominator = picked_losses(input, target, weight, ignore_index)
+        ctx.save(input.shape, at_label, w, reduction, denominator)
+        return reduce_loss(nll, reduction, denominator)
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, at_label, w, reduction, denominator = ctx
+        grad = picked_grad(grad, w, reduction, denominator)
+        ginput = np.zeros(shape, np.result_type(grad))
+        ginput[at_label] = -grad  # each label picks one element (its weight and reduction already applied)
+        return ginput, None, None
 
 
 @register_op("MSELoss")
