@@ -10,6 +10,7 @@ from cgtools.ops import (  # noqa: F401
     loss,
     nn,
     norm,
+    recurrent,
     reduce,
     shape,
     slicing,
