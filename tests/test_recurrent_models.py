@@ -69,3 +69,71 @@ def test_param_gradients_equal_pytorchs(language_model):
     for name, param in model.named_parameters():
         assert name in run.grads, f"no gradient for {name!r}"
         np.testing.assert_allclose(run.grads[name], param.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+# ---- what torch's modules lack, against onnxruntime (forward) and finite differences (backward) --------------
+
+T, N, I, H = 4, 3, 2, 3
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+ATTRIBUTE_CASES = {
+    "LSTM-peepholes-clip-sequence-lens": ("LSTM", {"clip": 1.5}, True, True),
+    "LSTM-input-forget-bidirectional": ("LSTM", {"input_forget": 1, "direction": "bidirectional"}, False, True),
+    "LSTM-activations-reverse": ("LSTM", {"direction": "reverse",
+                                          "activations": ["HardSigmoid", "LeakyRelu", "Softsign"],
+                                          "activation_alpha": [0.3, 0.2], "activation_beta": [0.4]}, True, False),
+    "GRU-reset-before-linear-sequence-lens": ("GRU", {"linear_before_reset": 0}, True, False),
+    "GRU-activations-bidirectional": ("GRU", {"direction": "bidirectional", "activations":
+                                              ["Sigmoid", "Elu", "HardSigmoid", "Tanh"]}, False, True),
+    "RNN-affine-clip-sequence-lens": ("RNN", {"activations": ["Affine"], "activation_alpha": [0.7],
+                                              "activation_beta": [0.1], "clip": 0.8}, True, True),
+}
+
+
+def single_node_model(op, attrs, lens: bool, states: bool):
+    """The op's node with every optional input but P (LSTM: P too) and Y summed into a scalar loss, and a feed."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(3)
+    d = 2 if attrs.get("direction") == "bidirectional" else 1
+    g = GATES[op]
+    feed = {"X": rng.standard_normal((T, N, I)), "W": 0.6 * rng.standard_normal((d, g * H, I)),
+            "R": 0.6 * rng.standard_normal((d, g * H, H)), "B": 0.3 * rng.standard_normal((d, 2 * g * H))}
+    names = ["X", "W", "R", "B", "sequence_lens" if lens else ""]
+    if states or op == "LSTM":
+        names += ["initial_h"]
+        feed["initial_h"] = rng.standard_normal((d, N, H))
+    if op == "LSTM":
+        names += ["initial_c", "P"]
+        feed |= {"initial_c": rng.standard_normal((d, N, H)), "P": rng.standard_normal((d, 3 * H))}
+    feed = {k: v.astype(np.float32) for k, v in feed.items()}
+    if lens:
+        feed["sequence_lens"] = np.array([4, 2, 3], np.int32)
+    inputs = [helper.make_tensor_value_info(k, TensorProto.INT32 if k == "sequence_lens" else TensorProto.FLOAT,
+                                            v.shape) for k, v in feed.items()]
+    nodes = [helper.make_node(op, names, ["Y", "Y_h"], hidden_size=H, **attrs),
+             helper.make_node("ReduceSumSquare", ["Y"], ["loss"], keepdims=0)]
+    outputs = [helper.make_tensor_value_info(k, TensorProto.FLOAT, shape) for k, shape in
+               (("Y", [T, d, N, H]), ("Y_h", [d, N, H]), ("loss", []))]
+    model = helper.make_model(helper.make_graph(nodes, op, inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 18)])
+    return model, feed
+
+
+@pytest.mark.parametrize("case", ATTRIBUTE_CASES)
+def test_attributes_torch_lacks_against_onnxruntime_and_finite_differences(case, tmp_path):
+    import onnxruntime as ort
+
+    from cgtools.gradcheck import gradcheck
+
+    model, feed = single_node_model(*ATTRIBUTE_CASES[case])
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    graph = cgtools.load(path)
+    run = graph.run(feed, backward=False)
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["Y", "Y_h"], feed)
+    for name, value in zip(("Y", "Y_h"), expected, strict=True):
+        np.testing.assert_allclose(run.values[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+    del model.graph.output[:2]  # the loss alone: the scalar backward starts from
+    path.write_bytes(model.SerializeToString())
+    report = gradcheck(cgtools.load(path), feed, max_elements=24, rtol=1e-5, atol=1e-7)
+    assert report.ok, report
