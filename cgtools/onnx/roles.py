@@ -2,7 +2,8 @@
 exporter made: judged by how the graph reads them, not by their names (PyTorch's exporters rename weights they
 transpose, `onnx::MatMul_123`, `val_0`).
 
-An initializer is a weight when some node reads it, directly or through a copy (Identity, Transpose, Reshape …),
+An initializer is a weight when some node reads it, directly or through a copy (Identity, Transpose, Reshape …)
+or a piece (Slice, Concat: PyTorch's exporter unfolded, cuts torch's LSTM and GRU weights into ONNX's gate order),
 in a weight slot of a layer op (Conv's W and B, Gemm, MatMul, a normalization's scale and bias, Gather's table),
 or as a non-scalar operand of Add, Sub, Mul or Div (a Linear's bias after MatMul, a layer scale, a position
 embedding). Everything else is a constant: scalars (`0.5`, the square root of a head size), BatchNormalization's
@@ -18,7 +19,7 @@ WEIGHT_SLOTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "Mat
                 "GroupNormalization": (1, 2), "RMSNormalization": (1,), "SkipLayerNormalization": (2, 3),
                 "PRelu": (1,), "Gather": (0,), "LSTM": (1, 2, 3), "GRU": (1, 2, 3), "RNN": (1, 2, 3)}
 ARITHMETIC = ("Add", "Sub", "Mul", "Div")
-COPIES = ("Identity", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Cast")
+COPIES = ("Identity", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Cast", "Slice")
 
 
 def is_weight(name: str, value: np.ndarray, readers: dict) -> bool:
@@ -30,7 +31,7 @@ def is_weight(name: str, value: np.ndarray, readers: dict) -> bool:
     while stack:
         tensor = stack.pop()
         for op, slot, outputs in readers.get(tensor, ()):
-            if op in COPIES and slot == 0 and outputs and outputs[0] not in seen:
+            if (op in COPIES and slot == 0 or op == "Concat") and outputs and outputs[0] not in seen:
                 seen.add(outputs[0])
                 stack.append(outputs[0])
             elif op in WEIGHT_SLOTS and (WEIGHT_SLOTS[op] is None or slot in WEIGHT_SLOTS[op]):
