@@ -137,3 +137,16 @@ def test_scatter_elements_without_gradient_says_so(reduction):
     assert graph.run({"x": np.ones((2, 2))}, backward=False).values["s"] > 0
     with pytest.raises(cgtools.CgError, match=f"ScatterElements has no gradient for reduction='{reduction}'"):
         graph.run({"x": np.ones((2, 2))})
+
+
+def test_topk_orders_unsigned_and_the_most_negative_integers():
+    """Largest-first by negation wraps for uint64 (−3 is huge) and for int64's minimum (−min is itself)."""
+    for dtype, x in ((np.uint64, [3, 0, 2**64 - 1, 7]), (np.int64, [-2**63, 5, 2**63 - 1, 0])):
+        graph = cgtools.load({"cgtools": "1.0", "inputs": [{"name": "x", "value": {"dtype": np.dtype(dtype).name,
+                                                                               "shape": [4], "data": x}}],
+                              "constants": [{"name": "k", "value": {"dtype": "int64", "shape": [1], "data": [2]}}],
+                              "nodes": [{"op": "TopK", "inputs": ["x", "k"], "outputs": ["v", "i"]}],
+                              "outputs": ["v", "i"]})
+        values = graph.run(backward=False).values
+        assert values["v"].tolist() == sorted(x, reverse=True)[:2]
+        assert values["i"].tolist() == [x.index(v) for v in sorted(x, reverse=True)[:2]]

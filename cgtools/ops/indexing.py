@@ -33,7 +33,7 @@ class TopK(Operation):
         if not 0 <= k[0] <= X.shape[axis]:
             raise CgError(f"TopK cannot take k={k[0]} elements of an axis of length {X.shape[axis]}")
         # a stable sort keeps tied elements in index order; negating (not flipping) keeps that for largest
-        order = np.argsort(-X if largest else X, axis=axis, kind="stable")
+        order = np.argsort(descending_key(X) if largest else X, axis=axis, kind="stable")
         indices = np.take(order, np.arange(k[0]), axis=axis).astype(np.int64)
         ctx.save(X.shape, indices, axis)
         return np.take_along_axis(X, indices, axis=axis), indices
@@ -255,3 +255,9 @@ class Unique(Operation):
     @staticmethod
     def backward(ctx, *grads):
         return (None,)  # as torch.unique: the distinct values pass nothing back
+
+
+def descending_key(x: np.ndarray) -> np.ndarray:
+    """Keys whose ascending order is `x`'s descending one: -x for floats; for integers ~x (-x - 1, or max - x
+    when unsigned), as -x wraps for unsigned ones and for the most negative signed one."""
+    return ~x if x.dtype.kind in "iu" else -x
