@@ -253,6 +253,7 @@ def report(cases: list[Case], results: dict[str, str | None], out=sys.stdout) ->
     print(f"excluded: {status['excluded']}  unsupported dtype: {status['unsupported dtype']}  "
           f"need ops cgtools lacks: {status['unsupported op']}", file=out)
     print(f"claimed op types: {len(claimed)}", file=out)
+    print(single_node_summary(cases, results), file=out)
     if EXCLUDED:
         print("excluded op types: " + "; ".join(f"{op} ({why})" for op, why in sorted(EXCLUDED.items())), file=out)
     if failed:
@@ -265,6 +266,20 @@ def report(cases: list[Case], results: dict[str, str | None], out=sys.stdout) ->
             for case in groups[op]:
                 print(f"    {case.name}: {results[case.name]}", file=out)
     return len(failed)
+
+
+def single_node_summary(cases: list[Case], results: dict[str, str | None]) -> str:
+    """The suite's own measure: its single-node cases (not the `_expanded` ones) that pass, and the op types all
+    of whose single-node cases pass; a case not run (an op or a dtype cgtools lacks) counts as not passing."""
+    by_op: dict[str, list[bool]] = defaultdict(list)
+    for case in cases:
+        op = primary_op(case)
+        if "_expanded" not in case.name and "+" not in op:
+            by_op[op].append(case.status == "runnable" and case.name in results and not results[case.name])
+    passed = sum(sum(oks) for oks in by_op.values())
+    complete = sum(all(oks) for oks in by_op.values())
+    return (f"single-node cases: {passed} of {sum(map(len, by_op.values()))} pass; op types with every "
+            f"single-node case passing: {complete} of {len(by_op)}")
 
 
 def main(argv=None) -> int:
