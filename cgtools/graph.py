@@ -18,6 +18,7 @@ from cgtools import checks, interpreter, json_format, notebook
 from cgtools.compiled import CompilePolicy
 from cgtools.errors import CgError, did_you_mean
 from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size
+from cgtools.ops import REGISTRY
 from cgtools.parts import LEAF_KINDS, Leaf, Node
 
 UNSIZED_DIM = 1  # the size random inputs give a symbolic dimension no --dim names
@@ -27,8 +28,14 @@ class Graph:
     """A computation graph. Treat it as immutable: it keeps its order and its engine's plan."""
 
     def __init__(self, leaves: list[Leaf], nodes: list[Node], outputs: list[str], *, loss: str | None = None,
-                 name: str = "", doc: str = "", opset: int | None = None, path: str | None = None):
+                 name: str = "", doc: str = "", opset: int | None = None, path: str | None = None, outer=()):
         self.leaves = {leaf.name: leaf for leaf in leaves}
+        self.outer = tuple(outer)  # of a subgraph: the inputs that are the enclosing graph's tensors
+        for node in nodes:  # a subgraph attribute given as a document (JSON) becomes a Graph
+            op = REGISTRY.get(node.op)
+            for key, value in node.attrs.items():
+                if isinstance(value, dict) and op and op.spec.attrs.get(key, ("",))[0] == "graph":
+                    node.attrs[key] = Graph.from_dict(value)
         self.nodes, self.outputs, self.loss = nodes, list(outputs), loss
         self.name, self.doc, self.opset, self.path = name, doc, opset, path
         self.plan = None  # the engine's flat plan of this graph, made on its first run (interpreter.plan_of)

@@ -199,7 +199,7 @@ def _parts(doc: dict, folder: Path, file: str | None) -> dict:
     nodes = [Node(n["op"], list(n.get("inputs", [])), list(n["outputs"]), dict(n.get("attrs", {})),
                   n.get("name", ""), n.get("doc", ""), tuple(n.get("scope", ()))) for n in doc["nodes"]]
     return dict(leaves=leaves, nodes=nodes, outputs=doc["outputs"], loss=doc.get("loss"), name=doc.get("name", ""),
-                doc=doc.get("doc", ""), opset=doc.get("opset"), path=file)
+                doc=doc.get("doc", ""), opset=doc.get("opset"), path=file, outer=doc.get("outer", ()))
 
 
 def _declared_shape(entry: dict, where: str, file: str | None) -> tuple | None:
@@ -231,8 +231,8 @@ def to_dict(graph: Graph, sidecar: dict | None = None, sidecar_file: str = "") -
     def node(n: Node) -> dict:
         entry = {"op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs)}
         if n.attrs:  # tensor attributes (ONNX's ConstantOfShape value, say) as {dtype, shape, data}
-            entry["attrs"] = {k: tensor_values.encode(v, name=k) if isinstance(v, np.ndarray) else v
-                              for k, v in n.attrs.items()}
+            entry["attrs"] = {k: tensor_values.encode(v, name=k) if isinstance(v, np.ndarray)
+                              else to_dict(v) if hasattr(v, "outer") else v for k, v in n.attrs.items()}
         if n.name != n.outputs[0]:
             entry["name"] = n.name
         if n.doc:
@@ -251,6 +251,8 @@ def to_dict(graph: Graph, sidecar: dict | None = None, sidecar_file: str = "") -
     doc["outputs"] = list(graph.outputs)
     if graph.loss:
         doc["loss"] = graph.loss
+    if graph.outer:
+        doc["outer"] = list(graph.outer)
     return doc
 
 

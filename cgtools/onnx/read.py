@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -14,16 +13,15 @@ from cgtools.checks import check
 from cgtools.errors import CgError
 from cgtools.graph import Graph
 from cgtools.limits import checked_size
+from cgtools.onnx.external import load_external_data
 from cgtools.onnx.mapping import (
     LOADER_OPS,
     LOSS_KEY,
     NEUTRAL_ATTRS,
-    NUMPY_TYPES,
     OLD_AXIS_DEFAULT,
     SCOPE_KEY,
     SUPPORTED_WORDS,
     TORCH_SCOPES_KEY,
-    all_tensors,
     attribute_inputs,
     check_text_and_sizes,
     first_line,
@@ -111,7 +109,7 @@ def _read_model(path: Path):
         raise CgError("expected an ONNX model (a ModelProto with a graph and opset imports), found none; "
                       "the file is corrupt or of another kind", file=file)
     check_text_and_sizes(model, file)
-    _load_external_data(onnx, model, path)
+    load_external_data(onnx, model, path)
     try:
         if model.ByteSize() < 2**31 - 1:
             onnx.checker.check_model(model)
@@ -120,42 +118,6 @@ def _read_model(path: Path):
     except Exception as e:  # noqa: BLE001 - onnx.checker.ValidationError and protobuf's size errors
         raise CgError(f"not a valid ONNX model: {first_line(e)}", file=file) from None
     return model
-
-
-def _load_external_data(onnx, model, path: Path) -> None:
-    file, folder = str(path), path.parent.resolve()
-    external = [t for t in all_tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
-    for tensor in external:
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (folder / location).resolve()
-        if not location or not target.is_relative_to(folder):
-            raise CgError(f"external data at {location!r} is outside the model's folder {str(folder)!r}; "
-                          "cgtools reads external data from inside that folder only", file=file,
-                          where=f"initializer {tensor.name!r}")
-        if not target.is_file():
-            raise CgError(f"external data file {location!r} is missing from {str(folder)!r}", file=file,
-                          where=f"initializer {tensor.name!r}")
-        _check_external_size(tensor, target, file)
-    if external:
-        try:
-            onnx.external_data_helper.load_external_data_for_model(model, str(folder))
-        except Exception as e:  # noqa: BLE001
-            raise CgError(f"cannot read external data: {e}", file=file) from None
-
-
-def _check_external_size(tensor, target: Path, file: str) -> None:
-    """Refuse external data longer than its tensor's dims say, before onnx reads it all into memory."""
-    entries = {e.key: e.value for e in tensor.external_data}
-    dtype = NUMPY_TYPES.get(tensor.data_type)
-    offset, length = entries.get("offset") or "0", entries.get("length") or ""
-    if not offset.isdigit() or not (length.isdigit() or not length):
-        raise CgError(f"expected external data's offset and length as whole numbers, found {offset!r} and "
-                      f"{length!r}", file=file, where=f"initializer {tensor.name!r}")
-    stored = int(length) if length else target.stat().st_size - int(offset)
-    expected = math.prod(tensor.dims) * dtype.itemsize if dtype is not None else None
-    if expected is not None and stored > expected:
-        raise CgError(f"external data of {stored:,} bytes for a {dtype.name} tensor of shape {list(tensor.dims)} "
-                      f"({expected:,} bytes)", file=file, where=f"initializer {tensor.name!r}")
 
 
 def _check_model_types_and_ops(model, file: str) -> None:
@@ -186,15 +148,7 @@ def load_onnx(path) -> Graph:
     g = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
     leaves = _leaves(model, file)
-    onnx_nodes = []  # (index in the model, NodeProto); Constant nodes become constants
-    for i, node in enumerate(g.node):
-        if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
-            value, widened = _constant_value(node, _node_where(i, node), file)
-            leaves.append(Leaf(node.output[0], "constant", value, value.dtype.name, None,
-                               "; ".join(part for part in (widened, node.doc_string) if part)))
-        else:
-            onnx_nodes.append((i, node))
-    nodes, places = _NodeReader(model, leaves, onnx_nodes, opset, file).read()
+    nodes, places = _nodes(g, leaves, opset, file)
     loss = next((p.value for p in model.metadata_props if p.key == LOSS_KEY), None)
     tensors = set(leaf.name for leaf in leaves) | {out for node in nodes for out in node.outputs}
     graph = Graph(leaves, nodes, [o.name for o in g.output], loss=loss if loss in tensors else None,
@@ -204,6 +158,43 @@ def load_onnx(path) -> Graph:
     except CgError as e:
         raise e.located(file=file) from None
     return graph
+
+
+def _nodes(g, leaves: list[Leaf], opset, file: str) -> tuple[list[Node], list[str]]:
+    """The graph's nodes (and their places); its Constant nodes become constants, appended to `leaves`."""
+    onnx_nodes = []  # (index in the graph, NodeProto)
+    for i, node in enumerate(g.node):
+        if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
+            value, widened = _constant_value(node, _node_where(i, node), file)
+            leaves.append(Leaf(node.output[0], "constant", value, value.dtype.name, None,
+                               "; ".join(part for part in (widened, node.doc_string) if part)))
+        else:
+            onnx_nodes.append((i, node))
+    return _NodeReader(g, leaves, onnx_nodes, opset, file).read()
+
+
+def _subgraph(g, opset, where: str, file: str) -> Graph:
+    """A graph attribute (If's branches, Loop's body) as a Graph: its inputs, then as `outer` inputs the
+    enclosing graph's tensors it reads (the node lists those after its own inputs)."""
+    leaves = [Leaf(v.name, "input") if type_problem(v.type) else _typed_leaf(v) for v in g.input]
+    leaves += [Leaf(t.name, "constant", _array(t, f"{where} initializer {t.name!r}", file)[0]) for t in g.initializer]
+    nodes, places = _nodes(g, leaves, opset, file)
+    known = {leaf.name for leaf in leaves} | {out for node in nodes for out in node.outputs}
+    outer = list(dict.fromkeys(t for node in nodes for t in node.inputs if t and t not in known))
+    outer += [name for name in dict.fromkeys(o.name for o in g.output) if name not in known and name not in outer]
+    leaves += [Leaf(name, "input") for name in outer]
+    graph = Graph(leaves, nodes, [o.name for o in g.output], name=g.name, opset=opset, outer=outer)
+    try:
+        check(graph, places=places)
+    except CgError as e:
+        raise e.within(where).located(file=file) from None
+    return graph
+
+
+def _typed_leaf(v) -> Leaf:
+    dims = _dims_of(v.type)
+    fixed = dims is not None and all(isinstance(d, int) for d in dims)
+    return Leaf(v.name, "input", None, onnx_dtype_name(v.type.tensor_type.elem_type), dims if fixed else None)
 
 
 def _leaves(model, file: str) -> list[Leaf]:
@@ -264,12 +255,11 @@ class _NodeReader:
     """The model's (non-Constant) nodes as Nodes, in one form whatever the opset: attributes later opsets made
     inputs become constant leaves (appended to `leaves`), older defaults are made explicit."""
 
-    def __init__(self, model, leaves: list[Leaf], onnx_nodes, opset: int | None, file: str):
+    def __init__(self, g, leaves: list[Leaf], onnx_nodes, opset: int | None, file: str):
         self.leaves, self.onnx_nodes, self.opset, self.file = leaves, onnx_nodes, opset, file
         leaf_names = {leaf.name for leaf in leaves}
         self.tensor_names = leaf_names | {out for _, node in onnx_nodes for out in node.output if out}
         self.names = _node_names([node for _, node in onnx_nodes], leaf_names)
-        g = model.graph
         self.declared = {v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.value_info, *g.output)}
         self.declared.update({t.name: t.data_type for t in g.initializer})
         self.declared.update({leaf.name: leaf.dtype for leaf in leaves if leaf.kind == "constant"})
@@ -282,8 +272,11 @@ class _NodeReader:
         return nodes, places
 
     def node(self, node, name: str, where: str) -> Node:
-        attrs = {}
+        attrs, graphs = {}, [attr for attr in node.attribute if attr.HasField("g")]
         for attr in node.attribute:
+            if attr.HasField("g"):
+                attrs[attr.name] = _subgraph(attr.g, self.opset, f"{where}.attrs.{attr.name}", self.file)
+                continue
             value = _attribute(attr, f"{where}.attrs.{attr.name}", self.file)
             neutral = NEUTRAL_ATTRS.get((node.op_type, attr.name), NEUTRAL_ATTRS.get(attr.name, ()))
             if neutral is None or (isinstance(value, int) and neutral == value):
@@ -292,6 +285,9 @@ class _NodeReader:
         inputs = self.attributes_as_inputs(node.op_type, attrs, list(node.input), name)
         while inputs and not inputs[-1]:
             inputs.pop()
+        if graphs:  # a body's own inputs, then the enclosing graph's tensors any body reads
+            inputs += [""] * (max(len(g.input) for g in (attr.g for attr in graphs)) - len(inputs))
+            inputs += dict.fromkeys(t for attr in graphs for t in attrs[attr.name].outer)
         if node.op_type in OLD_AXIS_DEFAULT and self.opset is not None and self.opset < 13:
             attrs.setdefault("axis", 1)
         if node.op_type == "Split" and "num_outputs" not in attrs and (len(inputs) < 2 or not inputs[1]):

@@ -209,6 +209,8 @@ class _Lowering:
             if attrs.pop("num_outputs") != len(node.outputs):
                 raise CgError(f"before opset 18, Split makes as many equal parts as it has outputs; write it at "
                               f"opset 18 or give it {len(node.outputs)} outputs", where=place)
+        outer = dict.fromkeys(t for v in attrs.values() if hasattr(v, "outer") for t in v.outer)
+        inputs = inputs[:len(inputs) - len(outer)]  # the enclosing graph's tensors bodies read: ONNX's scope
         while inputs and not inputs[-1]:
             inputs.pop()
         proto = self.onnx.helper.make_node(node.op, inputs, node.outputs, name=node.name, doc_string=node.doc or None)
@@ -216,6 +218,8 @@ class _Lowering:
             proto.metadata_props.add(key=SCOPE_KEY, value=json.dumps(list(node.scope)))
         for key, value in attrs.items():
             kind = spec.attrs[key][0] if key in spec.attrs else None
+            if kind == "graph":
+                value = _body(value, self.opset)
             try:
                 proto.attribute.append(_make_attribute(self.onnx, key, value, kind))
             except (TypeError, ValueError) as e:
@@ -255,6 +259,22 @@ class _Lowering:
             made.append(helper.make_node(op, [squares], [out], name=node.name, keepdims=0,
                                          doc_string=node.doc or None))
         return made
+
+
+def _body(graph: Graph, opset: int):
+    """A subgraph as an onnx.GraphProto: its own inputs (typed as far as known), its nodes, its outputs; the
+    enclosing graph's tensors it reads are in ONNX's scope, not inputs."""
+    helper = require_onnx().helper
+    lowering = _Lowering(graph, opset, None)
+    lowering.constants(skip=lowering.folded_constants())
+    for index in graph.topological_order():
+        lowering.node(index)
+    inputs = [helper.make_tensor_value_info(leaf.name, code_of(leaf.dtype), leaf.shape) if leaf.dtype else
+              helper.make_empty_tensor_value_info(leaf.name)
+              for leaf in graph.leaves_of("input") if leaf.name not in graph.outer]
+    _, initializers = _inputs_and_initializers(Graph(graph.leaves_of("param"), [], []), None)
+    outputs = [helper.make_empty_tensor_value_info(name) for name in graph.outputs]
+    return helper.make_graph(lowering.nodes, graph.name or "body", inputs, outputs, initializer=initializers)
 
 
 def _make_attribute(onnx, key, value, kind):

@@ -5,6 +5,7 @@ from cgtools.ops import (  # noqa: F401
     bitwise,
     blocks,
     cast,
+    control,
     conv,
     elementwise,
     generate,

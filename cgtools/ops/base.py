@@ -73,7 +73,12 @@ class Operation:
         raise CgError("this op has no gradient")
 
 
-ATTR_KINDS = {int: "int", float: "float", str: "str", list[int]: "ints", list[float]: "floats",
+class Subgraph:
+    """The annotation of a graph attribute (If's branches, Loop's body): a Graph once loaded, a graph document
+    in JSON. The body's `outer` inputs are tensors of the enclosing graph, which the node lists as extra inputs."""
+
+
+ATTR_KINDS = {Subgraph: "graph", int: "int", float: "float", str: "str", list[int]: "ints", list[float]: "floats",
               list[str]: "strings", np.ndarray: "tensor"}
 
 
@@ -190,6 +195,8 @@ def _attr_ok(kind: str, value) -> bool:
         return number(value)
     if kind in ("str", "enum"):
         return isinstance(value, str)
+    if kind == "graph":
+        return isinstance(value, dict) or hasattr(value, "nodes") and hasattr(value, "outer")
     if kind == "tensor":
         return isinstance(value, (dict, np.ndarray)) or number(value) or isinstance(value, list)
     if not isinstance(value, list):
@@ -200,7 +207,8 @@ def _attr_ok(kind: str, value) -> bool:
 
 KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "ints": "a list of integers",
               "floats": "a list of numbers", "strings": "a list of strings",
-              "tensor": "an array {dtype, shape, data} or a number"}
+              "tensor": "an array {dtype, shape, data} or a number",
+              "graph": "a graph document {cgtools, nodes, outputs, …}"}
 
 
 def kind_words(spec: OpSpec, name: str) -> str:
