@@ -19,6 +19,7 @@ from cgtools.ops import (  # noqa: F401
     normalize,
     recurrent,
     reduce,
+    resize,
     shape,
     slicing,
     unary,

@@ -8,7 +8,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from opcheck import case, randn
+from opcheck import SKIP, Const, case, randn
+
+
+def sizes(*n):
+    return Const(list(n), "int64")
+
+
+def scales(*s):
+    return Const(list(s), "float32")
+
+
+def interpolate(**kwargs):
+    return lambda x, *skipped: F.interpolate(x, **kwargs)
+
+
+def upsample_2x(x):
+    """Linear 2× along the last axis, asymmetric (output o reads o/2), the last element repeated past the end."""
+    right = torch.cat([x[..., 1:], x[..., -1:]], -1)
+    return torch.stack([x, (x + right) / 2], -1).flatten(-2)
 
 
 def rms_norm(x, w, dims, eps=1e-5):
@@ -31,6 +49,51 @@ CASES = [
     case("LRN-even-size-bias", [randn(1, 6, 2, 3)],
          lambda x: F.local_response_norm(x.flip(1), 4, 0.3, 0.6, 2.0).flip(1),
          size=4, alpha=0.3, beta=0.6, bias=2.0),
+]
+
+# torch's modes as ONNX spells them: nearest is asymmetric with floor, nearest-exact half_pixel rounding up
+# halves, the others half_pixel (align_corners=False) or align_corners.
+CASES += [
+    case("Resize-nearest-upsample-scales-asymmetric-floor", [randn(1, 2, 2, 3), SKIP, scales(1, 1, 2, 3)],
+         interpolate(scale_factor=(2, 3), mode="nearest"), coordinate_transformation_mode="asymmetric",
+         nearest_mode="floor"),
+    case("Resize-nearest-downsample-sizes-half-pixel", [randn(1, 2, 5, 7), SKIP, SKIP, sizes(1, 2, 3, 4)],
+         interpolate(size=(3, 4), mode="nearest-exact"), nearest_mode="round_prefer_ceil"),
+    case("Resize-linear-upsample-sizes-half-pixel", [randn(2, 1, 3, 4), SKIP, SKIP, sizes(2, 1, 5, 7)],
+         interpolate(size=(5, 7), mode="bilinear"), mode="linear"),
+    case("Resize-linear-downsample-sizes-align-corners", [randn(1, 2, 6, 5), SKIP, SKIP, sizes(1, 2, 4, 3)],
+         interpolate(size=(4, 3), mode="bilinear", align_corners=True), mode="linear",
+         coordinate_transformation_mode="align_corners"),
+    case("Resize-linear-1d-axes", [randn(2, 3, 5), SKIP, SKIP, sizes(8)],
+         interpolate(size=8, mode="linear"), mode="linear", axes=[2]),
+    case("Resize-linear-3d", [randn(1, 1, 2, 3, 3), SKIP, SKIP, sizes(1, 1, 3, 4, 2)],
+         interpolate(size=(3, 4, 2), mode="trilinear"), mode="linear"),
+    case("Resize-cubic-upsample-sizes", [randn(1, 2, 4, 4), SKIP, SKIP, sizes(1, 2, 7, 6)],
+         interpolate(size=(7, 6), mode="bicubic"), mode="cubic"),
+    case("Resize-cubic-downsample-align-corners-axes", [randn(1, 2, 6, 5), SKIP, SKIP, sizes(4, 3)],
+         interpolate(size=(4, 3), mode="bicubic", align_corners=True), mode="cubic", axes=[2, 3],
+         coordinate_transformation_mode="align_corners"),
+    case("Upsample-nearest", [randn(1, 2, 2, 3), scales(1, 1, 2, 2)],
+         interpolate(scale_factor=2, mode="nearest")),
+    case("Upsample-linear-asymmetric", [randn(1, 1, 3, 4), scales(1, 1, 1, 2)],
+         lambda x, s: upsample_2x(x), mode="linear"),
+]
+
+# ONNX's antialias picks its taps unlike torch's (and its cubic keeps a = −0.75), and torch has no crop with
+# extrapolation nor exclude_outside: these are checked against finite differences only (tests/test_spatial_ops.py).
+FINITE_DIFFERENCE_ONLY_CASES = [
+    case("Resize-linear-antialias-downsample", [randn(1, 2, 8, 7), SKIP, SKIP, sizes(1, 2, 3, 4)], None,
+         mode="linear", antialias=1),
+    case("Resize-cubic-antialias-downsample-scales", [randn(1, 1, 9, 6), SKIP, scales(1, 1, 0.5, 0.6)], None,
+         mode="cubic", antialias=1),
+    case("Resize-linear-tf-crop-and-resize-extrapolation", [randn(1, 1, 4, 5), Const([0.4, -0.2, 0.9, 1.3]),
+                                                            SKIP, sizes(3, 4)], None,
+         mode="linear", axes=[2, 3], coordinate_transformation_mode="tf_crop_and_resize", extrapolation_value=2.0),
+    case("Resize-cubic-exclude-outside", [randn(1, 1, 4, 4), SKIP, scales(1, 1, 1.6, 0.8)], None, mode="cubic",
+         exclude_outside=1, cubic_coeff_a=-0.5),
+    case("Resize-linear-half-pixel-symmetric-not-larger", [randn(1, 1, 4, 6), SKIP, SKIP, sizes(3, 7)], None,
+         mode="linear", axes=[2, 3], coordinate_transformation_mode="half_pixel_symmetric",
+         keep_aspect_ratio_policy="not_larger"),
 ]
 
 TORCH_ONLY_CASES: list = []
