@@ -5,10 +5,12 @@ torch's functional forms are the oracles where they map; finite differences chec
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from opcheck import SKIP, Const, case, randn
+from opcheck import SKIP, Const, case, distinct, nonzero, randn
 
 
 def sizes(*n):
@@ -27,6 +29,27 @@ def upsample_2x(x):
     """Linear 2× along the last axis, asymmetric (output o reads o/2), the last element repeated past the end."""
     right = torch.cat([x[..., 1:], x[..., -1:]], -1)
     return torch.stack([x, (x + right) / 2], -1).flatten(-2)
+
+
+def lp_pool(p, kernel, stride=1, pads=None):
+    """(Σ |x|^p)^(1/p) over each window, zeros padded as ONNX's pads say."""
+    def fn(x):
+        x = x if pads is None else pad(x, pads)
+        return (F.avg_pool2d(x.abs() ** p, kernel, stride) * math.prod(kernel)) ** (1 / p)
+
+    return fn
+
+
+def pad(x, pads):
+    """ONNX pads [x1_begin, x2_begin, x1_end, x2_end] as torch's F.pad."""
+    return F.pad(x, [pads[1], pads[3], pads[0], pads[2]])
+
+
+def max_pool_indices(x, kernel):
+    """MaxPool's indices as torch gives them (within each plane) and as ONNX does (in the whole tensor)."""
+    _, within = F.max_pool2d(torch.from_numpy(x), kernel, return_indices=True)
+    planes = torch.arange(x.shape[0] * x.shape[1]).reshape(x.shape[0], x.shape[1], 1, 1)
+    return within, (within + planes * x.shape[2] * x.shape[3]).numpy()
 
 
 def rms_norm(x, w, dims, eps=1e-5):
@@ -77,6 +100,40 @@ CASES += [
          interpolate(scale_factor=2, mode="nearest")),
     case("Upsample-linear-asymmetric", [randn(1, 1, 3, 4), scales(1, 1, 1, 2)],
          lambda x, s: upsample_2x(x), mode="linear"),
+]
+
+CASES += [
+    case("ConvTranspose-2d-bias", [randn(1, 2, 3, 3), randn(2, 3, 3, 3), randn(3)], F.conv_transpose2d),
+    case("ConvTranspose-2d-strides-pads-output-padding", [randn(2, 2, 3, 4), randn(2, 2, 3, 2)],
+         lambda x, w: F.conv_transpose2d(x, w, stride=(2, 3), padding=(1, 0), output_padding=(1, 2)),
+         strides=[2, 3], pads=[1, 0, 1, 0], output_padding=[1, 2]),
+    case("ConvTranspose-2d-groups-dilations", [randn(1, 4, 3, 3), randn(4, 1, 2, 2), randn(2)],
+         lambda x, w, b: F.conv_transpose2d(x, w, b, groups=2, dilation=(2, 1)), group=2, dilations=[2, 1]),
+    case("ConvTranspose-1d-asymmetric-pads", [randn(2, 3, 5), randn(3, 2, 3)],
+         lambda x, w: F.conv_transpose1d(x, w, stride=2)[..., 1:-2], strides=[2], pads=[1, 2]),
+    # output_shape one larger than the strides make: a row and column of zeros (plus the bias) at the end
+    case("ConvTranspose-2d-output-shape", [randn(1, 1, 3, 3), randn(1, 2, 3, 3), randn(2)],
+         lambda x, w, b: F.conv_transpose2d(x, w, b, stride=(3, 2), output_padding=1), strides=[3, 2],
+         output_shape=[10, 8]),
+    case("ConvTranspose-2d-auto-pad-same-upper", [randn(1, 2, 3, 3), randn(2, 2, 3, 3)],
+         lambda x, w: F.conv_transpose2d(x, w, stride=2)[..., :6, :6], strides=[2, 2], auto_pad="SAME_UPPER"),
+    case("ConvTranspose-3d", [randn(1, 2, 2, 3, 2), randn(2, 1, 2, 2, 2), randn(1)], F.conv_transpose3d),
+    case("LpPool-2d-p2", [randn(1, 2, 4, 5)], lambda x: F.lp_pool2d(x, 2, (2, 2), 2), kernel_shape=[2, 2],
+         strides=[2, 2]),
+    case("LpPool-2d-p3-pads", [randn(1, 2, 4, 4)], lp_pool(3, (3, 3), 1, [1, 0, 1, 2]), kernel_shape=[3, 3],
+         p=3, pads=[1, 0, 1, 2]),
+    case("LpPool-2d-p1", [nonzero(2, 1, 3, 4)], lp_pool(1, (2, 3)), kernel_shape=[2, 3], p=1),
+]
+
+X_POOLED = distinct(1, 2, 4, 6)
+INDICES_TORCH, INDICES = max_pool_indices(X_POOLED, 2)
+CASES += [
+    case("MaxUnpool-2d", [randn(1, 2, 2, 3), Const(INDICES)],
+         lambda x, i: F.max_unpool2d(x, INDICES_TORCH, 2), kernel_shape=[2, 2], strides=[2, 2]),
+    # a larger output_shape pads the unpooled shape at the end (torch would reread the indices in the new shape)
+    case("MaxUnpool-2d-output-shape", [randn(1, 2, 2, 3), Const(INDICES), Const([1, 2, 5, 7], "int64")],
+         lambda x, i, s: F.pad(F.max_unpool2d(x, INDICES_TORCH, 2), [0, 1, 0, 1]), kernel_shape=[2, 2],
+         strides=[2, 2]),
 ]
 
 # ONNX's antialias picks its taps unlike torch's (and its cubic keeps a = −0.75), and torch has no crop with
