@@ -21,6 +21,7 @@ from cgtools.ops import (  # noqa: F401
     recurrent,
     reduce,
     resize,
+    sample,
     shape,
     slicing,
     unary,

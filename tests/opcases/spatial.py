@@ -136,6 +136,35 @@ CASES += [
          strides=[2, 2]),
 ]
 
+# Grid points spread a little beyond −1 … 1, so the padding modes matter. torch's bicubic pads its taps but
+# never clamps the point itself, as ONNX does beyond the border: its cubic cases keep the points inside.
+CASES += [
+    case("GridSample-linear-zeros", [randn(2, 2, 4, 5), 0.7 * randn(2, 3, 4, 2)],
+         lambda x, g: F.grid_sample(x, g, "bilinear", "zeros", align_corners=False)),
+    case("GridSample-linear-border-align-corners", [randn(1, 3, 3, 4), 0.7 * randn(1, 4, 2, 2)],
+         lambda x, g: F.grid_sample(x, g, "bilinear", "border", align_corners=True), padding_mode="border",
+         align_corners=1),
+    case("GridSample-linear-reflection", [randn(1, 2, 4, 3), 0.9 * randn(1, 3, 3, 2)],
+         lambda x, g: F.grid_sample(x, g, "bilinear", "reflection", align_corners=False),
+         padding_mode="reflection"),
+    case("GridSample-bilinear-reflection-align-corners-opset16", [randn(1, 2, 4, 3), 0.9 * randn(1, 3, 3, 2)],
+         lambda x, g: F.grid_sample(x, g, "bilinear", "reflection", align_corners=True), mode="bilinear",
+         padding_mode="reflection", align_corners=1),
+    case("GridSample-nearest-zeros", [randn(1, 2, 4, 5), 0.7 * randn(1, 3, 3, 2)],
+         lambda x, g: F.grid_sample(x, g, "nearest", "zeros", align_corners=False), mode="nearest"),
+    case("GridSample-cubic-zeros", [randn(1, 2, 5, 4), 0.7 * randn(1, 3, 2, 2)],
+         lambda x, g: F.grid_sample(x, g, "bicubic", "zeros", align_corners=False), mode="cubic"),
+    case("GridSample-cubic-border-inside", [randn(1, 1, 5, 6), 0.4 * randn(1, 3, 3, 2)],
+         lambda x, g: F.grid_sample(x, g, "bicubic", "border", align_corners=True), mode="cubic",
+         padding_mode="border", align_corners=1),
+    case("GridSample-3d-linear-border", [randn(1, 2, 3, 4, 3), 0.7 * randn(1, 2, 2, 3, 3)],
+         lambda x, g: F.grid_sample(x, g, "bilinear", "border", align_corners=False), padding_mode="border"),
+    case("AffineGrid-2d", [randn(2, 2, 3), Const([2, 1, 3, 4], "int64")],
+         lambda t, s: F.affine_grid(t, [2, 1, 3, 4], align_corners=False)),
+    case("AffineGrid-3d-align-corners", [randn(1, 3, 4), Const([1, 2, 2, 3, 4], "int64")],
+         lambda t, s: F.affine_grid(t, [1, 2, 2, 3, 4], align_corners=True), align_corners=1),
+]
+
 # ONNX's antialias picks its taps unlike torch's (and its cubic keeps a = −0.75), and torch has no crop with
 # extrapolation nor exclude_outside: these are checked against finite differences only (tests/test_spatial_ops.py).
 FINITE_DIFFERENCE_ONLY_CASES = [
@@ -155,4 +184,6 @@ FINITE_DIFFERENCE_ONLY_CASES = [
 
 TORCH_ONLY_CASES: list = []
 NON_FLOAT_OPS: set[str] = set()
-LOW_PRECISION_CASES = ["GroupNormalization-per-channel", "RMSNormalization-axis1-epsilon"]
+LOW_PRECISION_CASES = ["GroupNormalization-per-channel", "RMSNormalization-axis1-epsilon", "LRN-size3",
+                       "Resize-linear-upsample-sizes-half-pixel", "ConvTranspose-2d-groups-dilations",
+                       "LpPool-2d-p2", "GridSample-linear-zeros"]
