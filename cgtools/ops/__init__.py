@@ -19,6 +19,7 @@ from cgtools.ops import (  # noqa: F401
     recurrent,
     reduce,
     shape,
+    signal,
     slicing,
     unary,
 )

@@ -1,0 +1,43 @@
+"""The cases of the signal ops: DFT (forward and inverse, real and complex signals, from one side, padded and
+cut to dft_length) against torch.fft, and STFT against torch.stft; the windows, MelWeightMatrix, BitCast and
+the random ops have nothing to differentiate.
+
+Complex numbers are a last axis of 2 (real, imaginary), a real signal a last axis of 1, as ONNX has them."""
+
+from __future__ import annotations
+
+import torch
+
+from opcheck import SKIP, Case, case, ints, randn
+
+
+def complex_of(x):
+    return torch.view_as_complex(x) if x.shape[-1] == 2 else x[..., 0]
+
+
+def pairs(z):
+    return torch.view_as_real(z.resolve_conj()) if z.is_complex() else z[..., None]
+
+
+def fft(kind, dim, n=None):
+    """The torch function of a DFT case: torch.fft.<kind> along dim, on and to ONNX's layout."""
+    return lambda x, *_: pairs(getattr(torch.fft, kind)(complex_of(x), n=n, dim=dim))
+
+
+CASES: list[Case] = [
+    case("DFT-real-axis1", [randn(2, 6, 3, 1), SKIP, ints(1)], fft("fft", 1)),
+    case("DFT-complex-default-axis", [randn(2, 5, 2)], fft("fft", 1)),
+    case("DFT-complex-negative-axis", [randn(3, 4, 2, 2), SKIP, ints(-3)], fft("fft", 1)),
+    case("DFT-onesided-real", [randn(2, 7, 1)], fft("rfft", 1), onesided=1),
+    case("DFT-padded-complex", [randn(2, 5, 2), ints(8)], fft("fft", 1, 8)),
+    case("DFT-cut-onesided", [randn(3, 8, 1), ints(6)], fft("rfft", 1, 6), onesided=1),
+    case("DFT-inverse-complex-axis2", [randn(2, 3, 6, 2), SKIP, ints(2)], fft("ifft", 2), inverse=1),
+    case("DFT-inverse-real-padded", [randn(2, 4, 1), ints(6)], fft("ifft", 1, 6), inverse=1),
+    case("DFT-irfft-even", [randn(2, 6, 2)], fft("irfft", 1, 10), inverse=1, onesided=1),
+    case("DFT-irfft-odd-length", [randn(2, 4, 3, 2), ints(7), ints(1)], fft("irfft", 1, 7), inverse=1, onesided=1),
+    case("DFT-irfft-cut", [randn(5, 2), ints(4), ints(0)], fft("irfft", 0, 4), inverse=1, onesided=1),
+]
+
+TORCH_ONLY_CASES: list[Case] = []
+NON_FLOAT_OPS: set[str] = set()
+FLOAT32_CASES = ["DFT-complex-default-axis", "DFT-irfft-even"]
