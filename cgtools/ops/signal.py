@@ -94,3 +94,123 @@ class DFT(Operation):
         g = grad[..., 0] if grad.shape[-1] == 1 else grad[..., 0] + 1j * grad[..., 1]
         gz = dft_adjoint(g, m, n, axis, inverse, onesided)
         return as_pairs(gz, real=shape[-1] == 1).astype(grad.dtype), None, None
+
+
+def frame_starts(length: int, frame_length: int, step: int):
+    if step < 1 or frame_length < 1 or frame_length > length:
+        raise CgError(f"STFT needs a frame_step of at least 1 and frames of 1 to {length} samples (the signal's "
+                      f"length), found frame_step {step} and frame_length {frame_length}")
+    return np.arange(1 + (length - frame_length) // step) * step
+
+
+@register_op("STFT")
+class STFT(Operation):
+    """the DFT of each frame of frame_length samples, frame_step apart, times the window (batch × frames × bins
+    × 2; from one side by default)"""
+
+    symbol = "STFT"
+
+    @staticmethod
+    def forward(ctx, signal, frame_step, window=None, frame_length=None, *, onesided: int = 1):
+        n = ints_of(frame_length)[0] if frame_length is not None else len(window) if window is not None else None
+        if n is None or (window is not None and len(window) != n):
+            raise CgError(f"STFT needs a window or a frame_length, of one length; found a window of "
+                          f"{None if window is None else len(window)} and frame_length {n}")
+        w = np.ones(n) if window is None else window
+        frames = frame_starts(signal.shape[1], n, ints_of(frame_step)[0])[:, None] + np.arange(n)
+        z = as_complex(signal)[:, frames]  # batch × frames × n
+        ctx.save(signal.shape, frames, z, w, bool(onesided))
+        return as_pairs(dft(z * w, n, 2, False, bool(onesided))).astype(signal.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, frames, z, w, onesided = ctx
+        n = len(w)
+        g = dft_adjoint(grad[..., 0] + 1j * grad[..., 1], n, n, 2, False, onesided)  # of the windowed frames
+        gz = np.zeros(shape[:2], g.dtype)
+        np.add.at(gz, (slice(None), frames), g * w)  # overlapping frames add up
+        gw = np.real(g * np.conj(z)).sum((0, 1)) if ctx.needs_grad[2] else None
+        return as_pairs(gz, real=shape[-1] == 1).astype(grad.dtype), None, gw, None
+
+
+def output_dtype(code: int):
+    if code not in NUMPY_TYPES:
+        raise CgError(f"expected an ONNX type code for output_datatype, found {code}; supported: "
+                      f"{described(NUMPY_TYPES)}", where="output_datatype")
+    return NUMPY_TYPES[code]
+
+
+def cosine_window(size, periodic: int, output_datatype: int, *coefficients):
+    """Σₖ (−1)ᵏ·aₖ·cos(2πkn/N) for n < size, N = size (periodic) or size − 1 (symmetric)."""
+    size = ints_of(size)[0]
+    n = np.arange(size)
+    big_n = size if periodic else size - 1
+    w = sum((-1) ** k * a * np.cos(2 * np.pi * k * n / big_n) for k, a in enumerate(coefficients))
+    return np.asarray(w, np.float64).astype(output_dtype(output_datatype))
+
+
+@register_op("HannWindow")
+class HannWindow(Operation):
+    """the Hann window of `size` samples: 0.5 − 0.5·cos(2πn/N) (N = size if periodic, else size − 1)"""
+
+    symbol = "hann"
+
+    @staticmethod
+    def forward(ctx, size, *, output_datatype: int = 1, periodic: int = 1):
+        return cosine_window(size, periodic, output_datatype, 0.5, 0.5)
+
+
+@register_op("HammingWindow")
+class HammingWindow(Operation):
+    """the Hamming window of `size` samples: 25/46 − 21/46·cos(2πn/N) (N = size if periodic, else size − 1)"""
+
+    symbol = "hamming"
+
+    @staticmethod
+    def forward(ctx, size, *, output_datatype: int = 1, periodic: int = 1):
+        return cosine_window(size, periodic, output_datatype, 25 / 46, 21 / 46)
+
+
+@register_op("BlackmanWindow")
+class BlackmanWindow(Operation):
+    """the Blackman window of `size` samples: 0.42 − 0.5·cos(2πn/N) + 0.08·cos(4πn/N)"""
+
+    symbol = "blackman"
+
+    @staticmethod
+    def forward(ctx, size, *, output_datatype: int = 1, periodic: int = 1):
+        return cosine_window(size, periodic, output_datatype, 0.42, 0.5, 0.08)
+
+
+def hertz_to_mel(f):
+    return 2595 * np.log10(1 + f / 700)
+
+
+@register_op("MelWeightMatrix")
+class MelWeightMatrix(Operation):
+    """the weights (dft_length//2 + 1 bins × num_mel_bins) that turn a spectrum into a mel spectrum: one triangle
+    per mel bin, evenly spaced in mel between the edge frequencies; no gradient"""
+
+    symbol = "mel"
+
+    @staticmethod
+    def forward(ctx, num_mel_bins, dft_length, sample_rate, lower_edge_hertz, upper_edge_hertz, *,
+                output_datatype: int = 1):
+        mels, n = ints_of(num_mel_bins)[0], ints_of(dft_length)[0]
+        low, high = (hertz_to_mel(float(np.ravel(f)[0])) for f in (lower_edge_hertz, upper_edge_hertz))
+        points = low + np.arange(mels + 2) * (high - low) / (mels + 2)  # as onnx's reference spaces them
+        hertz = 700 * (10 ** (points / 2595) - 1)
+        bins = (((n + 1) * hertz) // ints_of(sample_rate)[0]).astype(int)
+        out = np.zeros((n // 2 + 1, mels))
+        for i, (left, centre, right) in enumerate(zip(bins, bins[1:], bins[2:])):
+            if centre == left:
+                out[centre, i] = 1
+            else:
+                out[left:centre + 1, i] = (np.arange(left, centre + 1) - left) / (centre - left)
+            if right > centre:
+                out[centre:right, i] = (right - np.arange(centre, right)) / (right - centre)
+        return out.astype(output_dtype(output_datatype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None,) * 5  # the triangles' corners are whole bins: small moves of the edges change nothing

@@ -38,6 +38,24 @@ CASES: list[Case] = [
     case("DFT-irfft-cut", [randn(5, 2), ints(4), ints(0)], fft("irfft", 0, 4), inverse=1, onesided=1),
 ]
 
+
+
+def stft(n, step, onesided=True):
+    """torch.stft of frames of n samples, step apart, in ONNX's layout (batch × frames × bins × 2)."""
+    def fn(x, _, window=None, *rest):
+        window = torch.ones(n, dtype=x.dtype) if window is None else window
+        z = torch.stft(complex_of(x), n, step, window=window, center=False, onesided=onesided,
+                       return_complex=True)
+        return pairs(z.transpose(1, 2))
+    return fn
+
+
+CASES += [
+    case("STFT-real-window", [randn(2, 20, 1), ints(4), randn(6)], stft(6, 4)),
+    case("STFT-overlapping-frames", [randn(2, 12, 1), ints(2), SKIP, ints(8)], stft(8, 2)),
+    case("STFT-complex-two-sided", [randn(1, 16, 2), ints(3), randn(5), ints(5)], stft(5, 3, False), onesided=0),
+]
+
 TORCH_ONLY_CASES: list[Case] = []
-NON_FLOAT_OPS: set[str] = set()
-FLOAT32_CASES = ["DFT-complex-default-axis", "DFT-irfft-even"]
+NON_FLOAT_OPS = {"HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix"}
+FLOAT32_CASES = ["DFT-complex-default-axis", "DFT-irfft-even", "STFT-real-window"]
