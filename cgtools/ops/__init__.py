@@ -2,10 +2,12 @@
 
 from cgtools.ops import (  # noqa: F401
     attention,
+    bitcast,
     bitwise,
     blocks,
     cast,
     conv,
+    det,
     elementwise,
     generate,
     indexing,

@@ -1,11 +1,12 @@
 """The cases of the signal ops: DFT (forward and inverse, real and complex signals, from one side, padded and
-cut to dft_length) against torch.fft, and STFT against torch.stft; the windows, MelWeightMatrix, BitCast and
-the random ops have nothing to differentiate.
+cut to dft_length) against torch.fft, STFT against torch.stft, and Det against torch.linalg.det; the windows,
+MelWeightMatrix, BitCast and the random ops have nothing to differentiate.
 
 Complex numbers are a last axis of 2 (real, imaginary), a real signal a last axis of 1, as ONNX has them."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from opcheck import SKIP, Case, case, ints, randn
@@ -56,6 +57,12 @@ CASES += [
     case("STFT-complex-two-sided", [randn(1, 16, 2), ints(3), randn(5), ints(5)], stft(5, 3, False), onesided=0),
 ]
 
+# Det: matrices kept well away from singular (the identity plus a little noise), one and a batch of them
+CASES += [
+    case("Det-matrix", [np.eye(3) + 0.3 * randn(3, 3)], torch.linalg.det),
+    case("Det-batch", [np.eye(4) + 0.3 * randn(2, 3, 4, 4)], torch.linalg.det),
+]
+
 TORCH_ONLY_CASES: list[Case] = []
-NON_FLOAT_OPS = {"HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix"}
-FLOAT32_CASES = ["DFT-complex-default-axis", "DFT-irfft-even", "STFT-real-window"]
+NON_FLOAT_OPS = {"BitCast", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix"}
+FLOAT32_CASES = ["DFT-complex-default-axis", "DFT-irfft-even", "STFT-real-window", "Det-batch"]
