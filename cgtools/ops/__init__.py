@@ -18,6 +18,7 @@ from cgtools.ops import (  # noqa: F401
     maths_axes,
     nn,
     norm,
+    random,
     recurrent,
     reduce,
     shape,

@@ -64,5 +64,6 @@ CASES += [
 ]
 
 TORCH_ONLY_CASES: list[Case] = []
-NON_FLOAT_OPS = {"BitCast", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix"}
+NON_FLOAT_OPS = {"Bernoulli", "RandomUniformLike", "RandomNormalLike", "RandomUniform", "RandomNormal",
+                 "BitCast", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix"}
 FLOAT32_CASES = ["DFT-complex-default-axis", "DFT-irfft-even", "STFT-real-window", "Det-batch"]
