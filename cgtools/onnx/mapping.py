@@ -59,7 +59,7 @@ TORCH_SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # PyTorch's dynamo exporter: "[
 LOADER_OPS = frozenset({"Constant"})
 # The first opset that takes an op's attribute forms (Operation.attribute_forms: ReduceSum's axes …) as inputs
 INPUT_FORMS_SINCE = {
-    "ReduceSum": 13, "Squeeze": 13, "Unsqueeze": 13, "Split": 13, "Pad": 11, "Dropout": 12, "Slice": 10,
+    "ReduceSum": 13, "Squeeze": 13, "DFT": 20, "Unsqueeze": 13, "Split": 13, "Pad": 11, "Dropout": 12, "Slice": 10,
     **{op: 18 for op in ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
                          "ReduceLogSumExp", "ReduceSumSquare", "ReduceLogSum")},
 }
@@ -68,8 +68,8 @@ FLOAT_FORM_DTYPES = {("Dropout", "ratio"): "float32"}
 # Attributes of early opsets that change nothing at these values (None: at any value): dropped on reading
 NEUTRAL_ATTRS = {"consumed_inputs": None, ("BatchNormalization", "spatial"): 1, ("BatchNormalization", "is_test"): 1,
                  ("Dropout", "is_test"): 1}
-# Softmax-like ops whose default axis was 1 before opset 13 (it is -1 since)
-OLD_AXIS_DEFAULT = ("Softmax", "LogSoftmax", "Hardmax")
+# Ops whose default axis was 1 before an opset (Softmax-like ops: -1 since 13; DFT: -2 since 20) -> that opset
+OLD_AXIS_DEFAULT = {"Softmax": 13, "LogSoftmax": 13, "Hardmax": 13, "DFT": 20}
 
 
 def attribute_inputs(op) -> list[tuple[str, int, int, str | None]]:

@@ -282,14 +282,14 @@ class _NodeReader:
             if neutral is None or (isinstance(value, int) and neutral == value):
                 continue
             attrs[attr.name] = value
+        if node.op_type in OLD_AXIS_DEFAULT and self.opset is not None and self.opset < OLD_AXIS_DEFAULT[node.op_type]:
+            attrs.setdefault("axis", 1)
         inputs = self.attributes_as_inputs(node.op_type, attrs, list(node.input), name)
         while inputs and not inputs[-1]:
             inputs.pop()
         if graphs:  # a body's own inputs, then the enclosing graph's tensors any body reads
             inputs += [""] * (max(len(g.input) for g in (attr.g for attr in graphs)) - len(inputs))
             inputs += dict.fromkeys(t for attr in graphs for t in attrs[attr.name].outer)
-        if node.op_type in OLD_AXIS_DEFAULT and self.opset is not None and self.opset < 13:
-            attrs.setdefault("axis", 1)
         if node.op_type == "Split" and "num_outputs" not in attrs and (len(inputs) < 2 or not inputs[1]):
             attrs["num_outputs"] = len(node.output)  # before opset 18: as many equal parts as outputs
         outputs = list(node.output)

@@ -203,8 +203,8 @@ class _Lowering:
             attrs[attr] = self.graph.leaves[inputs[position]].value
             inputs[position] = ""
         self.attributes_as_inputs(node, attrs, inputs, place)
-        if node.op in OLD_AXIS_DEFAULT and self.opset < 13 and "axis" not in attrs:
-            attrs["axis"] = -1  # cgtools' default; before opset 13 ONNX's was 1
+        if node.op in OLD_AXIS_DEFAULT and self.opset < OLD_AXIS_DEFAULT[node.op] and "axis" not in attrs:
+            attrs["axis"] = -2 if node.op == "DFT" else -1  # cgtools' default; before that opset ONNX's was 1
         if node.op == "Split" and self.opset < 18 and "num_outputs" in attrs:
             if attrs.pop("num_outputs") != len(node.outputs):
                 raise CgError(f"before opset 18, Split makes as many equal parts as it has outputs; write it at "

@@ -2,12 +2,14 @@
 
 from cgtools.ops import (  # noqa: F401
     attention,
+    bitcast,
     bitwise,
     blocks,
     cast,
     control,
     conv,
     convt,
+    det,
     elementwise,
     generate,
     indexing,
@@ -19,11 +21,13 @@ from cgtools.ops import (  # noqa: F401
     nn,
     norm,
     normalize,
+    random,
     recurrent,
     reduce,
     resize,
     sample,
     shape,
+    signal,
     slicing,
     unary,
 )
