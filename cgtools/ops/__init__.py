@@ -16,6 +16,7 @@ from cgtools.ops import (  # noqa: F401
     maths_axes,
     nn,
     norm,
+    quantize,
     recurrent,
     reduce,
     shape,
