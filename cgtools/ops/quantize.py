@@ -170,3 +170,106 @@ class DynamicQuantizeLinear(Operation):
     @staticmethod
     def backward(ctx, *grads):
         return (None,)
+
+
+# ---- the integer products of quantized models ----------------------------------------------------------
+
+def centred(q, zero_point, axis: int | None = None):
+    """q − zero_point as exact float64 integers; a vector zero point lies along `axis` (a matrix's rows, a
+    weight's output channels), or along the last axis when none is given."""
+    values = q.astype(np.float64)
+    if zero_point is None:
+        return values
+    zero = zero_point.astype(np.float64)
+    if axis is not None and zero.ndim == 1 and zero.size > 1:
+        zero = zero.reshape([-1 if k == axis % q.ndim else 1 for k in range(q.ndim)])
+    return values - zero
+
+
+def integer_conv(x, w, bias, attrs: dict):
+    """Conv of two exact float64 integer tensors, as int32 (float64 holds every sum of 8-bit products)."""
+    y = Conv.forward(Context(), x, w, None if bias is None else bias.astype(np.float64), **attrs)
+    return np.rint(y).astype(np.int32)
+
+
+def requantized(acc, ratio, zero_point, dtype):
+    """An int32 accumulator times a scale ratio, rounded (halves to even), plus the zero point, saturated."""
+    scaled = acc * ratio
+    if zero_point is not None:
+        scaled = scaled + zero_point
+    return saturated(np.rint(scaled), dtype)
+
+
+def along_channels(value, ndim: int):
+    """A per-output-channel vector shaped to broadcast along axis 1 of an N×M×… result; a scalar as it is."""
+    return value.reshape(-1, *(1,) * (ndim - 2)) if value.size > 1 else value.reshape(())
+
+
+@register_op("MatMulInteger")
+class MatMulInteger(Operation):
+    """(A − a_zero_point) · (B − b_zero_point) of 8-bit integers, as int32 (zero points per tensor, per row of A
+    or per column of B); no gradient"""
+
+    symbol = "matmul (int)"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, A, B, a_zero_point=None, b_zero_point=None):
+        product = np.matmul(centred(A, a_zero_point, axis=-2), centred(B, b_zero_point))
+        return np.rint(product).astype(np.int32)
+
+
+@register_op("QLinearMatMul")
+class QLinearMatMul(Operation):
+    """a · b of quantized matrices, requantized to y_scale and y_zero_point (each scale and zero point per
+    tensor, per row of a or per column of b); no gradient"""
+
+    symbol = "matmul (quantized)"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point=None):
+        acc = np.rint(np.matmul(centred(a, a_zero_point, axis=-2), centred(b, b_zero_point))).astype(np.int32)
+        if a_scale.size > 1:
+            a_scale = a_scale.reshape(-1, 1)
+        ratio = a_scale * b_scale / y_scale  # in the scales' own type, as onnx rounds it
+        return requantized(acc, ratio, y_zero_point, a.dtype if y_zero_point is None else y_zero_point.dtype)
+
+
+@register_op("ConvInteger")
+class ConvInteger(Operation):
+    """convolution of (x − x_zero_point) with (w − w_zero_point) of 8-bit integers, as int32 (w's zero point
+    per tensor or per output channel); no gradient"""
+
+    symbol = "conv (int)"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, x, w, x_zero_point=None, w_zero_point=None, *, auto_pad: AutoPad = "NOTSET",
+                dilations: list[int] = (), group: int = 1, kernel_shape: list[int] = (), pads: list[int] = (),
+                strides: list[int] = ()):
+        attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
+                     strides=strides)
+        return integer_conv(centred(x, x_zero_point), centred(w, w_zero_point, axis=0), None, attrs)
+
+
+@register_op("QLinearConv")
+class QLinearConv(Operation):
+    """convolution of quantized x and w plus an int32 bias B, requantized to y_scale and y_zero_point (w's
+    scale and zero point per tensor or per output channel); no gradient"""
+
+    symbol = "conv (quantized)"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point=None, B=None, *,
+                auto_pad: AutoPad = "NOTSET", dilations: list[int] = (), group: int = 1,
+                kernel_shape: list[int] = (), pads: list[int] = (), strides: list[int] = ()):
+        attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
+                     strides=strides)
+        acc = integer_conv(centred(x, x_zero_point), centred(w, w_zero_point, axis=0), B, attrs)
+        if w_scale.size > 1 and w_scale.shape != (w.shape[0],):
+            raise CgError(f"expected w_scale to be a scalar or {w.shape[0]} values (one per output channel), "
+                          f"found shape {list(w_scale.shape)}", where="w_scale")
+        ratio = x_scale * along_channels(w_scale, acc.ndim) / y_scale
+        return requantized(acc, ratio, y_zero_point, x.dtype if y_zero_point is None else y_zero_point.dtype)
