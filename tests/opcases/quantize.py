@@ -7,7 +7,6 @@ tests/test_quantized_models.py)."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from opcheck import Case, Const, case, positive, rng
 
