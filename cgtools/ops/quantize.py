@@ -88,8 +88,9 @@ def saturated(values, dtype):
 
 @register_op("QuantizeLinear")
 class QuantizeLinear(Operation):
-    """x / y_scale rounded (halves to even), plus y_zero_point, saturated to the zero point's type (uint8 by
-    default); per tensor, per axis or per block; no gradient (rounding)"""
+    """x / y_scale rounded, plus y_zero_point, saturated to its type (uint8 if none); no gradient (rounding)
+
+    Halves round to even; scale and zero point per tensor, per axis or per block of block_size along axis."""
 
     symbol = "quantize"
     keeps_dtypes = True  # float8 … are its outputs, not types to compute in (ops.base.bound_forward)
@@ -117,8 +118,9 @@ class QuantizeLinear(Operation):
 
 @register_op("DequantizeLinear")
 class DequantizeLinear(Operation):
-    """(x − x_zero_point) × x_scale, per tensor, per axis or per block, in the scale's type (or output_dtype);
-    a gradient for the scale, none for the integers"""
+    """(x − x_zero_point) × x_scale; a gradient for the scale only, none for the quantized x
+
+    Per tensor, per axis or per block of block_size along axis; in the scale's type, or output_dtype's."""
 
     symbol = "dequantize"
     keeps_dtypes = True
@@ -151,8 +153,9 @@ class DequantizeLinear(Operation):
 
 @register_op("DynamicQuantizeLinear")
 class DynamicQuantizeLinear(Operation):
-    """x quantized to uint8 with a scale and zero point that make its range (and 0) fit 0…255; no gradient
-    (rounding; the scale is a statistic of x)"""
+    """x quantized to uint8, with the scale and zero point that fit its range (and 0) to 0…255; no gradient
+
+    Rounding has none, and the scale is a statistic of x, as a calibration's are."""
 
     symbol = "quantize (dynamic)"
     keeps_dtypes = True
@@ -207,8 +210,9 @@ def along_channels(value, ndim: int):
 
 @register_op("MatMulInteger")
 class MatMulInteger(Operation):
-    """(A − a_zero_point) · (B − b_zero_point) of 8-bit integers, as int32 (zero points per tensor, per row of A
-    or per column of B); no gradient"""
+    """(A − a_zero_point) · (B − b_zero_point) of 8-bit integers, as int32; no gradient
+
+    Zero points per tensor, per row of A or per column of B."""
 
     symbol = "matmul (int)"
     keeps_dtypes = True
@@ -221,8 +225,9 @@ class MatMulInteger(Operation):
 
 @register_op("QLinearMatMul")
 class QLinearMatMul(Operation):
-    """a · b of quantized matrices, requantized to y_scale and y_zero_point (each scale and zero point per
-    tensor, per row of a or per column of b); no gradient"""
+    """a · b of quantized matrices, requantized to y_scale and y_zero_point; no gradient
+
+    Each scale and zero point per tensor, per row of a or per column of b."""
 
     symbol = "matmul (quantized)"
     keeps_dtypes = True
@@ -238,8 +243,9 @@ class QLinearMatMul(Operation):
 
 @register_op("ConvInteger")
 class ConvInteger(Operation):
-    """convolution of (x − x_zero_point) with (w − w_zero_point) of 8-bit integers, as int32 (w's zero point
-    per tensor or per output channel); no gradient"""
+    """convolution of (x − x_zero_point) with (w − w_zero_point) of 8-bit integers, as int32; no gradient
+
+    w's zero point per tensor or per output channel."""
 
     symbol = "conv (int)"
     keeps_dtypes = True
@@ -255,8 +261,9 @@ class ConvInteger(Operation):
 
 @register_op("QLinearConv")
 class QLinearConv(Operation):
-    """convolution of quantized x and w plus an int32 bias B, requantized to y_scale and y_zero_point (w's
-    scale and zero point per tensor or per output channel); no gradient"""
+    """convolution of quantized x and w plus an int32 bias B, requantized to y_scale, y_zero_point; no gradient
+
+    w's scale and zero point per tensor or per output channel."""
 
     symbol = "conv (quantized)"
     keeps_dtypes = True
