@@ -21,6 +21,7 @@ from cgtools.ops import (  # noqa: F401
     nn,
     norm,
     normalize,
+    quantize,
     random,
     recurrent,
     reduce,
