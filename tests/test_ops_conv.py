@@ -115,14 +115,12 @@ def test_max_pool_needs_kernel_shape():
 OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
        "LayerNormalization", "InstanceNormalization", "Dropout"}
 NODE_CASES = node_suite_cases(OPS)
-# The format feeds no uint8 (the conformance runner counts the case as unsupported): test_max_pool_keeps_uint8 runs it.
-NOT_RUNNABLE = {"test_maxpool_2d_uint8"}
 
 
 @pytest.mark.onnx_suite
 def test_every_onnx_node_case_of_these_ops_runs():
     using = {c.name for c in node_suite() if set(c.ops) & OPS and c.status != "unsupported op"}
-    assert using - {c.name for c in NODE_CASES} == NOT_RUNNABLE
+    assert using == {c.name for c in NODE_CASES}
     assert OPS <= set().union(*(c.ops for c in NODE_CASES))
 
 

@@ -40,7 +40,10 @@ from cgtools.onnx.read import graphs_within, load_onnx, op_label, type_problem
 from cgtools.values import NARROW_FLOATS, as_plain
 
 # Op type -> why it cannot pass all its cases. Keep it empty unless an op truly cannot; the lead decides.
-EXCLUDED: dict[str, str] = {}
+UNSEEDED = ("the suite's expected values were drawn from numpy's unseeded global generator (test_bernoulli_seed's "
+            "too), so only shape and dtype can agree; tests/test_random_ops.py checks seeded draws against onnx's "
+            "ReferenceEvaluator")
+EXCLUDED: dict[str, str] = {"Bernoulli": UNSEEDED, "RandomUniformLike": UNSEEDED}
 
 RTOL, ATOL = 1e-3, 1e-5
 ROOT = Path(__file__).resolve().parents[2]
