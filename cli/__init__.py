@@ -357,11 +357,13 @@ def schema(markdown):
 
 @cli.command()
 def ops():
-    """List the ops with their inputs, attributes and a one-line description."""
+    """List the ops with their inputs, attributes, a one-line description, and whether backward passes through."""
     from cgtools.ops import REGISTRY, summary
+    from cgtools.ops.base import has_gradient
 
-    for op_type in sorted(REGISTRY):
-        click.echo(f"{op_type:<24} {summary(REGISTRY[op_type])}\n{'':<24} ({REGISTRY[op_type].spec.signature})")
+    for op_type, op in sorted(REGISTRY.items()):
+        gradient = "" if has_gradient(op) else "; no gradient: backward stops here"
+        click.echo(f"{op_type:<24} {summary(op)}\n{'':<24} ({op.spec.signature}){gradient}")
 
 
 def main(argv=None) -> None:

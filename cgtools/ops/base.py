@@ -63,6 +63,9 @@ class Operation:
     # the outputs forward makes, in order: the first always, the others (optional, as ONNX's are) when a node
     # lists them; one name ending in "…" stands for any number, at least one (Split's parts)
     outputs: tuple[str, ...] = ("Y",)
+    # False where backward passes nothing (or zeros) back although an output may be a float: a random draw, a
+    # bit pattern, a count; `cgtools ops` says "no gradient" for these and for ops without a backward
+    gradient: bool = True
 
     @staticmethod
     def forward(ctx, *inputs, **attrs):
@@ -178,6 +181,11 @@ def get_op(op_type: str) -> type[Operation]:
     except KeyError:
         raise CgError(f"unknown op {op_type!r}{did_you_mean(op_type, REGISTRY)}; "
                       "`cgtools ops` lists the ops") from None
+
+
+def has_gradient(cls: type[Operation]) -> bool:
+    """Whether the op passes a gradient back to some input: it has a backward and does not say it passes none."""
+    return cls.gradient and cls.backward is not Operation.backward
 
 
 def summary(cls: type[Operation]) -> str:

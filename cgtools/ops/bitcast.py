@@ -17,6 +17,7 @@ SUB_BYTE = frozenset({"int2", "uint2", "int4", "uint4", "float4_e2m1fn", "float6
 class BitCast(Operation):
     """input's bits read as the element type `to` (an ONNX type code of the same width); no gradient"""
 
+    gradient = False
     symbol = "bitcast"
     keeps_dtypes = True  # reinterprets the input's own bytes: never run in float32 (ops.base.bound_forward)
 

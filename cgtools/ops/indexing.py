@@ -234,6 +234,7 @@ class Unique(Operation):
 
     Sorted, or in order of first appearance; backward passes zero to the input."""
 
+    gradient = False
     symbol = "unique"
     outputs = ("Y", "indices", "inverse_indices", "counts")
 

@@ -260,6 +260,7 @@ class Mod(Operation):
 class EyeLike(Operation):
     """a matrix of x's shape with ones on diagonal k, zeros elsewhere (dtype: x's, or an ONNX type code)"""
 
+    gradient = False
     symbol = "eye"
 
     @staticmethod

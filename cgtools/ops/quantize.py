@@ -157,6 +157,7 @@ class DynamicQuantizeLinear(Operation):
 
     Rounding has none, and the scale is a statistic of x, as a calibration's are."""
 
+    gradient = False
     symbol = "quantize (dynamic)"
     keeps_dtypes = True
     outputs = ("y", "y_scale", "y_zero_point")

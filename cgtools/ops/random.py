@@ -23,6 +23,8 @@ def generator(seed):
 class _Random(Operation):
     """Shared backward: the draws pass nothing back."""
 
+    gradient = False
+
     @staticmethod
     def backward(ctx, *grads):
         return (None,) * len(ctx.needs_grad)

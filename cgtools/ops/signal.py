@@ -191,6 +191,7 @@ class MelWeightMatrix(Operation):
     """the weights (dft_length//2 + 1 bins × num_mel_bins) that turn a spectrum into a mel spectrum: one triangle
     per mel bin, evenly spaced in mel between the edge frequencies; no gradient"""
 
+    gradient = False
     symbol = "mel"
 
     @staticmethod
