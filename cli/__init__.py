@@ -160,6 +160,8 @@ def info(graph, sets, inputs_file, random, kinds):
 @click.option("--leaves", "draw_leaves", is_flag=True, help="Draw weights as nodes, not listed inside their ops.")
 @click.option("--collapse", type=int, metavar="DEPTH", help="Draw each module DEPTH levels down the scopes "
               "(/layer1/...) as one box with its op count.")
+@click.option("--bodies/--no-bodies", default=None, help="Draw the bodies of If, Loop and Scan beside them, with "
+              "their last execution's values; default: for a lecture-sized graph.")
 @click.option("--focus", metavar="NAME", help="Draw only what lies within --depth edges of this node or tensor.")
 @click.option("--depth", type=int, help="With --focus: edges kept upstream and downstream (default 2).")
 @click.option("--frames", "frames_dir", metavar="DIR", help="Write the step-by-step build-up into DIR: the bare "
@@ -171,7 +173,7 @@ def info(graph, sets, inputs_file, random, kinds):
               "onnxruntime (the default), onnx's ReferenceEvaluator, or OTHER, a second graph run by cgtools.")
 def render(graph, expression, params, output, fmt, sets, inputs_file, random, kinds, no_backward, loss, upstream,
            labels_file, loss_fn, theme, rankdir, precision, show, draw_constants, frames_dir, color_by, against,
-           draw_leaves, collapse, focus, depth):
+           draw_leaves, collapse, focus, depth, bodies):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
@@ -203,7 +205,8 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
     colouring = edge_colouring(color_by, against, g if expression is not None else graph, sets, run)
-    view = View(theme.lower(), rankdir.upper(), precision, shown, colouring, **parts_drawn(collapse, focus, depth))
+    view = View(theme.lower(), rankdir.upper(), precision, shown, colouring, **parts_drawn(collapse, focus, depth),
+                bodies=bodies)
     if frames_dir is not None:
         write_frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
     if target is not None or output == "-":

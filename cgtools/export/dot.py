@@ -63,7 +63,18 @@ def display_graph(scene: Scene, reveal: Reveal = Reveal()) -> nx.MultiDiGraph:
         D.add_edge(u, v, **attrs)
     if coloured:
         D.add_node(LEGEND, **legend_attrs(coloured[1], t))
+    if scene.graph.graph.get("bodies"):
+        add_clusters(D, scene, t)
     return D
+
+
+def add_clusters(D: nx.MultiDiGraph, scene: Scene, t: dict) -> None:
+    """The bodies of If, Loop and Scan as clusters (bodies.py): each one's DOT attributes and parent body, and
+    the body each node is drawn in, for dot_text."""
+    D.graph["clusters"] = {cid: ({"label": cluster_label(body["label"], t), "style": "rounded,dashed",
+                                  "color": t["muted"], "fontsize": t["small"], "labeljust": "l"}, body["parent"])
+                           for cid, body in scene.graph.graph["bodies"].items()}
+    D.graph["members"] = {key: body for key, body in scene.graph.nodes(data="body") if body}
 
 
 LEGEND = "legend"  # the legend's node, in a rank of its own after the graph's last
@@ -93,8 +104,8 @@ def node_attrs(data: dict, reveal: Reveal, t: dict) -> dict:
     attrs = {"label": dot_label(at(data["lines"], reveal), t)}
     if data.get("stub"):
         return {**attrs, "style": "dotted,rounded", "fontsize": t["small"], "tooltip": tooltip(*data["hover"])}
-    if kind == "op":
-        attrs.update(shape="ellipse", style="filled")
+    if kind == "op":  # a node holding bodies is a box, as the clusters beside it
+        attrs.update(shape="box" if data.get("bodies") else "ellipse", style="filled")
     if kind == "group":
         attrs.update(style="filled,rounded,bold", penwidth=t["penwidth"] * 2)
     attrs["fillcolor"] = t["fill"]["op" if kind == "group" else kind]
@@ -114,6 +125,8 @@ def edge_attrs(data: dict, reveal: Reveal, t: dict) -> dict:
     attrs = {"label": dot_label(lines, t, edge=True) if lines else "", "tooltip": tooltip(*data["hover"])}
     if alerting(lines):
         attrs.update(color=t["alert"], style="bold")
+    if data.get("link"):  # between a body and the graph around it
+        attrs.update(style="dashed", color=t["muted"])
     return attrs
 
 
@@ -125,6 +138,11 @@ def dot_label(lines: list[tuple[str, str]], t: dict, *, edge: bool = False) -> s
     if edge:
         text = f'<TABLE BORDER="0" CELLPADDING="1"><TR><TD>{text}</TD></TR></TABLE>'
     return f"<{text}>"
+
+
+def cluster_label(lines, t: dict) -> str:
+    """A body's label on one line, `then · taken`, every user string escaped."""
+    return "<" + " · ".join(styled(esc(text), role, t, False) for text, role in at(lines, Reveal())) + ">"
 
 
 def title_label(lines: list[tuple[str, str]], t: dict) -> str:
@@ -191,16 +209,29 @@ def dot_text(D: nx.MultiDiGraph) -> str:
     P = pydot.Dot("cgtools", graph_type="digraph", **D.graph.get("graph", {}))
     P.set_node_defaults(**D.graph.get("node", {}))
     P.set_edge_defaults(**D.graph.get("edge", {}))
+    holders = clusters(P, D.graph.get("clusters", {}))
+    members = D.graph.get("members", {})
     for key, data in D.nodes(data=True):
         if key == LEGEND:  # out of the graph's way: after its last rank
             rank = pydot.Subgraph("legend_rank", rank="sink")
             rank.add_node(pydot.Node(key, **data))
             P.add_subgraph(rank)
         else:
-            P.add_node(pydot.Node(key, **data))
+            holders.get(members.get(key), P).add_node(pydot.Node(key, **data))
     for u, v, data in D.edges(data=True):
         P.add_edge(pydot.Edge(u, v, **data))
     return P.to_string()
+
+
+def clusters(P, table: dict) -> dict:
+    """The pydot clusters of `table` (id -> (attributes, parent id)), each inside its parent, by id."""
+    import pydot
+
+    made = {}
+    for cid, (attrs, parent) in table.items():  # a body's parent comes before it
+        made[cid] = pydot.Cluster(cid, **attrs)
+        (made[parent] if parent else P).add_subgraph(made[cid])
+    return made
 
 
 def render(dot: str, fmt: str, *, engine: str = "dot", args: tuple = (), timeout: float | None = None) -> bytes:

@@ -11,17 +11,21 @@ import warnings
 import networkx as nx
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.export.bodies import draws_bodies, with_bodies
 from cgtools.export.hierarchy import group_at, has_hierarchy, scopes
 from cgtools.export.scene import Facts, Line, Scene, View, make_scene
 
 
 def diagram_scene(graph, run=None, view: View = View()) -> Scene:
-    """The scene a diagram draws: focused on `view.focus`, cut at `view.collapse`."""
+    """The scene a diagram draws: focused on `view.focus`, cut at `view.collapse`, with the bodies of the ops
+    still drawn (bodies.py)."""
     scene = make_scene(graph, run, view)
     if view.focus is not None:
         scene = focused(scene, view.focus, view.depth)
     if view.collapse:
         scene = collapsed(scene, graph, run)
+    if draws_bodies(graph, view):
+        scene = with_bodies(scene, graph, run)
     return scene
 
 

@@ -101,8 +101,7 @@ def page(graph, run, view: View) -> str:
     net.node_ids = _IdList()  # pyvis checks membership in a list on every add: quadratic without this
     big = scene.graph.number_of_nodes() > LIGHT_FROM
     ids, elements = page_nodes(net, scene, plan, where, t)
-    ops = {node.name: node for node in graph.nodes}
-    info = {key: node_info(graph, ops, data["model"], data["kind"], run) for key, data in scene.graph.nodes(data=True)}
+    info = nodes_info(scene, graph, run)
     for key, data in scene.graph.nodes(data=True):  # weights listed inside an op: their values in its panel
         hover, weights = data["hover"], data.get("weights", ())
         info[key]["rows"] += [["weight", text] for text in hover[len(hover) - len(weights):]]
@@ -120,6 +119,14 @@ def page(graph, run, view: View) -> str:
     return fill_template(doc)
 
 
+def nodes_info(scene: Scene, graph, run) -> dict:
+    """What a click on each node shows; a node of a body (bodies.py) is looked up in that body and its run."""
+    bodies = {None: {"graph": graph, "run": run}, **scene.graph.graph.get("bodies", {})}
+    ops = {cid: {node.name: node for node in body["graph"].nodes} for cid, body in bodies.items()}
+    return {key: node_info(bodies[cid]["graph"], ops[cid], data["model"], data["kind"], bodies[cid]["run"])
+            for key, data in scene.graph.nodes(data=True) for cid in [data.get("body")]}
+
+
 def flat(view: View) -> View:
     """The view with no collapsing: the page draws every node and groups them itself, in the browser."""
     return replace(view, collapse=None) if "collapse" in {f.name for f in fields(view)} else view
@@ -130,9 +137,10 @@ def page_groups(graph, scene: Scene, where: dict, nodes: list[dict], collapse: i
     and the depth the page opens at: `collapse`, or for a big model when no depth is asked the first depth with
     more than one box (a note says so)."""
     if not has_hierarchy(graph):
-        return {"groups": [], "collapse": 0, "groupNote": None}
-    found = scopes(graph)
-    scope_of = {key: found.get(data["model"], ()) for key, data in scene.graph.nodes(data=True)}
+        return {"groups": body_groups(scene, where, nodes), "collapse": 0, "groupNote": None}
+    found = scopes(graph)  # a body's nodes have names of their own: in the module of the node holding them
+    scope_of = {key: () if data.get("body") else found.get(data["model"], ())
+                for key, data in scene.graph.nodes(data=True)}
     groups = group_table(scene, scope_of, where)
     ends = list(scene.graph.edges())
     for node in nodes:  # an edge's label node (T<i>) lives in the innermost group holding both its ends
@@ -145,7 +153,37 @@ def page_groups(graph, scene: Scene, where: dict, nodes: list[dict], collapse: i
         collapse = overview_depth(list(groups.values()))
         note = (f"{scene.graph.number_of_nodes():,} nodes: opened grouped by module, {collapse} "
                 f"level{'s' if collapse > 1 else ''} deep. Click a module to open it, or pick a depth.")
-    return {"groups": list(groups.values()), "collapse": collapse or 0, "groupNote": note}
+    return {"groups": [*groups.values(), *body_groups(scene, where, nodes)], "collapse": collapse or 0,
+            "groupNote": note}
+
+
+def body_groups(scene: Scene, where: dict, nodes: list[dict]) -> list[dict]:
+    """A group per node holding bodies (bodies.py), closed at first into a box where the node is, `if ▸ then ·
+    else`; a click opens it on the node and its bodies. Its nodes are tagged with it (`cg`), and so are the
+    labels of its edges; it lies in the module (or the body) holding the node. Outer groups come first."""
+    bodies = scene.graph.graph.get("bodies", {})
+    by_id, made = {node["id"]: node for node in nodes}, {}
+    for body in bodies.values():  # a body's parent comes before it
+        key = body["op"]
+        if key in made:
+            continue
+        data = scene.graph.nodes[key]
+        parent = made[bodies[body["parent"]]["op"]]["id"] if body["parent"] else by_id[key].get("cg")
+        x, y = where[key]
+        made[key] = {"id": f"S{len(made)}", "name": data["model"], "parent": parent, "depth": 0, "ops": 1,
+                     "inner": False, "x": x, "y": y, "spread": 0, "body": True,
+                     "label": vis_text(f"{data['lines'][0].text} ▸ {' · '.join(data['bodies'])}")}
+        by_id[key]["cg"] = made[key]["id"]
+    ends = list(scene.graph.edges(data="body"))
+    for key, node in by_id.items():
+        label = key.startswith("T")  # an edge's label: in the body the edge is in
+        cid = ends[int(key[1:])][2] if label else scene.graph.nodes[key].get("body")
+        if cid is None or key in made:  # a node holding bodies is in its own group
+            continue
+        group = made[bodies[cid]["op"]]
+        node["cg"] = group["id"]
+        group["ops"] += not label and scene.graph.nodes[key]["kind"] == "op"
+    return list(made.values())
 
 
 def overview_depth(groups: list[dict]) -> int:
@@ -192,10 +230,12 @@ def page_nodes(net, scene: Scene, plan: Schedule, where: dict, t: dict) -> tuple
     ids, elements = {}, []
     for key, data in scene.graph.nodes(data=True):
         kind = data["kind"]
-        ids[(kind, data["model"])] = key
+        if not data.get("body"):  # a body's names are its own: the steps name the enclosing graph's nodes
+            ids[(kind, data["model"])] = key
         x, y = where[key]
         labels = stage_labels(data["lines"], node=True)
-        net.add_node(key, label=labels[-1], x=x, y=y, shape="ellipse" if kind == "op" else "box",
+        ellipse = kind == "op" and not data.get("bodies")  # a node holding bodies is a box, as their groups
+        net.add_node(key, label=labels[-1], x=x, y=y, shape="ellipse" if ellipse else "box",
                      color={"background": t["fill"][kind], "border": t["accent"] if data.get("marked") else t["line"]},
                      shapeProperties={"borderDashes": kind == "constant"},
                      borderWidth=4 if data.get("marked") else 3 if data["loss"] else 1.5)
@@ -214,11 +254,21 @@ def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: d
     loss = run.loss if run is not None else None
     elements, tensors = [], []
     never = len(plan.active)  # a step past the last: what a forward-only run never shows
+    held = body_steps(scene, plan)
     for i, (u, v, data) in enumerate(scene.graph.edges(data=True)):
         name, use = data["tensor"], data["use"]  # use: (reading op, input slot) of one read of a shared tensor
         labels = stage_labels(data["lines"])
         element = {"edge": f"E{i}", "labels": labels, "value": plan.value_step.get(name, 0),
                    "grad": plan.use_step.get(use, plan.grad_step.get(name, never))}
+        if data.get("body") or data.get("link"):  # a body's tensor: known once its node has run; no gradient
+            body = scene.graph.graph["bodies"].get(data.get("body"))
+            element.update(value=held.get(data.get("body"), 0), grad=never)
+            text = ({"head": data["hover"][0]} if body is None or body["run"] is None else
+                    tensor_text(name, body["run"].values.get(name), None, None))
+        else:
+            share = run.use_grads.get(use) if run is not None and use else None
+            text = tensor_text(name, values.get(name), grads.get(name), loss, share)
+        tensors.append(text)
         label = labels[-1]
         if label_at is not None and label_at[i] is not None and label:  # where Graphviz put the label
             x, y = label_at[i]
@@ -226,12 +276,22 @@ def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: d
             del element["edge"]
             element["node"], label = f"T{i}", ""
         elements.append(element)
-        share = run.use_grads.get(use) if run is not None and use else None
-        tensors.append(tensor_text(name, values.get(name), grads.get(name), loss, share))
         alert = alerting(at(data["lines"], Reveal()))
-        net.add_edge(u, v, id=f"E{i}", label="" if big else label,
+        net.add_edge(u, v, id=f"E{i}", label="" if big else label, **({"dashes": True} if data.get("link") else {}),
                      **({"color": {"color": t["alert"]}, "width": 2.5} if alert else {}))
     return elements, tensors
+
+
+def body_steps(scene: Scene, plan: Schedule) -> dict:
+    """The step at which each body's values show: when the enclosing graph's node holding it has run."""
+    bodies, found = scene.graph.graph.get("bodies", {}), {}
+    for cid in bodies:
+        top = cid
+        while bodies[top]["parent"]:
+            top = bodies[top]["parent"]
+        made = scene.graph.nodes[bodies[top]["op"]]["tensors"]
+        found[cid] = max((plan.value_step.get(t, 0) for t in made), default=0)
+    return found
 
 
 def caption(k: int, plan, n_ops: int) -> str:
@@ -255,8 +315,7 @@ def node_info(graph, ops: dict, model: str, kind: str, run) -> dict:
     if kind == "op":
         node = ops[model]
         rows = [["op", node.op],
-                *[[f"attribute {k}", format_tensor(v) if isinstance(v, np.ndarray) else json.dumps(v)]
-                  for k, v in node.attrs.items()],
+                *[[f"attribute {k}", attribute_text(v)] for k, v in node.attrs.items()],
                 ["inputs", ", ".join(t or "∅" for t in node.inputs)], ["outputs", ", ".join(node.outputs)]]
         if node.doc:
             rows.append(["doc", node.doc])
@@ -272,6 +331,15 @@ def node_info(graph, ops: dict, model: str, kind: str, run) -> dict:
         if model in run.grads:
             rows.append([f"∂{run.loss}/∂{model}", format_tensor(run.grads[model], 6, inline=TOOLTIP_ELEMENTS)])
     return {"name": model, "kind": kind, "rows": rows}
+
+
+def attribute_text(value) -> str:
+    """An attribute as a node's panel writes it; a subgraph by its name and size (the page draws it)."""
+    if isinstance(value, np.ndarray):
+        return format_tensor(value)
+    if hasattr(value, "outer"):
+        return f"subgraph {value.name}: {len(value.nodes)} nodes"
+    return json.dumps(value)
 
 
 class _IdList(list):

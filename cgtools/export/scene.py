@@ -39,7 +39,8 @@ ALERTS = frozenset({"alert", "alert_grad", "alert_share"})
 class View:
     """How a diagram looks: theme, direction, digits, which of SHOW it shows; the depth of the module hierarchy
     it is cut at (None: not cut; the page's initial depth), and the node or tensor it focuses on, with what
-    lies within `depth` edges of it (grouping.py)."""
+    lies within `depth` edges of it (grouping.py); whether the bodies of If, Loop and Scan are drawn (bodies.py;
+    None: when the graph is lecture-sized)."""
 
     theme: str = "slide"
     rankdir: str = "LR"
@@ -49,6 +50,7 @@ class View:
     collapse: int | None = None
     focus: str | None = None
     depth: int = 2
+    bodies: bool | None = None
 
     def __post_init__(self):
         theme(self.theme)  # unknown names fail here, with the list of themes
