@@ -28,7 +28,7 @@ from opcheck import (
 # Imported in this order: the families draw their inputs from one random generator.
 FAMILIES = [importlib.import_module(f"opcases.{name}")
             for name in ("core", "conv", "extended", "attention", "indexing", "maths", "recurrent", "spatial",
-                         "signal", "quantize")]
+                         "signal", "quantize", "sequence")]
 CASES = [c for family in FAMILIES for c in family.CASES]
 TORCH_ONLY_CASES = [c for family in FAMILIES for c in family.TORCH_ONLY_CASES]
 CASE_BY_ID = {c.id: c for c in CASES + TORCH_ONLY_CASES}
@@ -72,7 +72,7 @@ def test_lower_precision_keeps_its_dtype(case_id, dtype, tol):
 
 
 def test_every_op_has_cases():
-    covered = {c.op for c in CASES}
+    covered = {c.op for c in CASES} | set().union(*(getattr(family, "CHAIN_OPS", ()) for family in FAMILIES))
     non_float = set().union(*(family.NON_FLOAT_OPS for family in FAMILIES))
     assert covered <= set(REGISTRY), f"cases name unknown ops: {sorted(covered - set(REGISTRY))}"
     ops = {name for name, cls in REGISTRY.items() if cls.__module__.startswith("cgtools.ops")}  # not tests' own

@@ -149,13 +149,14 @@ class SplitToSequence(Operation):
             raise CgError(f"cannot split an axis of length {n} into parts of sizes {sizes}")
         parts = np.split(input, np.cumsum(sizes)[:-1] if sizes else n, axis=axis)
         squeeze = split is None and not keepdims
-        ctx.save(axis, squeeze)
-        return [np.squeeze(p, axis) if squeeze else p for p in parts]
+        parts = [np.squeeze(p, axis) if squeeze else p for p in parts]
+        ctx.save(axis, squeeze, parts)
+        return parts
 
     @staticmethod
     def backward(ctx, grad):
-        axis, squeeze = ctx
-        return (np.stack if squeeze else np.concatenate)(grad, axis=axis), None
+        axis, squeeze, parts = ctx
+        return (np.stack if squeeze else np.concatenate)(zeros_for(grad, parts), axis=axis), None
 
 
 @register_op("ConcatFromSequence")
