@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from opcases.sequence import CHAINS
 
 from cgtools.errors import CgError
 from cgtools.graph import Graph
 from cgtools.onnx import conformance
 from cgtools.parts import Leaf, Node
+from opcases.sequence import CHAINS
 
 EPS = 1e-6
 

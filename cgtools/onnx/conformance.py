@@ -185,8 +185,8 @@ def mismatch(name: str, got, expected: np.ndarray) -> str | None:
     if type(expected) is list or expected is None:
         if type(got) is not type(expected) or expected is not None and len(got) != len(expected):
             return f"output {name!r}: {words(got)}, expected {words(expected)}"
-        return next(filter(None, (mismatch(f"{name}[{k}]", g, e) for k, (g, e) in enumerate(zip(got or (), expected or ())))),
-                    None)
+        pairs = enumerate(zip(got or (), expected or ()))
+        return next(filter(None, (mismatch(f"{name}[{k}]", g, e) for k, (g, e) in pairs)), None)
     got = np.asarray(got)
     if got.shape != expected.shape:
         return f"output {name!r}: shape {list(got.shape)}, expected {list(expected.shape)}"
