@@ -20,6 +20,7 @@ import numpy as np
 from cgtools.backward import ACCUMULATE, BackwardStep
 from cgtools.gradients import fitted
 from cgtools.ops import Context
+from cgtools.values import holds_tensor
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ FAILED = False  # stands for the compiled code of a plan that could not be compi
 
 def first_output(out):
     """A one-output step's value when the op returned something other than an array (a tuple, a scalar)."""
-    return np.asarray(out[0] if type(out) is tuple else out)
+    out = out[0] if type(out) is tuple else out
+    return np.asarray(out) if holds_tensor(out) else out  # a sequence or an optional as it is
 
 
 def outputs_of(out, n: int) -> list:
@@ -58,7 +60,7 @@ def outputs_of(out, n: int) -> list:
     values = out if type(out) is tuple else (out,)
     if len(values) < n:
         raise ValueError(f"{len(values)} outputs for {n}")
-    return [np.asarray(value) for value in values[:n]]
+    return [np.asarray(value) if holds_tensor(value) else value for value in values[:n]]
 
 
 def chained(name: str, heading: str, bodies: list[list[str]], namespace: dict, steps_per_function: int):

@@ -7,8 +7,18 @@ import numpy as np
 from cgtools.errors import CgError
 
 
+class ElementGrads(list):
+    """The gradient of a sequence: one per element (None for none), added element by element."""
+
+    def __add__(self, other):
+        return ElementGrads(b if a is None else a if b is None else a + b for a, b in zip(self, other))
+
+
 def fitted(grad, x: np.ndarray, place: str = "") -> np.ndarray:
-    """A gradient made an array of its input's shape (summing what broadcasting stretched) and dtype."""
+    """A gradient made an array of its input's shape (summing what broadcasting stretched) and dtype; a
+    sequence's gradient fitted element by element."""
+    if type(x) is list:
+        return ElementGrads(None if g is None else fitted(g, v, place) for g, v in zip(grad, x))
     grad = np.asarray(grad)
     if grad.shape != x.shape:
         grad = unbroadcast(grad, x.shape, place)

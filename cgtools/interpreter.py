@@ -25,8 +25,8 @@ from cgtools.memory import collector_paused
 from cgtools.ops import Context, get_op
 from cgtools.ops.base import bound_forward
 from cgtools.runs import Run, SlotView
+from cgtools.values import CONTAINERS, carries_gradient, differentiable, holds_tensor
 from cgtools.values import decode as decode_value
-from cgtools.values import differentiable
 
 
 class Step(NamedTuple):
@@ -123,7 +123,7 @@ def _run(graph, inputs, backward, seed, per_use, plan, loss=None, check=False) -
     flow = flow_of(plan, vals)
     seeded = plan.slots[loss]
     grads = [None] * len(vals)
-    if differentiable(vals[seeded].dtype):  # an int, bool or float8 loss carries no gradient
+    if holds_tensor(vals[seeded]) and differentiable(vals[seeded].dtype):  # an int, bool or float8 loss: none
         grads[seeded] = seed_gradient(vals[seeded], loss, seed)
     uses = {} if per_use else None
     if per_use:
@@ -215,6 +215,8 @@ def leaf_value(leaf, inputs: dict) -> np.ndarray:
     """The value given for a leaf, else its own, checked against its declared dtype and shape."""
     name = leaf.name
     value = inputs.get(name, leaf.value)
+    if leaf.dtype in CONTAINERS or type(value) is list and value and all(type(v) is np.ndarray for v in value):
+        return value  # a sequence or an optional, passed as it is
     if value is None:
         raise CgError(f"input {name!r} has no value; give one (cgtools run --set {name}=… or --inputs "
                       f"FILE.npz, or Graph.run(inputs={{{name!r}: …}}))")
@@ -252,19 +254,19 @@ def store_outputs(out, outs: tuple, vals: list) -> None:
         raise CgError(f"the op made {len(made)} output{'s' * (len(made) != 1)} here, but the node lists {len(outs)}; "
                       "list only the outputs it makes (with these attributes and inputs)")
     for i, value in zip(outs, made):
-        vals[i] = np.asarray(value)
+        vals[i] = np.asarray(value) if holds_tensor(value) else value  # sequences and optionals as they are
 
 
 def flow_of(plan: Plan, vals: list) -> Flow:
     """Gradients flow into float inputs and params and into float tensors computed from them (float16, bfloat16,
     float32 and float64: values.differentiable; float8 and narrower are storage formats). That depends
     only on dtypes, so it is worked out once per combination of leaf dtypes and kept on the plan."""
-    key = tuple([vals[i].dtype for i in plan.leaf_slots])
+    key = tuple([vals[i].dtype if holds_tensor(vals[i]) else carries_gradient(vals[i]) for i in plan.leaf_slots])
     flow = plan.flows.get(key)
     if flow is None:
         requires = [False] * len(vals)
         for i in plan.leaf_slots:
-            requires[i] = i not in plan.constant_slots and differentiable(vals[i].dtype)
+            requires[i] = i not in plan.constant_slots and carries_gradient(vals[i])
         steps = []
         for k, step in enumerate(plan.steps):
             needs = tuple(requires[i] for i in step.ins)
@@ -272,6 +274,6 @@ def flow_of(plan: Plan, vals: list) -> Flow:
                 wanted = tuple((pos, i) for pos, i in enumerate(step.ins) if requires[i])
                 steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place, step.ins))
                 for i in step.outs:
-                    requires[i] = vals[i] is not None and differentiable(vals[i].dtype)
+                    requires[i] = carries_gradient(vals[i])
         flow = plan.flows[key] = Flow(requires, steps[::-1])
     return flow

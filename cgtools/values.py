@@ -22,6 +22,21 @@ GRAD_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 INLINE_LIMIT = 1000  # arrays with more elements are saved into an .npz beside the graph
 
 
+CONTAINERS = ("sequence", "optional")  # the dtype of a leaf that holds an ONNX sequence or optional
+
+
+def holds_tensor(value) -> bool:
+    """Whether a slot holds a tensor: not a sequence (a list of arrays) nor an empty optional (None)."""
+    return value is not None and type(value) is not list
+
+
+def carries_gradient(value) -> bool:
+    """Whether a slot's value gets a gradient: a tensor of a differentiable dtype, a sequence of them."""
+    if type(value) is list:
+        return any(carries_gradient(v) for v in value)
+    return value is not None and differentiable(value.dtype)
+
+
 def differentiable(dtype) -> bool:
     """Whether a tensor of this dtype carries a gradient (ml_dtypes' kinds say 'f' for float8_e5m2 alone)."""
     return np.dtype(dtype).name in GRAD_DTYPES

@@ -36,7 +36,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.onnx.mapping import LOADER_OPS, onnx_dtype_name
-from cgtools.onnx.read import graphs_within, load_onnx, op_label, type_problem
+from cgtools.onnx.read import container_of, graphs_within, load_onnx, op_label, type_problem
 from cgtools.values import NARROW_FLOATS, as_plain
 
 # Op type -> why it cannot pass all its cases. Keep it empty unless an op truly cannot; the lead decides.
@@ -114,6 +114,7 @@ class Case:
     ops: tuple[str, ...]  # op types of its graph (subgraphs included), sorted
     inputs: list[str] = field(default_factory=list)  # graph inputs fed from input_*.pb, in order
     outputs: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)  # input or output name -> "sequence", "optional"
     status: str = "runnable"  # runnable | excluded | unsupported op | unsupported dtype
     why: str = ""  # for the statuses other than runnable: which op, dtype or exclusion
 
@@ -142,6 +143,7 @@ def discover(folder: Path) -> list[Case]:
         inits = {t.name for t in g.initializer}
         case = Case(case_dir.name, case_dir, tuple(sorted(ops)), [i.name for i in g.input if i.name not in inits],
                     [o.name for o in g.output])
+        case.kinds = {v.name: container_of(v.type) for v in (*g.input, *g.output) if container_of(v.type)}
         missing = sorted(ops - supported)
         types = [(f"{what} {v.name!r}", type_problem(v.type)) for what, vs in (("input", g.input),
                                                                                   ("output", g.output)) for v in vs]
@@ -166,16 +168,25 @@ def claimed_ops(cases: list[Case]) -> list[str]:
     return sorted((seen & supported) - set(EXCLUDED))
 
 
-def read_tensor(path: Path) -> np.ndarray:
+def read_tensor(path: Path, kind: str | None = None):
+    """The array a TensorProto file holds; for `kind` "sequence" the list of arrays of a SequenceProto, for
+    "optional" an OptionalProto's value or None."""
     import onnx
 
-    tensor = onnx.TensorProto()
-    tensor.ParseFromString(path.read_bytes())
-    return onnx.numpy_helper.to_array(tensor)
+    proto = {None: onnx.TensorProto, "sequence": onnx.SequenceProto, "optional": onnx.OptionalProto}[kind]()
+    proto.ParseFromString(path.read_bytes())
+    read = {None: onnx.numpy_helper.to_array, "sequence": onnx.numpy_helper.to_list,
+            "optional": onnx.numpy_helper.to_optional}[kind]
+    return read(proto)
 
 
 def mismatch(name: str, got, expected: np.ndarray) -> str | None:
-    """Why `got` is not `expected` (one line), or None when it is."""
+    """Why `got` is not `expected` (one line), or None when it is; sequences element by element."""
+    if type(expected) is list or expected is None:
+        if type(got) is not type(expected) or expected is not None and len(got) != len(expected):
+            return f"output {name!r}: {words(got)}, expected {words(expected)}"
+        pairs = enumerate(zip(got or (), expected or ()))
+        return next(filter(None, (mismatch(f"{name}[{k}]", g, e) for k, (g, e) in pairs)), None)
     got = np.asarray(got)
     if got.shape != expected.shape:
         return f"output {name!r}: shape {list(got.shape)}, expected {list(expected.shape)}"
@@ -202,17 +213,22 @@ def mismatch(name: str, got, expected: np.ndarray) -> str | None:
             f"{got[at]!r}, expected {expected[at]!r}")
 
 
+def words(value) -> str:
+    return "none" if value is None else f"a sequence of {len(value)}" if type(value) is list else "a tensor"
+
+
 def run_case(case: Case) -> str | None:
     """Load the case's model with cgtools, run it on each data set; the first problem (one line) or None."""
     try:
         graph = load_onnx(case.folder / "model.onnx")
         for data in sorted(case.folder.glob("test_data_set_*")):
-            feeds = {name: read_tensor(data / f"input_{j}.pb") for j, name in enumerate(case.inputs)}
+            feeds = {name: read_tensor(data / f"input_{j}.pb", case.kinds.get(name))
+                     for j, name in enumerate(case.inputs)}
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 run = graph.run(feeds, backward=False)
             for j, name in enumerate(case.outputs):
-                problem = mismatch(name, run.values[name], read_tensor(data / f"output_{j}.pb"))
+                problem = mismatch(name, run.values[name], read_tensor(data / f"output_{j}.pb", case.kinds.get(name)))
                 if problem:
                     return problem
     except CgError as e:

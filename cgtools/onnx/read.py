@@ -58,6 +58,8 @@ def unsupported_ops(model) -> Counter:
 def type_problem(type_proto) -> str | None:
     """Why a value of this type cannot be a cgtools tensor, or None when it can."""
     kind = type_proto.WhichOneof("value")
+    if kind in ("sequence_type", "optional_type"):  # of tensors (or an optional sequence of them)
+        return type_problem(getattr(type_proto, kind).elem_type)
     if kind != "tensor_type":
         words = {"sequence_type": "a sequence", "map_type": "a map", "optional_type": "an optional",
                  "sparse_tensor_type": "a sparse tensor", None: "no type"}.get(kind, kind)
@@ -66,6 +68,12 @@ def type_problem(type_proto) -> str | None:
     if dtype not in DTYPES:
         return f"has dtype {dtype}; cgtools runs {SUPPORTED_WORDS}"
     return None
+
+
+def container_of(type_proto) -> str | None:
+    """"sequence" or "optional" (values.CONTAINERS) for a value of such a type, else None."""
+    kind = type_proto.WhichOneof("value")
+    return kind.removesuffix("_type") if kind in ("sequence_type", "optional_type") else None
 
 
 def _dims_of(type_proto):
@@ -192,6 +200,8 @@ def _subgraph(g, opset, where: str, file: str) -> Graph:
 
 
 def _typed_leaf(v) -> Leaf:
+    if container_of(v.type):
+        return Leaf(v.name, "input", None, container_of(v.type))
     dims = _dims_of(v.type)
     fixed = dims is not None and all(isinstance(d, int) for d in dims)
     return Leaf(v.name, "input", None, onnx_dtype_name(v.type.tensor_type.elem_type), dims if fixed else None)
@@ -209,6 +219,9 @@ def _leaves(model, file: str) -> list[Leaf]:
     leaves: list[Leaf] = []
     for entry in g.input:
         if entry.name in initializers and not defaults:
+            continue
+        if container_of(entry.type):
+            leaves.append(Leaf(entry.name, "input", None, container_of(entry.type), doc=entry.doc_string))
             continue
         value = None
         if entry.name in initializers:
@@ -375,6 +388,8 @@ def _attribute(attr, where: str, file: str):
         if dtype not in DTYPES:
             raise CgError(f"has dtype {dtype}; cgtools runs {SUPPORTED_WORDS}", file=file, where=where)
         return _array(attr.t, where, file)[0]
+    if kind == A.TYPE_PROTO:  # Optional's type: the value's own says it, so kept only as words
+        return str(attr.tp).replace("\n", " ").strip()
     kind_name = A.AttributeType.Name(kind).lower()
     raise CgError(f"attributes of type {kind_name} are not supported; expected numbers, strings, lists of "
                   "them or a tensor", file=file, where=where)

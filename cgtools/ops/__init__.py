@@ -27,6 +27,7 @@ from cgtools.ops import (  # noqa: F401
     reduce,
     resize,
     sample,
+    sequence,
     shape,
     signal,
     slicing,

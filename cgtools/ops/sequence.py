@@ -1,0 +1,253 @@
+"""Sequences and optionals, as ONNX has them: a sequence is a Python list of arrays in a slot, an optional its
+value or None (an empty one).
+
+A sequence's gradient is one gradient per element (gradients.ElementGrads, None where an element gets none):
+the ops that move elements move their gradients back the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cgtools.errors import CgError
+from cgtools.gradients import ElementGrads
+from cgtools.ops.base import Operation, Subgraph, ints_of, register_op
+from cgtools.ops.control import outer_values, own_inputs, run_body
+
+
+def position_in(seq: list, position, *, insert: bool = False) -> int:
+    """An ONNX position (negative from the end; for an insert, the length appends) as a list index."""
+    n = len(seq)
+    k = int(np.ravel(position)[0])
+    if not -n <= k < n + insert:
+        raise CgError(f"position {k} is out of range for a sequence of {n} tensors")
+    return k + n if k < 0 else k
+
+
+def zeros_for(grads, like: list) -> list:
+    """Per-element gradients with zeros where an element got none (an element nobody read)."""
+    grads = grads if grads is not None else [None] * len(like)
+    return [np.zeros_like(v) if g is None else g for g, v in zip(grads, like)]
+
+
+@register_op("SequenceConstruct")
+class SequenceConstruct(Operation):
+    """the sequence of the inputs, in order"""
+
+    symbol = "[…]"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        if len({np.asarray(v).dtype for v in inputs}) > 1:
+            raise CgError("a sequence holds tensors of one dtype, found " + ", ".join(str(v.dtype) for v in inputs))
+        return list(inputs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(grad)
+
+
+@register_op("SequenceEmpty")
+class SequenceEmpty(Operation):
+    """an empty sequence (of tensors of the ONNX type `dtype`); no gradient"""
+
+    symbol = "[]"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, *, dtype: int = 1):
+        return []
+
+
+@register_op("SequenceLength")
+class SequenceLength(Operation):
+    """the number of tensors in the sequence, an int64 scalar; no gradient"""
+
+    symbol = "len"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input_sequence):
+        return np.array(len(input_sequence), np.int64)
+
+
+@register_op("SequenceAt")
+class SequenceAt(Operation):
+    """the tensor at `position` (negative from the end)"""
+
+    symbol = "[i]"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input_sequence, position):
+        k = position_in(input_sequence, position)
+        ctx.save(len(input_sequence), k)
+        return input_sequence[k]
+
+    @staticmethod
+    def backward(ctx, grad):
+        n, k = ctx
+        return ElementGrads(grad if i == k else None for i in range(n)), None
+
+
+@register_op("SequenceInsert")
+class SequenceInsert(Operation):
+    """the sequence with `tensor` inserted at `position` (by default appended)"""
+
+    symbol = "insert"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input_sequence, tensor, position=None):
+        k = len(input_sequence) if position is None else position_in(input_sequence, position, insert=True)
+        if input_sequence and input_sequence[0].dtype != tensor.dtype:
+            raise CgError(f"cannot insert a {tensor.dtype} tensor into a sequence of {input_sequence[0].dtype}")
+        ctx.save(k)
+        return [*input_sequence[:k], tensor, *input_sequence[k:]]
+
+    @staticmethod
+    def backward(ctx, grad):
+        (k,) = ctx
+        return ElementGrads([*grad[:k], *grad[k + 1:]]), grad[k], None
+
+
+@register_op("SequenceErase")
+class SequenceErase(Operation):
+    """the sequence without the tensor at `position` (by default the last)"""
+
+    symbol = "erase"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input_sequence, position=None):
+        k = position_in(input_sequence, -1 if position is None else position)
+        ctx.save(k)
+        return [*input_sequence[:k], *input_sequence[k + 1:]]
+
+    @staticmethod
+    def backward(ctx, grad):
+        (k,) = ctx
+        return ElementGrads([*grad[:k], None, *grad[k:]]), None
+
+
+@register_op("SplitToSequence")
+class SplitToSequence(Operation):
+    """input cut along an axis into a sequence: parts of the sizes `split` (a scalar: parts of that size, the
+    last smaller), or without split one part per element, its axis dropped unless keepdims"""
+
+    symbol = "split"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input, split=None, *, axis: int = 0, keepdims: int = 1):
+        axis %= input.ndim
+        n = input.shape[axis]
+        sizes = ints_of(split)
+        if split is not None and np.ndim(split) == 0:
+            sizes = [sizes[0]] * (n // sizes[0]) + [n % sizes[0]] * (n % sizes[0] > 0)
+        if sum(sizes or [n]) != n or min(sizes or [1]) <= 0:
+            raise CgError(f"cannot split an axis of length {n} into parts of sizes {sizes}")
+        parts = np.split(input, np.cumsum(sizes)[:-1] if sizes else n, axis=axis)
+        squeeze = split is None and not keepdims
+        parts = [np.squeeze(p, axis) if squeeze else p for p in parts]
+        ctx.save(axis, squeeze, parts)
+        return parts
+
+    @staticmethod
+    def backward(ctx, grad):
+        axis, squeeze, parts = ctx
+        return (np.stack if squeeze else np.concatenate)(zeros_for(grad, parts), axis=axis), None
+
+
+@register_op("ConcatFromSequence")
+class ConcatFromSequence(Operation):
+    """the sequence's tensors joined along `axis`, or stacked along a new axis there when new_axis is 1"""
+
+    symbol = "concat"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input_sequence, *, axis: int, new_axis: int = 0):
+        if not input_sequence:
+            raise CgError("cannot concatenate an empty sequence")
+        axis %= input_sequence[0].ndim + new_axis
+        ctx.save(axis, new_axis, np.cumsum([v.shape[axis] for v in input_sequence])[:-1] if not new_axis else None)
+        return (np.stack if new_axis else np.concatenate)(input_sequence, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        axis, new_axis, bounds = ctx
+        if new_axis:
+            return (ElementGrads(np.moveaxis(grad, axis, 0)),)
+        return (ElementGrads(np.split(grad, bounds, axis=axis)),)
+
+
+@register_op("SequenceMap")
+class SequenceMap(Operation):
+    """body run on each element of the input sequences (a tensor input is given whole each time): the
+    sequences of its outputs"""
+
+    symbol = "map"
+    outputs = ("out_sequence…",)
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input_sequence, *inputs, body: Subgraph):
+        outer = outer_values((body,), inputs)
+        given = [input_sequence, *inputs[:len(inputs) - len(outer)]]
+        lengths = {len(v) for v in given if type(v) is list}
+        if len(lengths) > 1:
+            raise CgError(f"SequenceMap's sequences differ in length: {sorted(lengths)}")
+        names = own_inputs(body)
+        outs = [[] for _ in body.outputs]
+        for i in range(lengths.pop()):
+            feeds = dict(zip(names, [v[i] if type(v) is list else v for v in given]), **outer)
+            for kept, value in zip(outs, run_body(body, feeds)):
+                kept.append(value)
+        return tuple(outs)
+
+
+@register_op("Optional")
+class Optional(Operation):
+    """an optional holding the input, or an empty one (of the type `type`) without it"""
+
+    symbol = "opt"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input=None, *, type: str = ""):
+        return input
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad,)
+
+
+@register_op("OptionalHasElement")
+class OptionalHasElement(Operation):
+    """whether the optional holds a value (a bool scalar); no gradient"""
+
+    symbol = "has?"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input=None):
+        return np.array(input is not None)
+
+
+@register_op("OptionalGetElement")
+class OptionalGetElement(Operation):
+    """the value an optional holds (a tensor or a sequence is its own value)"""
+
+    symbol = "get"
+    keeps_dtypes = True
+
+    @staticmethod
+    def forward(ctx, input):
+        if input is None:
+            raise CgError("OptionalGetElement of an empty optional")
+        return input
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad,)
