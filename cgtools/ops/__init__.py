@@ -10,6 +10,7 @@ from cgtools.ops import (  # noqa: F401
     generate,
     indexing,
     linalg,
+    linear_attention,
     logic,
     loss,
     maths,

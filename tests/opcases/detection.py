@@ -1,0 +1,73 @@
+"""The cases of LinearAttention (against its recurrence written step by step in torch), and of the detection
+ops RoiAlign and DeformConv (against torchvision.ops where it has them, else finite differences only).
+
+NonMaxSuppression and the training ops (Momentum, Adagrad, Adam) have nothing to differentiate.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from opcheck import SKIP, Case, case, randn
+
+CASES: list[Case] = []
+
+
+def heads(x, n):
+    """(batch, seq, n·size) -> (batch, n, seq, size)"""
+    return x.reshape(x.shape[0], x.shape[1], n, -1).transpose(1, 2)
+
+
+def linear_attention(q_heads, kv_heads, rule="gated_delta", scale=0.0, output=0):
+    """ONNX's LinearAttention as its defining recurrence, one token at a time."""
+    gated, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
+
+    def fn(query, key, value, past=None, decay=None, beta=None):
+        q, k, v = heads(query, q_heads), heads(key, kv_heads), heads(value, kv_heads)
+        b, _, t, d_k = q.shape
+        state = past if past is not None else torch.zeros(b, kv_heads, d_k, v.shape[-1], dtype=q.dtype)
+        g = heads(decay, 1 if decay.shape[-1] == 1 else kv_heads) if gated else None
+        be = heads(beta, 1 if beta.shape[-1] == 1 else kv_heads) if delta else None
+        outs = []
+        for i in range(t):
+            if gated:
+                state = state * torch.exp(g[:, :, i])[..., None]
+            u = v[:, :, i]
+            if delta:
+                u = be[:, :, i] * (u - torch.einsum("bhdm,bhd->bhm", state, k[:, :, i]))
+            state = state + k[:, :, i, :, None] * u[:, :, None, :]
+            shared = state.repeat_interleave(q_heads // kv_heads, dim=1)
+            outs.append((scale or d_k ** -0.5) * torch.einsum("bhd,bhdm->bhm", q[:, :, i], shared))
+        y = torch.stack(outs, 2).transpose(1, 2).reshape(b, t, -1)
+        return (y, state)[output]
+
+    return fn
+
+
+CASES += [
+    case("LinearAttention-linear", [randn(2, 3, 4), randn(2, 3, 4), randn(2, 3, 6)],
+         linear_attention(2, 2, "linear"), q_num_heads=2, kv_num_heads=2, update_rule="linear"),
+    case("LinearAttention-gated-per-key-decay-past", [randn(1, 3, 4), randn(1, 3, 4), randn(1, 3, 4),
+                                                      randn(1, 2, 2, 2), randn(1, 3, 4)],
+         linear_attention(2, 2, "gated"), q_num_heads=2, kv_num_heads=2, update_rule="gated"),
+    case("LinearAttention-delta-scale", [randn(1, 4, 3), randn(1, 4, 3), randn(1, 4, 2), SKIP, SKIP,
+                                         randn(1, 4, 1)],
+         linear_attention(1, 1, "delta", scale=0.7), q_num_heads=1, kv_num_heads=1, update_rule="delta", scale=0.7),
+    case("LinearAttention-gated-delta-gqa-past", [randn(2, 3, 8), randn(2, 3, 4), randn(2, 3, 6), randn(2, 2, 2, 3),
+                                                  randn(2, 3, 2), randn(2, 3, 2)],
+         linear_attention(4, 2), q_num_heads=4, kv_num_heads=2),
+    case("LinearAttention-gated-delta-shared-beta", [randn(1, 3, 4), randn(1, 3, 4), randn(1, 3, 4), SKIP,
+                                                     randn(1, 3, 4), randn(1, 3, 1)],
+         linear_attention(2, 2), q_num_heads=2, kv_num_heads=2),
+]
+
+# the present state as the output (the carried state of the next call)
+CASES += [Case("LinearAttention-gated-delta-present-state", "LinearAttention",
+               [randn(1, 3, 4), randn(1, 3, 4), randn(1, 3, 2), randn(1, 1, 4, 2), randn(1, 3, 1), randn(1, 3, 1)],
+               linear_attention(1, 1, output=1), {"q_num_heads": 1, "kv_num_heads": 1}, output=1, n_outputs=2)]
+
+TORCH_ONLY_CASES: list[Case] = []
+
+NON_FLOAT_OPS: set[str] = set()
+
+FLOAT32_CASES = ["LinearAttention-gated-delta-gqa-past"]
