@@ -6,6 +6,7 @@ from cgtools.ops import (  # noqa: F401
     blocks,
     cast,
     conv,
+    detection,
     elementwise,
     generate,
     indexing,

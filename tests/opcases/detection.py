@@ -7,8 +7,9 @@ NonMaxSuppression and the training ops (Momentum, Adagrad, Adam) have nothing to
 from __future__ import annotations
 
 import torch
+from models import torchvision_module
 
-from opcheck import SKIP, Case, case, randn
+from opcheck import SKIP, Case, Const, case, distinct, ints, randn
 
 CASES: list[Case] = []
 
@@ -66,8 +67,36 @@ CASES += [Case("LinearAttention-gated-delta-present-state", "LinearAttention",
                [randn(1, 3, 4), randn(1, 3, 4), randn(1, 3, 2), randn(1, 1, 4, 2), randn(1, 3, 1), randn(1, 3, 1)],
                linear_attention(1, 1, output=1), {"q_num_heads": 1, "kv_num_heads": 1}, output=1, n_outputs=2)]
 
+def roi_align(output_size, scale, ratio, aligned):
+    """torchvision's pure-torch RoiAlign (avg mode; aligned=True is ONNX's half_pixel), without torch.compile."""
+    reference = torchvision_module("ops.roi_align")._roi_align.__wrapped__
+
+    def fn(x, rois, batch_indices):
+        boxes = torch.cat([batch_indices[:, None].to(rois.dtype), rois], 1)
+        return reference(x, boxes, scale, *output_size, ratio, aligned)
+
+    return fn
+
+
+ROIS = Const([[0.4, 0.8, 4.6, 3.9], [1.5, 0.2, 5.7, 6.8], [2.2, 2.1, 3.0, 2.9]])  # x1, y1, x2, y2
+IMAGES = ints([1, 0, 1])
+
+CASES += [
+    case("RoiAlign-avg-half-pixel-ratio2", [randn(2, 3, 6, 7), ROIS, IMAGES], roi_align((2, 3), 1.0, 2, True),
+         output_height=2, output_width=3, sampling_ratio=2),
+    case("RoiAlign-avg-output-half-pixel-adaptive-scale", [randn(2, 2, 5, 5), ROIS, IMAGES],
+         roi_align((3, 2), 0.6, 0, False), output_height=3, output_width=2, spatial_scale=0.6,
+         coordinate_transformation_mode="output_half_pixel"),
+]
+
 TORCH_ONLY_CASES: list[Case] = []
 
-NON_FLOAT_OPS: set[str] = set()
+NON_FLOAT_OPS = {"NonMaxSuppression"}
 
-FLOAT32_CASES = ["LinearAttention-gated-delta-gqa-past"]
+FLOAT32_CASES = ["LinearAttention-gated-delta-gqa-past", "RoiAlign-avg-half-pixel-ratio2"]
+
+# torch has no max-mode RoiAlign: finite differences only (tests/test_ops_detection.py), on distinct values
+FINITE_DIFFERENCE_CASES = [
+    case("RoiAlign-max-half-pixel", [distinct(2, 2, 6, 6), ROIS, IMAGES], None, mode="max", output_height=2,
+         output_width=2, sampling_ratio=2),
+]
