@@ -22,6 +22,7 @@ from cgtools.ops import (  # noqa: F401
     reduce,
     shape,
     slicing,
+    training,
     unary,
 )
 from cgtools.ops.base import REGISTRY, Context, Operation, get_op, register_op, summary

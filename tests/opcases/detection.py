@@ -91,7 +91,8 @@ CASES += [
 
 TORCH_ONLY_CASES: list[Case] = []
 
-NON_FLOAT_OPS = {"NonMaxSuppression"}
+NON_FLOAT_OPS = {"NonMaxSuppression", "ai.onnx.preview.training.Momentum", "ai.onnx.preview.training.Adagrad",
+                 "ai.onnx.preview.training.Adam"}
 
 FLOAT32_CASES = ["LinearAttention-gated-delta-gqa-past", "RoiAlign-avg-half-pixel-ratio2"]
 
