@@ -153,3 +153,82 @@ class RoiAlign(Operation):
         for r, (b, rows, cols, share) in enumerate(saved):
             np.add.at(gx[b], (slice(None), rows, cols), share * grad[r][:, :, None, :, None, None, None])
         return gx, None, None
+
+
+def deform_corners(offset, shape, kernel, pads, strides, dilations, dtype):
+    """The four bilinear neighbours of every deformable sample point, as (flat index into H·W, weight, the weight's
+    slope along y, along x), each (N, offset groups, kernel positions · output positions); a neighbour outside
+    the image has weight 0. The points: the kernel's grid at each output position plus the learnt offsets."""
+    (height, width), (kh, kw), (oh, ow) = shape, kernel, offset.shape[-2:]
+    n, groups = offset.shape[0], offset.shape[1] // (2 * kh * kw)
+    off = offset.reshape(n, groups, kh, kw, 2, oh, ow).astype(np.float64)
+    base_y = (np.arange(kh) * dilations[0])[:, None, None, None] + (np.arange(oh) * strides[0] - pads[0])[:, None]
+    base_x = (np.arange(kw) * dilations[1])[:, None, None] + np.arange(ow) * strides[1] - pads[1]
+    py, px = base_y + off[..., 0, :, :], base_x + off[..., 1, :, :]  # (N, G, kh, kw, oh, ow)
+    y0, x0 = np.floor(py), np.floor(px)
+    ly, lx = py - y0, px - x0
+    result = []
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        y, x = y0 + dy, x0 + dx
+        inside = (y >= 0) & (y <= height - 1) & (x >= 0) & (x <= width - 1)
+        wy, wx = (ly if dy else 1 - ly), (lx if dx else 1 - lx)
+        index = (np.clip(y, 0, height - 1) * width + np.clip(x, 0, width - 1)).astype(np.int64)
+        slopes = (wy * wx, (1 if dy else -1) * wx, wy * (1 if dx else -1))
+        result.append((index.reshape(n, groups, 1, -1),
+                       *(np.where(inside, s, 0).astype(dtype).reshape(n, groups, 1, -1) for s in slopes)))
+    return result
+
+
+@register_op("DeformConv")
+class DeformConv(Operation):
+    """2-D convolution whose kernel samples X at learnt offsets from its grid (bilinear), each sample scaled by a
+    mask (deformable convolution v2)"""
+
+    symbol = "deform conv"
+
+    @staticmethod
+    def forward(ctx, X, W, offset, B=None, mask=None, *, dilations: list[int] = None, group: int = 1,
+                kernel_shape: list[int] = None, offset_group: int = 1, pads: list[int] = None,
+                strides: list[int] = None):
+        kernel = tuple(kernel_shape or W.shape[2:])
+        n, channels, oc = X.shape[0], X.shape[1], W.shape[0]
+        if X.ndim != 4 or channels != W.shape[1] * group or oc % group or channels % offset_group or \
+                offset.shape[:2] != (n, 2 * offset_group * kernel[0] * kernel[1]):
+            raise CgError(f"DeformConv (2-D) expected X (N, C, H, W), W (M, C/group, kH, kW) and offset (N, "
+                          f"2·offset_group·kH·kW, oH, oW), found shapes {list(X.shape)}, {list(W.shape)} and "
+                          f"{list(offset.shape)} with group {group} and offset_group {offset_group}")
+        corners = deform_corners(offset, X.shape[2:], kernel, pads or [0, 0], strides or [1, 1],
+                                 dilations or [1, 1], X.dtype)
+        xs = X.reshape(n, offset_group, channels // offset_group, -1)
+        cols = sum(np.take_along_axis(xs, index, 3) * w for index, w, _, _ in corners)  # (N, G, C/G, K·O)
+        masks = np.ones((n, offset_group, 1, cols.shape[-1]), X.dtype) if mask is None else \
+            mask.reshape(n, offset_group, 1, -1)
+        k, out = kernel[0] * kernel[1], offset.shape[2:]
+        sampled = (cols * masks).reshape(n, group, channels // group, k, -1)
+        weights = W.reshape(group, oc // group, channels // group, k)
+        y = np.einsum("gock,ngckp->ngop", weights, sampled).reshape(n, oc, *out)
+        ctx.save(X, W, offset, mask, corners, cols, masks, sampled, weights)
+        return y if B is None else y + B.reshape(-1, 1, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        X, W, offset, mask, corners, cols, masks, sampled, weights = ctx
+        n, oc, group = X.shape[0], W.shape[0], weights.shape[0]
+        gy = grad.reshape(n, group, oc // group, -1)
+        gw = np.einsum("ngop,ngckp->gock", gy, sampled).reshape(W.shape)
+        gsampled = np.einsum("gock,ngop->ngckp", weights, gy).reshape(cols.shape)
+        gmask = None if mask is None else np.sum(gsampled * cols, axis=2).reshape(mask.shape)
+        gcols = gsampled * masks
+        xs = X.reshape(cols.shape[:3] + (-1,))
+        gx = np.zeros_like(xs)
+        gy_pos, gx_pos = np.zeros(masks.shape, X.dtype), np.zeros(masks.shape, X.dtype)
+        batch, groups, channels = (i[..., None] for i in np.ogrid[:cols.shape[0], :cols.shape[1], :cols.shape[2]])
+        for index, w, slope_y, slope_x in corners:
+            np.add.at(gx, (batch, groups, channels, index), gcols * w)  # several samples may share a pixel
+            value = np.sum(gcols * np.take_along_axis(xs, index, 3), axis=2, keepdims=True)
+            gy_pos += value * slope_y
+            gx_pos += value * slope_x
+        k = W.shape[2:]
+        goffset = np.stack([g.reshape(n, -1, *k, *offset.shape[2:]) for g in (gy_pos, gx_pos)], 4)
+        gb = grad.sum(axis=(0, 2, 3))
+        return gx.reshape(X.shape), gw, goffset.reshape(offset.shape), gb, gmask

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from models import torchvision_module
 
-from opcheck import SKIP, Case, Const, case, distinct, ints, randn
+from opcheck import SKIP, Case, Const, away_from, case, distinct, ints, randn, rng
 
 CASES: list[Case] = []
 
@@ -101,3 +101,49 @@ FINITE_DIFFERENCE_CASES = [
     case("RoiAlign-max-half-pixel", [distinct(2, 2, 6, 6), ROIS, IMAGES], None, mode="max", output_height=2,
          output_width=2, sampling_ratio=2),
 ]
+
+
+def deform_conv(pads=(0, 0), strides=(1, 1), dilations=(1, 1), group=1, offset_group=1):
+    """Deformable convolution through torch's grid_sample (bilinear, zeros outside, align_corners: pixel
+    coordinates map exactly), one sampling grid per offset group."""
+    def fn(x, w, offset, b=None, mask=None):
+        n, c, height, width = x.shape
+        kh, kw = w.shape[2:]
+        oh, ow = offset.shape[2:]
+        off = offset.reshape(n, offset_group, kh, kw, 2, oh, ow)
+        ky = torch.arange(kh, dtype=x.dtype)[:, None, None, None] * dilations[0]
+        ys = ky + (torch.arange(oh, dtype=x.dtype) * strides[0] - pads[0])[:, None] + off[..., 0, :, :]
+        kx = torch.arange(kw, dtype=x.dtype)[:, None, None] * dilations[1]
+        xs = kx + torch.arange(ow, dtype=x.dtype) * strides[1] - pads[1] + off[..., 1, :, :]
+        grid = torch.stack([xs / (width - 1) * 2 - 1, ys / (height - 1) * 2 - 1], -1)  # (N, G, kh, kw, oh, ow, 2)
+        parts = [torch.nn.functional.grid_sample(
+            part, grid[:, g].reshape(n, kh * kw * oh, ow, 2), align_corners=True)
+            for g, part in enumerate(x.chunk(offset_group, 1))]
+        cols = torch.cat(parts, 1).reshape(n, c, kh * kw, oh * ow)
+        if mask is not None:
+            cols = (cols.reshape(n, offset_group, -1, kh * kw, oh * ow)
+                    * mask.reshape(n, offset_group, 1, kh * kw, oh * ow)).reshape(cols.shape)
+        cols = cols.reshape(n, group, c // group, kh * kw, oh * ow)
+        weights = w.reshape(group, -1, c // group, kh * kw)
+        y = torch.einsum("gock,ngckp->ngop", weights, cols).reshape(n, -1, oh, ow)
+        return y if b is None else y + b.reshape(-1, 1, 1)
+
+    return fn
+
+
+def offsets(n, groups, kh, kw, oh, ow):
+    """Offsets that move samples by up to 1.5 pixels, some outside the image, none on a pixel (a kink)."""
+    return away_from(rng.uniform(-1.5, 1.5, (n, 2 * groups * kh * kw, oh, ow)), [-1.0, 0.0, 1.0], 0.05)
+
+
+CASES += [
+    case("DeformConv-basic", [randn(1, 2, 4, 4), randn(3, 2, 2, 2), offsets(1, 1, 2, 2, 3, 3)], deform_conv()),
+    case("DeformConv-pads-strides-bias-mask", [randn(2, 2, 5, 4), randn(2, 2, 3, 2), offsets(2, 1, 3, 2, 3, 3),
+                                               randn(2), rng.uniform(0.2, 1.0, (2, 6, 3, 3))],
+         deform_conv(pads=(1, 0), strides=(2, 1)), pads=[1, 0, 1, 0], strides=[2, 1]),
+    case("DeformConv-groups-offset-groups-dilations", [randn(1, 4, 5, 5), randn(4, 2, 2, 2),
+                                                       offsets(1, 2, 2, 2, 3, 3), SKIP, randn(1, 8, 3, 3)],
+         deform_conv(dilations=(2, 2), group=2, offset_group=2), dilations=[2, 2], group=2, offset_group=2),
+]
+
+FLOAT32_CASES += ["DeformConv-pads-strides-bias-mask"]
