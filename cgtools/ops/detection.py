@@ -46,8 +46,7 @@ def first_scalar(tensor, default):
 
 @register_op("NonMaxSuppression")
 class NonMaxSuppression(Operation):
-    """per batch and class, the boxes kept by greedy non-maximum suppression, as (batch, class, box) rows;
-    no gradient"""
+    """the boxes kept by greedy non-maximum suppression per batch and class, as (batch, class, box) rows; no gradient"""
 
     symbol = "NMS"
 

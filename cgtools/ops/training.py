@@ -34,7 +34,7 @@ def in_dtypes(results: list[tuple], tensors: list[tuple]) -> tuple:
 
 @register_op(DOMAIN + "Momentum")
 class Momentum(Operation):
-    """stochastic gradient descent with momentum (standard or Nesterov) on X… given G… and velocities V…"""
+    """stochastic gradient descent with momentum (standard or Nesterov) on X… given G… and velocities V…; no gradient"""
 
     symbol = "momentum"
     outputs = ("outputs…",)
@@ -53,7 +53,7 @@ class Momentum(Operation):
 
 @register_op(DOMAIN + "Adagrad")
 class Adagrad(Operation):
-    """Adagrad on X… given G… and accumulated squared gradients H…, the rate decaying as R / (1 + T·decay_factor)"""
+    """Adagrad on X… given G… and summed squared gradients H…, the rate R / (1 + T·decay_factor); no gradient"""
 
     symbol = "Adagrad"
     outputs = ("outputs…",)
@@ -72,7 +72,7 @@ class Adagrad(Operation):
 
 @register_op(DOMAIN + "Adam")
 class Adam(Operation):
-    """Adam on X… given G…, first moments V… and second moments H…, with L2 and decoupled weight decay"""
+    """Adam on X… given G…, first moments V… and second moments H…, with L2 and decoupled weight decay; no gradient"""
 
     symbol = "Adam"
     outputs = ("outputs…",)
