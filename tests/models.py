@@ -28,18 +28,27 @@ TORCHVISION = {"resnet18": ("resnet", "resnet18"), "mobilenet_v2": ("mobilenetv2
 IMAGE = (1, 3, 32, 32)  # small inputs: every stage of these networks still runs, in milliseconds
 
 
-def torchvision_model(name: str) -> nn.Module:
-    """An untrained torchvision model (seeded), built without loading torchvision's compiled ops."""
+def torchvision_module(name: str) -> types.ModuleType:
+    """A module of torchvision ("models.resnet", "ops.roi_align"), imported without its compiled ops: the
+    packages above it are entered bare."""
     if "torchvision" not in sys.modules:
         root = Path(importlib.util.find_spec("torchvision").submodule_search_locations[0])
-        for package in ("torchvision", "torchvision.models"):
+    else:
+        root = Path(sys.modules["torchvision"].__path__[0])
+    for package in ("torchvision", "torchvision." + name.rpartition(".")[0]):
+        if package not in sys.modules:
             bare = types.ModuleType(package)
             bare.__path__ = [str(root / package.partition(".")[2])]
             bare.__spec__ = importlib.machinery.ModuleSpec(package, None, is_package=True)
             sys.modules[package] = bare
+    return importlib.import_module(f"torchvision.{name}")
+
+
+def torchvision_model(name: str) -> nn.Module:
+    """An untrained torchvision model (seeded), built without loading torchvision's compiled ops."""
     module, builder = TORCHVISION[name]
     torch.manual_seed(0)
-    return getattr(importlib.import_module(f"torchvision.models.{module}"), builder)().eval()
+    return getattr(torchvision_module(f"models.{module}"), builder)().eval()
 
 
 class GPTBlock(nn.Module):

@@ -30,7 +30,7 @@ NO_GRADIENT_YET = {"If", "Loop", "Scan", "SequenceMap"}  # `cgtools ops` says so
 # Imported in this order: the families draw their inputs from one random generator.
 FAMILIES = [importlib.import_module(f"opcases.{name}")
             for name in ("core", "conv", "extended", "attention", "indexing", "maths", "recurrent", "spatial",
-                         "signal", "quantize", "sequence")]
+                         "signal", "quantize", "sequence", "detection")]
 CASES = [c for family in FAMILIES for c in family.CASES]
 TORCH_ONLY_CASES = [c for family in FAMILIES for c in family.TORCH_ONLY_CASES]
 CASE_BY_ID = {c.id: c for c in CASES + TORCH_ONLY_CASES}

@@ -313,7 +313,7 @@ class _NodeReader:
                 outputs[k] = fresh_name(f"{name}.output{k}", self.tensor_names)
         if not outputs:
             outputs = [fresh_name(f"{name}.output0", self.tensor_names)]
-        return Node(node.op_type, inputs, outputs, attrs, name, node.doc_string, scope_of(node))
+        return Node(op_label(node), inputs, outputs, attrs, name, node.doc_string, scope_of(node))
 
     def attributes_as_inputs(self, op: str, attrs: dict, inputs: list[str], name: str) -> list[str]:
         """Move the attribute forms of early opsets (ReduceSum's axes before 13 …) to constant inputs."""

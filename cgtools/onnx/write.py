@@ -61,6 +61,8 @@ def to_onnx(graph: Graph, run=None):
     onnx_graph = helper.make_graph(lowering.nodes, name, inputs, outputs, initializer=initializers,
                                    doc_string=graph.doc or None, value_info=value_info)
     opsets = [helper.make_opsetid("", opset)]
+    domains = {node.op.rpartition(".")[0] for node in graph.nodes} - {""}  # ai.onnx.preview.training …
+    opsets += [helper.make_opsetid(domain, 1) for domain in sorted(domains)]
     model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="cgtools",
                               ir_version=max(helper.find_min_ir_version_for(opsets), 4))
     if graph.doc:
@@ -195,7 +197,8 @@ class _Lowering:
         if node.op == "MSELoss":
             self.nodes.extend(self.mse(node))
             return
-        if not self.onnx.defs.has(node.op):
+        domain, _, op_type = node.op.rpartition(".")  # "ai.onnx.preview.training.Adam": Adam of that domain
+        if not self.onnx.defs.has(op_type, domain):
             raise CgError(f"{node.op} has no ONNX equivalent, so the graph cannot be written as ONNX", where=place)
         spec = get_op(node.op).spec
         attrs, inputs = dict(node.attrs), list(node.inputs)
@@ -213,7 +216,8 @@ class _Lowering:
         inputs = inputs[:len(inputs) - len(outer)]  # the enclosing graph's tensors bodies read: ONNX's scope
         while inputs and not inputs[-1]:
             inputs.pop()
-        proto = self.onnx.helper.make_node(node.op, inputs, node.outputs, name=node.name, doc_string=node.doc or None)
+        proto = self.onnx.helper.make_node(op_type, inputs, node.outputs, name=node.name, doc_string=node.doc or None,
+                                           domain=domain or None)
         if node.scope and node.scope != tuple(p for p in node.name.split("/")[:-1] if p):
             proto.metadata_props.add(key=SCOPE_KEY, value=json.dumps(list(node.scope)))
         for key, value in attrs.items():

@@ -10,10 +10,12 @@ from cgtools.ops import (  # noqa: F401
     conv,
     convt,
     det,
+    detection,
     elementwise,
     generate,
     indexing,
     linalg,
+    linear_attention,
     logic,
     loss,
     maths,
@@ -31,6 +33,7 @@ from cgtools.ops import (  # noqa: F401
     shape,
     signal,
     slicing,
+    training,
     unary,
 )
 from cgtools.ops.base import REGISTRY, Context, Operation, get_op, register_op, summary
