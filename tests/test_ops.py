@@ -159,3 +159,19 @@ def test_topk_orders_unsigned_and_the_most_negative_integers():
         values = graph.run(backward=False).values
         assert values["v"].tolist() == sorted(x, reverse=True)[:2]
         assert values["i"].tolist() == [x.index(v) for v in sorted(x, reverse=True)[:2]]
+
+
+def test_det_gradient_of_singular_matrices_by_finite_differences():
+    """Jacobi's det·X⁻ᵀ has no inverse to take here; the cofactors do (torch returns zeros for these)."""
+    for x in (np.array([[1.0, 2.0], [2.0, 4.0]]), np.zeros((3, 3)), np.array([[[0.0]], [[5.0]]])):
+        graph = cgtools.load({"cgtools": "1.0", "inputs": [{"name": "x", "value": x.tolist()}],
+                              "nodes": [{"op": "Det", "inputs": ["x"], "outputs": ["d"]},
+                                        {"op": "ReduceSum", "inputs": ["d"], "outputs": ["s"],
+                                         "attrs": {"keepdims": 0}}],
+                              "outputs": ["s"]})
+        numeric = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            step = np.zeros_like(x)
+            step[i] = 1e-6
+            numeric[i] = (np.linalg.det(x + step).sum() - np.linalg.det(x - step).sum()) / 2e-6
+        np.testing.assert_allclose(graph.run().grads["x"], numeric, atol=1e-8)

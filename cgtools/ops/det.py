@@ -24,6 +24,18 @@ class Det(Operation):
 
     @staticmethod
     def backward(ctx, grad):
-        X, y = ctx
-        # ∂det/∂X = det·X⁻ᵀ (Jacobi's formula), for an invertible X
-        return ((grad * y)[..., None, None] * np.swapaxes(np.linalg.inv(X), -1, -2)).astype(grad.dtype),
+        X, _ = ctx
+        return (grad[..., None, None] * cofactors(X)).astype(grad.dtype),
+
+
+def cofactors(X: np.ndarray) -> np.ndarray:
+    """∂det/∂X, the cofactor matrix (det·X⁻ᵀ by Jacobi's formula, but defined for singular X too): from the SVD
+    X = U·S·Vᵀ it is det(U)·det(Vᵀ)·U·diag(the product of the other singular values)·Vᵀ, with no division."""
+    if not np.isfinite(X).all():  # no SVD of an infinity: the gradient is as undefined as the determinant
+        return np.full(X.shape, np.nan)
+    u, s, vh = np.linalg.svd(X.astype(np.float64))
+    ones = np.ones_like(s[..., :1])
+    before = np.cumprod(np.concatenate([ones, s[..., :-1]], -1), -1)
+    after = np.flip(np.cumprod(np.concatenate([ones, np.flip(s, -1)[..., :-1]], -1), -1), -1)
+    sign = np.linalg.det(u) * np.linalg.det(vh)
+    return sign[..., None, None] * ((u * (before * after)[..., None, :]) @ vh)

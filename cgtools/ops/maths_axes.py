@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from cgtools.ops.base import Operation, register_op
-from cgtools.ops.reduce import _Reduce
+from cgtools.ops.reduce import _Reduce, running_axis
 
 
 def cumprod(x, axis, exclusive, reverse):
@@ -45,7 +45,7 @@ class CumProd(Operation):
 
     @staticmethod
     def forward(ctx, x, axis, *, exclusive: int = 0, reverse: int = 0):
-        axis = int(np.ravel(axis)[0]) % max(x.ndim, 1)
+        axis = running_axis(x, axis)
         ctx.save(x, axis, exclusive, reverse)
         return cumprod(x, axis, exclusive, reverse)
 

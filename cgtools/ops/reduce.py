@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from cgtools.errors import CgError
 from cgtools.ops.base import Operation, ints_of, register_op
 
 
@@ -254,6 +255,14 @@ def cumsum(x, axis, exclusive, reverse):
     return np.flip(y, axis) if reverse else y
 
 
+def running_axis(x: np.ndarray, axis) -> int:
+    """The axis a running sum or product goes along, from its input `axis`; x needs one (numpy would flatten a
+    scalar into a vector)."""
+    if x.ndim == 0:
+        raise CgError("expected x of at least one dimension, found a scalar")
+    return int(np.ravel(axis)[0]) % x.ndim
+
+
 @register_op("CumSum")
 class CumSum(Operation):
     """running sums of x along an axis (exclusive: each leaves itself out; reverse: from the end)"""
@@ -262,7 +271,7 @@ class CumSum(Operation):
 
     @staticmethod
     def forward(ctx, x, axis, *, exclusive: int = 0, reverse: int = 0):
-        axis = int(np.ravel(axis)[0]) % max(x.ndim, 1)
+        axis = running_axis(x, axis)
         ctx.save(axis, exclusive, reverse)
         return cumsum(x, axis, exclusive, reverse)
 

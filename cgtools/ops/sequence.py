@@ -14,9 +14,20 @@ from cgtools.ops.base import Operation, Subgraph, ints_of, register_op
 from cgtools.ops.control import outer_values, own_inputs, run_body
 
 
+def sequence_of(value) -> list:
+    """`value`, checked to be a sequence: a tensor where a sequence belongs is refused, not indexed."""
+    if not isinstance(value, list):
+        found = f"a tensor {value.dtype}{list(value.shape)}" if isinstance(value, np.ndarray) else "nothing"
+        raise CgError(f"expected a sequence of tensors, found {found}")
+    return value
+
+
 def position_in(seq: list, position, *, insert: bool = False) -> int:
     """An ONNX position (negative from the end; for an insert, the length appends) as a list index."""
-    n = len(seq)
+    n = len(sequence_of(seq))
+    if np.asarray(position).dtype.kind not in "iu" or np.size(position) != 1:
+        raise CgError(f"expected a position that is one integer, found {np.asarray(position).dtype}"
+                      f"{list(np.shape(position))}")
     k = int(np.ravel(position)[0])
     if not -n <= k < n + insert:
         raise CgError(f"position {k} is out of range for a sequence of {n} tensors")
@@ -68,7 +79,7 @@ class SequenceLength(Operation):
 
     @staticmethod
     def forward(ctx, input_sequence):
-        return np.array(len(input_sequence), np.int64)
+        return np.array(len(sequence_of(input_sequence)), np.int64)
 
 
 @register_op("SequenceAt")
@@ -99,7 +110,9 @@ class SequenceInsert(Operation):
 
     @staticmethod
     def forward(ctx, input_sequence, tensor, position=None):
-        k = len(input_sequence) if position is None else position_in(input_sequence, position, insert=True)
+        k = len(sequence_of(input_sequence)) if position is None else position_in(input_sequence, position, insert=True)
+        if not isinstance(tensor, np.ndarray):
+            raise CgError("expected a tensor to insert, found a sequence")
         if input_sequence and input_sequence[0].dtype != tensor.dtype:
             raise CgError(f"cannot insert a {tensor.dtype} tensor into a sequence of {input_sequence[0].dtype}")
         ctx.save(k)
@@ -168,7 +181,7 @@ class ConcatFromSequence(Operation):
 
     @staticmethod
     def forward(ctx, input_sequence, *, axis: int, new_axis: int = 0):
-        if not input_sequence:
+        if not sequence_of(input_sequence):
             raise CgError("cannot concatenate an empty sequence")
         axis %= input_sequence[0].ndim + new_axis
         ctx.save(axis, new_axis, np.cumsum([v.shape[axis] for v in input_sequence])[:-1] if not new_axis else None)
@@ -194,7 +207,7 @@ class SequenceMap(Operation):
     @staticmethod
     def forward(ctx, input_sequence, *inputs, body: Subgraph):
         outer = outer_values((body,), inputs)
-        given = [input_sequence, *inputs[:len(inputs) - len(outer)]]
+        given = [sequence_of(input_sequence), *inputs[:len(inputs) - len(outer)]]
         lengths = {len(v) for v in given if type(v) is list}
         if len(lengths) > 1:
             raise CgError(f"SequenceMap's sequences differ in length: {sorted(lengths)}")
