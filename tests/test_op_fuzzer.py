@@ -27,13 +27,14 @@ from cgtools.compiled import COMPILE_AT_ONCE
 from cgtools.errors import CgError
 from cgtools.ops import REGISTRY
 from cgtools.ops.base import REQUIRED
+from opcases import FAMILY_NAMES
 from opcheck import Case, Const
 
 SEED = 20250112
 DTYPES = ["float64", "float32", "int64", "int32", "bool"]
 SPECIAL = [np.nan, np.inf, -np.inf, 0.0, 1e30, -1e30, 1e-30]
 # Imported in test_ops.py's order: the families draw their inputs from one shared generator.
-FAMILIES = [importlib.import_module(f"opcases.{name}") for name in ("core", "conv", "extended")]
+FAMILIES = [importlib.import_module(f"opcases.{name}") for name in FAMILY_NAMES]
 ANCHORS: dict[str, list] = {}
 for family in FAMILIES:
     for c in family.CASES + family.TORCH_ONLY_CASES:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import cgtools
 from cgtools.ops import REGISTRY
 from cgtools.ops.base import has_gradient
+from opcases import FAMILY_NAMES
 from opcheck import (
     Const,
     check_against_torch,
@@ -28,9 +29,7 @@ from opcheck import (
 
 NO_GRADIENT_YET = {"If", "Loop", "Scan", "SequenceMap"}  # `cgtools ops` says so; their bodies' backward is to come
 # Imported in this order: the families draw their inputs from one random generator.
-FAMILIES = [importlib.import_module(f"opcases.{name}")
-            for name in ("core", "conv", "extended", "attention", "indexing", "maths", "recurrent", "spatial",
-                         "signal", "quantize", "sequence", "detection")]
+FAMILIES = [importlib.import_module(f"opcases.{name}") for name in FAMILY_NAMES]
 CASES = [c for family in FAMILIES for c in family.CASES]
 TORCH_ONLY_CASES = [c for family in FAMILIES for c in family.TORCH_ONLY_CASES]
 CASE_BY_ID = {c.id: c for c in CASES + TORCH_ONLY_CASES}

@@ -52,6 +52,8 @@ class CumProd(Operation):
     @staticmethod
     def backward(ctx, grad):
         x, axis, exclusive, reverse = ctx
+        if x.size == 0:
+            return np.zeros_like(grad), None
         moved = [np.moveaxis(np.flip(a, axis) if reverse else a, axis, 0) for a in (x, grad)]
         g = np.moveaxis(cumprod_grad(*moved, exclusive), 0, axis)
         return (np.flip(g, axis) if reverse else g), None

@@ -260,7 +260,10 @@ def running_axis(x: np.ndarray, axis) -> int:
     scalar into a vector)."""
     if x.ndim == 0:
         raise CgError("expected x of at least one dimension, found a scalar")
-    return int(np.ravel(axis)[0]) % x.ndim
+    axis = np.asarray(axis)
+    if axis.dtype.kind not in "iu" or axis.size != 1:
+        raise CgError(f"expected an axis that is one integer, found {axis.dtype}{list(axis.shape)}")
+    return int(axis.ravel()[0]) % x.ndim
 
 
 @register_op("CumSum")
