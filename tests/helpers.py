@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,11 +70,9 @@ def graph_of(nodes, inputs=(), params=(), constants=(), outputs=None, **extra):
                          "outputs": outputs or [nodes[-1]["outputs"][0]], **extra})
 
 
-def dummy_input(graph) -> tuple[str, "np.ndarray"]:
+def dummy_input(graph) -> tuple[str, np.ndarray]:
     """The input onnx's own runner feeds the light models (onnx/backend/test/runner, generate_dummy_data):
     arange(n) / n in float64, then cast to float32, in the input's declared shape."""
-    import numpy as np
-
     (leaf,) = graph.leaves_of("input")
     n = int(np.prod(leaf.shape))
     return leaf.name, (np.arange(n).reshape(leaf.shape) / n).astype(np.float32)
