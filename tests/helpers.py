@@ -1,14 +1,18 @@
 """What the tests share: paths, a graph with a NaN, graphs from node lists, and the CLI run as a user runs it."""
 
+import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+# the light models the onnx wheel ships (light_NAME.onnx, light_NAME_output_0.pb), found without importing onnx
+LIGHT = Path(importlib.util.find_spec("onnx").origin).parent / "backend" / "test" / "data" / "light"
 # log of a negative number: the NaN starts at lx and flows on to ex and L
 NAN_GRAPH = {"cgtools": "1.0", "inputs": [{"name": "x", "value": [-1.0, 2.0]}],
              "nodes": [{"op": "Log", "inputs": ["x"], "outputs": ["lx"]},
@@ -64,3 +68,11 @@ def graph_of(nodes, inputs=(), params=(), constants=(), outputs=None, **extra):
     return cgtools.load({"cgtools": "1.0", "inputs": list(inputs), "params": list(params),
                          "constants": list(constants), "nodes": nodes,
                          "outputs": outputs or [nodes[-1]["outputs"][0]], **extra})
+
+
+def dummy_input(graph) -> tuple[str, np.ndarray]:
+    """The input onnx's own runner feeds the light models (onnx/backend/test/runner, generate_dummy_data):
+    arange(n) / n in float64, then cast to float32, in the input's declared shape."""
+    (leaf,) = graph.leaves_of("input")
+    n = int(np.prod(leaf.shape))
+    return leaf.name, (np.arange(n).reshape(leaf.shape) / n).astype(np.float32)

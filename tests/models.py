@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 TORCHVISION = {"resnet18": ("resnet", "resnet18"), "mobilenet_v2": ("mobilenetv2", "mobilenet_v2"),
-               "densenet121": ("densenet", "densenet121"), "swin_t": ("swin_transformer", "swin_t")}
+               "densenet121": ("densenet", "densenet121"), "swin_t": ("swin_transformer", "swin_t"),
+               "mobilenet_v3_small": ("mobilenetv3", "mobilenet_v3_small")}
 IMAGE = (1, 3, 32, 32)  # small inputs: every stage of these networks still runs, in milliseconds
 
 
@@ -83,11 +84,39 @@ def gpt_block() -> nn.Module:
     return GPTBlock().eval()
 
 
+class UNet(nn.Module):
+    """A two-level U-Net: Conv down, MaxPool, up-sampling by ConvTranspose on one path and by bilinear
+    interpolation (Resize) on the other, skip connections concatenated."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+        self.down1, self.down2, self.bottom = block(3, width), block(width, 2 * width), block(2 * width, 4 * width)
+        self.up2 = nn.ConvTranspose2d(4 * width, 2 * width, 2, stride=2)
+        self.dec2, self.dec1 = block(4 * width, 2 * width), block(3 * width, width)
+        self.head = nn.Conv2d(width, 2, 1)
+
+    def forward(self, x):
+        d1 = self.down1(x)
+        d2 = self.down2(nn.functional.max_pool2d(d1, 2))
+        b = self.bottom(nn.functional.max_pool2d(d2, 2))
+        u2 = self.dec2(torch.cat([self.up2(b), d2], 1))
+        u1 = nn.functional.interpolate(u2, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.head(self.dec1(torch.cat([u1, d1], 1)))
+
+
+def unet() -> nn.Module:
+    torch.manual_seed(0)
+    return UNet().eval()
+
+
 BUILDERS = {**{name: (lambda name=name: torchvision_model(name)) for name in TORCHVISION},
-            "transformer_encoder": transformer_encoder, "gpt_block": gpt_block}
+            "transformer_encoder": transformer_encoder, "gpt_block": gpt_block, "unet": unet}
 # the models every debugging tool is tested on (Swin-T, slower to export, only where its import is the point)
 REAL_MODELS = ("resnet18", "mobilenet_v2", "densenet121", "transformer_encoder", "gpt_block")
-SHAPES = {**dict.fromkeys(TORCHVISION, IMAGE), "transformer_encoder": (2, 8, 32), "gpt_block": (2, 8, 32)}
+SHAPES = {**dict.fromkeys(TORCHVISION, IMAGE), "transformer_encoder": (2, 8, 32), "gpt_block": (2, 8, 32),
+          "unet": (2, 3, 16, 16)}
 
 
 @dataclass

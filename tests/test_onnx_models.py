@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -19,20 +18,11 @@ import cgtools
 from cgtools.export import draw
 from cgtools.io import convert
 from cgtools.onnx.write import to_onnx
-from helpers import run_in_process
+from helpers import LIGHT, dummy_input, run_in_process
 
 pytestmark = pytest.mark.slow  # real models: ResNet-50, DenseNet-121, exported from PyTorch
 
-LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 LIGHT_MODELS = ["resnet50", "densenet121"]
-
-
-def dummy_input(graph) -> tuple[str, np.ndarray]:
-    """The input onnx's own runner feeds the light models (onnx/backend/test/runner, generate_dummy_data):
-    arange(n) / n in float64, then cast to float32, in the input's declared shape."""
-    (leaf,) = graph.leaves_of("input")
-    n = int(np.prod(leaf.shape))
-    return leaf.name, (np.arange(n).reshape(leaf.shape) / n).astype(np.float32)
 
 
 @pytest.fixture(scope="module", params=LIGHT_MODELS)

@@ -55,7 +55,7 @@ def to_onnx(graph: Graph, run=None):
     lowering.constants(skip=lowering.folded_constants())
     for index in graph.topological_order():
         lowering.node(index)
-    outputs, value_info = _outputs_and_value_info(graph, values)
+    outputs, value_info = _outputs_and_value_info(graph, values, opset)
     helper = onnx.helper
     name = graph.name or (Path(graph.path).stem if graph.path else "graph")
     onnx_graph = helper.make_graph(lowering.nodes, name, inputs, outputs, initializer=initializers,
@@ -299,23 +299,34 @@ def _make_attribute(onnx, key, value, kind):
 
 # ---- output typing --------------------------------------------------------------------------------------
 
-def _outputs_and_value_info(graph: Graph, values) -> tuple[list, list]:
+def _outputs_and_value_info(graph: Graph, values, opset: int) -> tuple[list, list]:
     """The graph's outputs, typed from the forward values where known (else left for shape inference), and
     the intermediate tensors' types."""
     helper = require_onnx().helper
     value_info, outputs = [], []
     leaf_or_output = set(graph.leaves) | set(graph.outputs)
+    dtypes = {}
     if values:
         for node in graph.nodes:
-            for out in node.outputs:
+            for position, out in enumerate(node.outputs):
+                if out in values:
+                    dtypes[out] = _onnx_dtype(node, position, values, opset)
                 if out not in leaf_or_output and out in values:
-                    value_info.append(_value_info(out, values[out].dtype, values[out].shape))
+                    value_info.append(_value_info(out, dtypes[out], values[out].shape))
     for name in graph.outputs:
         if values and name in values:
-            outputs.append(_value_info(name, values[name].dtype, values[name].shape))
+            outputs.append(_value_info(name, dtypes.get(name, values[name].dtype), values[name].shape))
         else:
             outputs.append(helper.make_empty_tensor_value_info(name))
     return outputs, value_info
+
+
+def _onnx_dtype(node: Node, position: int, values, opset: int):
+    """The dtype ONNX gives a node's output at this opset: Dropout's mask had the data's type before opset 10
+    (bool since, as cgtools makes it)."""
+    if node.op == "Dropout" and position == 1 and opset < 10 and node.inputs[0] in values:
+        return values[node.inputs[0]].dtype
+    return values[node.outputs[position]].dtype
 
 
 def _type_outputs_by_inference(onnx, model) -> None:
