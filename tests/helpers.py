@@ -76,3 +76,33 @@ def dummy_input(graph) -> tuple[str, np.ndarray]:
     (leaf,) = graph.leaves_of("input")
     n = int(np.prod(leaf.shape))
     return leaf.name, (np.arange(n).reshape(leaf.shape) / n).astype(np.float32)
+
+
+# ---- ONNX round trips ----------------------------------------------------------------------------------
+
+def onnxruntime_outputs(model, feed: dict) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feed)
+
+
+def assert_round_trip(source, feed: dict, folder, capsys) -> None:
+    """`cgtools convert` source -> JSON -> ONNX: the model written passes onnx.checker with full shape inference,
+    keeps the opset, and onnxruntime gives it the outputs it gives the original."""
+    import onnx
+
+    json_path, written = folder / "graph.json", folder / "written.onnx"
+    there = run_in_process(capsys, "convert", source, json_path)
+    assert there.returncode == 0, there.stderr
+    assert str(json_path) in there.stdout.splitlines()
+    back = run_in_process(capsys, "convert", json_path, written)
+    assert back.returncode == 0, back.stderr
+    model, original = onnx.load(str(written)), onnx.load(str(source))
+    onnx.checker.check_model(model, full_check=True)  # raises on any shape inference error
+    assert model.opset_import[0].version == original.opset_import[0].version
+    got, expected = onnxruntime_outputs(model, feed), onnxruntime_outputs(original, feed)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

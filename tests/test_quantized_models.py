@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import cgtools
+from helpers import assert_round_trip
 
 ort = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
@@ -122,3 +123,9 @@ def test_no_gradient_reaches_the_input_through_rounding(float_model):
     run = graph.run({"x": x}, seed=seed)
     assert run.grads["x"].shape == SHAPE and not np.any(run.grads["x"])
     np.testing.assert_allclose(run.grads["bias"], seed.sum(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("how", EXPECTED_OPS)
+def test_the_quantized_model_round_trips_through_json(float_model, how, tmp_path, capsys):
+    x = np.random.default_rng(1).standard_normal(SHAPE).astype(np.float32)
+    assert_round_trip(quantized(float_model, how), {"x": x}, tmp_path, capsys)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import cgtools
+from helpers import assert_round_trip
 
 VOCAB = 11
 
@@ -137,3 +138,8 @@ def test_attributes_torch_lacks_against_onnxruntime_and_finite_differences(case,
     path.write_bytes(model.SerializeToString())
     report = gradcheck(cgtools.load(path), feed, max_elements=24, rtol=1e-5, atol=1e-7)
     assert report.ok, report
+
+
+def test_the_language_model_round_trips_through_json(language_model, tmp_path, capsys):
+    _, _, feed, path = language_model
+    assert_round_trip(path, feed, tmp_path, capsys)

@@ -10,7 +10,7 @@ import pytest
 
 import cgtools
 from cgtools.onnx.write import to_onnx
-from helpers import LIGHT, dummy_input, run_in_process
+from helpers import LIGHT, assert_round_trip, dummy_input, onnxruntime_outputs
 
 LIGHT_MODELS = sorted(path.stem for path in LIGHT.glob("light_*.onnx"))
 EXPORTED = [("mobilenet_v3_small", False), ("mobilenet_v3_small", True), ("unet", False), ("unet", True)]
@@ -18,30 +18,6 @@ EXPORTED = [("mobilenet_v3_small", False), ("mobilenet_v3_small", True), ("unet"
 
 def test_the_wheel_ships_the_light_models():
     assert {"light_bvlc_alexnet", "light_inception_v1", "light_squeezenet", "light_vgg19"} <= set(LIGHT_MODELS)
-
-
-def onnxruntime_outputs(model, feed: dict) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, feed)
-
-
-def assert_round_trip(source, feed: dict, folder, capsys) -> None:
-    json_path, written = folder / "graph.json", folder / "written.onnx"
-    there = run_in_process(capsys, "convert", source, json_path)
-    assert there.returncode == 0, there.stderr
-    assert str(json_path) in there.stdout.splitlines()
-    back = run_in_process(capsys, "convert", json_path, written)
-    assert back.returncode == 0, back.stderr
-    model, original = onnx.load(str(written)), onnx.load(str(source))
-    onnx.checker.check_model(model, full_check=True)  # raises on any shape inference error
-    assert model.opset_import[0].version == original.opset_import[0].version
-    got, expected = onnxruntime_outputs(model, feed), onnxruntime_outputs(original, feed)
-    assert len(got) == len(expected)
-    for a, b in zip(got, expected):
-        assert a.dtype == b.dtype
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow  # whole networks, converted twice and run three times
