@@ -1,14 +1,17 @@
 """Control flow with subgraph bodies (If, Loop, Scan): forward equal to onnxruntime, bodies reading the enclosing
-graph's tensors, and the bodies kept through JSON and written back to ONNX."""
+graph's tensors, the bodies kept through JSON and written back to ONNX, and gradients through the bodies (the
+chains of tests/opcases/control.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_sequences import test_chain_gradients_match_finite_differences_and_torch as check_chain  # one check
 
 from cgtools import Graph
 from cgtools.onnx.read import load_onnx
 from cgtools.onnx.write import to_onnx
+from opcases.control import CHAINS
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -68,3 +71,10 @@ def test_bodies_read_the_enclosing_graph_and_match_onnxruntime(tmp_path, make, f
     written = to_onnx(again, again.run(feeds, backward=False))  # and written back as ONNX subgraphs
     for name, got in zip(graph.outputs, ort_outputs(written.SerializeToString(), feeds)):
         np.testing.assert_allclose(got, run.values[name], rtol=1e-6)
+
+
+@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: c.id)
+def test_body_gradients_match_finite_differences_and_torch(chain):
+    """Backward replays the bodies: Loop and Scan last iteration first, If its branch taken, SequenceMap each
+    element; the enclosing graph's tensors the bodies read add up their gradients."""
+    check_chain(chain)
