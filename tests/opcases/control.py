@@ -94,6 +94,10 @@ CHAINS = [
                randn(2, 4), lambda x: x.T.flip(0), reverse_out=True),
     if_chain("if-then", 1, lambda a, b: a * b * a),
     if_chain("if-else", 0, lambda a, b: torch.sin(a) * a),
+    Chain("scan-opset8-batch", {"s": randn(2, 2), "w": randn(2), "x": randn(2, 3, 2)},  # sequence_lens omitted
+          [("Scan", ["", "s", "x", "w"], ["s_end", "ys"], {"body": SCAN_BODY, "num_scan_inputs": 1}),
+           ("Unsqueeze", ["s_end", "one"], ["s_end3"], {}), ("Mul", ["ys", "s_end3"], ["y"], {})],
+          lambda s, w, x: torch.stack([torch_scan(s[b], w, x[b]) for b in range(2)]), {"one": np.array([1])}),
     Chain("sequence-map", {"x": randn(3, 2), "w": randn(2), "v": randn(2)},
           [("SplitToSequence", ["x"], ["s"], {"keepdims": 0}),
            ("SequenceMap", ["s", "w", "v"], ["m"], {"body": MAP_BODY}),
