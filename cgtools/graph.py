@@ -72,7 +72,8 @@ class Graph:
 
     # ---- running -------------------------------------------------------------------------------
     def run(self, inputs: dict | None = None, backward: bool = True, seed=None, per_use: bool = False,
-            compiling: CompilePolicy | None = None, loss: str | None = None, check_numerics: bool = False):
+            compiling: CompilePolicy | None = None, loss: str | None = None, check_numerics: bool = False,
+            seeds: dict | None = None):
         """Forward (and backward) pass; `inputs` overrides leaf values by name. Returns a Run.
 
         `loss` is the tensor backward starts from (by default the graph's loss, or its one output); `seed` is its
@@ -80,10 +81,11 @@ class Graph:
         `per_use` also keeps what each use of a tensor contributed to its gradient (Run.use_grads); `compiling`,
         when given, is from now on when this graph's plan is compiled (compiled.COMPILE_AT_ONCE, NEVER_COMPILE, …);
         `check_numerics` raises numerics.NumericsError at the node making the first NaN or infinity that no mask
-        made on purpose, forward or backward."""
+        made on purpose, forward or backward; `seeds` ({tensor name: upstream gradient}) starts backward from
+        several tensors at once instead of the loss (how If, Loop and Scan replay their bodies)."""
         try:
             return interpreter.run(self, inputs, backward=backward, seed=seed, per_use=per_use, compiling=compiling,
-                                   loss=loss, check_numerics=check_numerics)
+                                   loss=loss, check_numerics=check_numerics, seeds=seeds)
         except CgError as e:
             raise e.located(file=self.path) from None
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cgtools import compiled, numerics
-from cgtools.backward import BackwardStep, backpropagate, described, failure_words, seed_gradient
+from cgtools.backward import BackwardStep, accumulate, backpropagate, described, failure_words, seed_gradient
 from cgtools.compiled import COMPILE_WHEN_WORTH_IT, CompilePolicy
 from cgtools.errors import CgError, did_you_mean, node_place
 from cgtools.memory import collector_paused
@@ -103,35 +103,38 @@ def loss_name(graph) -> str:
 
 
 def run(graph, inputs=None, *, backward=True, seed=None, per_use=False, compiling: CompilePolicy | None = None,
-        loss: str | None = None, check_numerics: bool = False) -> Run:
+        loss: str | None = None, check_numerics: bool = False, seeds: dict | None = None) -> Run:
     """With `check_numerics`, a NaN or an infinity no mask made on purpose raises numerics.NumericsError naming
-    the node that made it, forward or backward."""
+    the node that made it, forward or backward. With `seeds` ({tensor name: upstream gradient}, None for none),
+    backward starts from all those tensors at once instead of from the loss (a subgraph's outputs)."""
     with collector_paused():
-        return _run(graph, inputs, backward, seed, per_use, plan_of(graph, compiling), loss, check_numerics)
+        return _run(graph, inputs, backward, seed, per_use, plan_of(graph, compiling), loss, check_numerics, seeds)
 
 
-def _run(graph, inputs, backward, seed, per_use, plan, loss=None, check=False) -> Run:
+def _run(graph, inputs, backward, seed, per_use, plan, loss=None, check=False, seeds=None) -> Run:
     vals = feed(graph, plan, inputs or {})
     ctxs = checked_forward(graph, plan, vals) if check else run_forward(plan, vals)
     values = SlotView(plan.slots, plan.names, vals)
     if not backward:
         return Run(graph, values, {}, None)
-    loss = loss or loss_name(graph)
-    if not plan.slots.get(loss):
-        raise CgError(f"cannot start backward from {loss!r}: no tensor of the graph has that name"
-                      f"{did_you_mean(loss, plan.names[1:])}")
+    if seeds is None:
+        loss = loss or loss_name(graph)
+        value = vals[seeded_slot(plan, loss)]
+        tensor = holds_tensor(value) and differentiable(value.dtype)  # an int, bool or float8 loss: none
+        seeds = {loss: seed_gradient(value, loss, seed)} if tensor else {}
     flow = flow_of(plan, vals)
-    seeded = plan.slots[loss]
     grads = [None] * len(vals)
-    if holds_tensor(vals[seeded]) and differentiable(vals[seeded].dtype):  # an int, bool or float8 loss: none
-        grads[seeded] = seed_gradient(vals[seeded], loss, seed)
+    for name, grad in seeds.items():
+        slot = seeded_slot(plan, name)
+        if grad is not None and flow.requires[slot]:
+            accumulate(grads, slot, grad, vals[slot], f"the upstream gradient of {name!r}")
     uses = {} if per_use else None
     if per_use:
         backpropagate(flow.backward_steps, ctxs, vals, grads, uses)
     else:
-        run_backward(plan.policy, flow, ctxs, vals, grads, seeded)
-    if check:
-        numerics.check_backward(graph, plan, flow, ctxs, vals, grads, seeded, uses)
+        run_backward(plan.policy, flow, ctxs, vals, grads)
+    if check and loss:
+        numerics.check_backward(graph, plan, flow, ctxs, vals, grads, plan.slots[loss], uses)
     use_grads = {(plan.steps[k].node, pos): g for (k, pos), g in uses.items()} if per_use else {}
     return Run(graph, values, SlotView(plan.slots, plan.names, grads, flow.requires, vals), loss, use_grads)
 
@@ -168,17 +171,24 @@ def checked_forward(graph, plan: Plan, vals: list) -> list:
     return ctxs
 
 
-def run_backward(policy: CompilePolicy, flow: Flow, ctxs: list, vals: list, grads: list, seeded: int) -> None:
+def seeded_slot(plan: Plan, name: str) -> int:
+    """The slot of a tensor backward starts from."""
+    if not plan.slots.get(name):
+        raise CgError(f"cannot start backward from {name!r}: no tensor of the graph has that name"
+                      f"{did_you_mean(name, plan.names[1:])}")
+    return plan.slots[name]
+
+
+def run_backward(policy: CompilePolicy, flow: Flow, ctxs: list, vals: list, grads: list) -> None:
     if flow.compiled_backward is None and policy.worth_compiling(flow.interpreted, len(flow.backward_steps),
                                                                  backward=True):
         flow.compiled_backward = compile_or_fail(compiled.compile_backward, flow.backward_steps, policy)
     if flow.compiled_backward:
-        seed = grads[seeded]
+        seeded = grads.copy()
         try:
             return flow.compiled_backward(vals, grads, ctxs)
         except Exception:  # start again in the interpreter, which names the failing node
-            grads[:] = [None] * len(grads)
-            grads[seeded] = seed
+            grads[:] = seeded
     began = perf_counter()
     backpropagate(flow.backward_steps, ctxs, vals, grads)
     flow.interpreted += perf_counter() - began

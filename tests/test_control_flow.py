@@ -1,14 +1,18 @@
 """Control flow with subgraph bodies (If, Loop, Scan): forward equal to onnxruntime, bodies reading the enclosing
-graph's tensors, and the bodies kept through JSON and written back to ONNX."""
+graph's tensors, the bodies kept through JSON and written back to ONNX, and gradients through the bodies (the
+chains of tests/opcases/control.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from test_sequences import test_chain_gradients_match_finite_differences_and_torch as check_chain  # one check
 
-from cgtools import Graph
+from cgtools import CgError, Graph
 from cgtools.onnx.read import load_onnx
 from cgtools.onnx.write import to_onnx
+from opcases.control import CHAINS
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -68,3 +72,37 @@ def test_bodies_read_the_enclosing_graph_and_match_onnxruntime(tmp_path, make, f
     written = to_onnx(again, again.run(feeds, backward=False))  # and written back as ONNX subgraphs
     for name, got in zip(graph.outputs, ort_outputs(written.SerializeToString(), feeds)):
         np.testing.assert_allclose(got, run.values[name], rtol=1e-6)
+
+
+@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: c.id)
+def test_body_gradients_match_finite_differences_and_torch(chain):
+    """Backward replays the bodies: Loop and Scan last iteration first, If its branch taken, SequenceMap each
+    element; the enclosing graph's tensors the bodies read add up their gradients."""
+    check_chain(chain)
+
+
+def test_loop_from_onnx_differentiates_like_torch(tmp_path):
+    """The ONNX loop (w = x·x read by the body, y ← y·w + i) in float32: gradients of x equal torch's unrolled."""
+    graph = load_onnx(loop_model(tmp_path / "model.onnx"))
+    x = np.array([0.5, -1.0, 2.0], np.float32)
+    seeds = {"y": np.array([1.0, -2.0, 0.5], np.float32), "ys": np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)}
+    run = graph.run({"M": np.array(4, np.int64), "x": x}, seeds=seeds)
+    tx = torch.tensor(x, requires_grad=True)
+    w, y, ys = tx * tx, tx, []
+    for i in range(4):
+        y = y * w + i
+        ys.append(y)
+    (y * torch.from_numpy(seeds["y"])).sum().add((torch.stack(ys) * torch.from_numpy(seeds["ys"])).sum()).backward()
+    assert run.grads["x"].dtype == np.float32
+    np.testing.assert_allclose(run.grads["x"], tx.grad.numpy(), rtol=1e-5)
+
+
+def test_seeds_start_backward_from_several_outputs_and_name_unknown_ones():
+    graph = Graph.from_dict({"cgtools": "1.0", "inputs": [{"name": "x"}],
+                             "nodes": [{"op": "Mul", "inputs": ["x", "x"], "outputs": ["sq"]},
+                                       {"op": "Sin", "inputs": ["x"], "outputs": ["s"]}], "outputs": ["sq", "s"]})
+    x = np.array([0.3, -1.2])
+    run = graph.run({"x": x}, seeds={"sq": np.array([1.0, 2.0]), "s": 3.0})
+    np.testing.assert_allclose(run.grads["x"], 2 * x * [1.0, 2.0] + 3.0 * np.cos(x), rtol=1e-12)
+    with pytest.raises(CgError, match="cannot start backward from 'sine': no tensor"):
+        graph.run({"x": x}, seeds={"sine": 1.0})

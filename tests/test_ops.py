@@ -27,7 +27,6 @@ from opcheck import (
     run_case,
 )
 
-NO_GRADIENT_YET = {"If", "Loop", "Scan", "SequenceMap"}  # `cgtools ops` says so; their bodies' backward is to come
 # Imported in this order: the families draw their inputs from one random generator.
 FAMILIES = [importlib.import_module(f"opcases.{name}") for name in FAMILY_NAMES]
 CASES = [c for family in FAMILIES for c in family.CASES]
@@ -74,14 +73,13 @@ def test_lower_precision_keeps_its_dtype(case_id, dtype, tol):
 
 def test_every_op_has_cases():
     """Every op with a gradient has gradient cases; every op without one says so in `cgtools ops` and is listed
-    as having nothing to differentiate (NON_FLOAT_OPS), or is a control-flow op whose bodies' gradients are not
-    written yet."""
+    as having nothing to differentiate (NON_FLOAT_OPS)."""
     covered = {c.op for c in CASES} | set().union(*(getattr(family, "CHAIN_OPS", ()) for family in FAMILIES))
     non_float = set().union(*(family.NON_FLOAT_OPS for family in FAMILIES))
     assert covered <= set(REGISTRY), f"cases name unknown ops: {sorted(covered - set(REGISTRY))}"
     ops = {name for name, cls in REGISTRY.items() if cls.__module__.startswith("cgtools.ops")}  # not tests' own
     without = {name for name in ops if not has_gradient(REGISTRY[name])}
-    assert without - non_float <= NO_GRADIENT_YET, sorted(without - non_float)
+    assert not without - non_float, f"without a gradient yet not listed in NON_FLOAT_OPS: {sorted(without - non_float)}"
     assert not non_float - without, f"listed as non-float, yet with a gradient: {sorted(non_float - without)}"
     missing = ops - covered - without
     assert not missing, f"ops without gradient cases in tests/opcases/: {sorted(missing)}"

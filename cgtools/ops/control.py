@@ -1,13 +1,19 @@
 """Control flow: If, Loop and Scan, whose bodies are subgraphs held as graph attributes (ops.base.Subgraph).
 
 A body is run by its own Graph's interpreter. The tensors of the enclosing graph a body reads (its `outer`
-inputs) are listed by the node after its own inputs, so they reach the op as values like any other input."""
+inputs) are listed by the node after its own inputs, so they reach the op as values like any other input.
+
+Backward replays the body's runs last to first, each from the inputs forward kept for it: the body's forward is
+recomputed (the simplest correct choice: no body keeps its contexts alive between passes), then its backward
+starts from the gradients of all its outputs at once (Graph.run's `seeds`). What an iteration passes back to
+its loop-carried inputs is the next one back's upstream gradient; the enclosing graph's tensors add up theirs."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from cgtools.errors import CgError
+from cgtools.gradients import ElementGrads
 from cgtools.ops.base import Operation, Subgraph, register_op
 
 
@@ -15,11 +21,31 @@ def input_names(body) -> list[str]:
     return [leaf.name for leaf in body.leaves_of("input")]
 
 
-def run_body(body, values: dict) -> list:
-    """The body's outputs, in order, run forward on `values` (its inputs by name)."""
+def body_feeds(body, values: dict) -> dict:
+    """Of `values`, the body's inputs that are given."""
     wanted = set(input_names(body))
-    run = body.run({k: v for k, v in values.items() if v is not None and k in wanted}, backward=False)
+    return {k: v for k, v in values.items() if v is not None and k in wanted}
+
+
+def run_body(body, feeds: dict) -> list:
+    """The body's outputs, in order, run forward on `feeds` (from body_feeds)."""
+    run = body.run(feeds, backward=False)
     return [run.values[name] for name in body.outputs]
+
+
+def replay(body, feeds: dict, out_grads) -> dict:
+    """The gradients of the body's inputs by name (absent: none), its run on `feeds` recomputed and backward
+    started from its outputs' gradients `out_grads` (None: none)."""
+    seeds = {}
+    for name, grad in zip(body.outputs, out_grads):
+        if grad is not None:  # one tensor listed twice as an output gets both gradients
+            seeds[name] = grad if seeds.get(name) is None else seeds[name] + grad
+    return dict(body.run(feeds, seeds=seeds).grads) if seeds else {}
+
+
+def gathered(got: dict, names) -> ElementGrads:
+    """The gradients of `names` in one replay, added up over replays as ElementGrads add."""
+    return ElementGrads(got.get(name) for name in names)
 
 
 def outer_values(bodies, values) -> dict:
@@ -44,7 +70,15 @@ class If(Operation):
     @staticmethod
     def forward(ctx, cond, *outer, then_branch: Subgraph, else_branch: Subgraph):
         taken = then_branch if bool(np.asarray(cond).reshape(-1)[0]) else else_branch
-        return tuple(run_body(taken, outer_values((then_branch, else_branch), outer)))
+        values = outer_values((then_branch, else_branch), outer)
+        feeds = body_feeds(taken, values)
+        ctx.save(taken, feeds, list(values))
+        return tuple(run_body(taken, feeds))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        taken, feeds, names = ctx
+        return (None, *gathered(replay(taken, feeds, grads), names))
 
 
 @register_op("Loop")
@@ -63,16 +97,29 @@ class Loop(Operation):
         state = list(values[:len(names) - 2])
         limit = None if M is None else int(np.asarray(M).reshape(-1)[0])
         going = True if cond is None else bool(np.asarray(cond).reshape(-1)[0])
-        scans, i = [[] for _ in body.outputs[1 + len(state):]], 0
+        scans, i, kept_feeds = [[] for _ in body.outputs[1 + len(state):]], 0, []
         while going and (limit is None or i < limit):
-            feeds = dict(zip(names, [np.array(i, np.int64), np.asarray(going), *state]), **outer)
+            feeds = body_feeds(body, dict(zip(names, [np.array(i, np.int64), np.asarray(going), *state]), **outer))
+            kept_feeds.append(feeds)
             out = run_body(body, feeds)
             going = bool(np.asarray(out[0]).reshape(-1)[0]) if cond is not None else True  # else ignored
             state = out[1:1 + len(state)]
             for kept, value in zip(scans, out[1 + len(state):]):
                 kept.append(value)
             i += 1
+        ctx.save(body, kept_feeds, names[2:], list(outer))
         return (*state, *(stacked(kept) for kept in scans))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        body, kept_feeds, state_names, outer_names = ctx
+        carried, scans = list(grads[:len(state_names)]), grads[len(state_names):]
+        outer = ElementGrads([None] * len(outer_names))
+        for i in reversed(range(len(kept_feeds))):
+            got = replay(body, kept_feeds[i], [None, *carried, *(None if g is None else g[i] for g in scans)])
+            carried = [got.get(name) for name in state_names]
+            outer = outer + gathered(got, outer_names)
+        return (None, None, *carried, *outer)
 
 
 def stacked(values: list):
@@ -97,6 +144,7 @@ class Scan(Operation):
         given = [first, *values][:len((first, *values)) - len(outer)]
         scan = Scanner(body, names, outer, len(names) - num_scan_inputs, list(directions or scan_input_directions),
                        list(scan_output_directions), list(scan_input_axes), list(scan_output_axes))
+        ctx.save(scan, len(given) != len(names))
         if len(given) == len(names):
             return tuple(scan(given))
         if first is not None:  # opset 8's sequence_lens: every sequence its full length only
@@ -106,6 +154,21 @@ class Scan(Operation):
         per_item = [scan([v[b] for v in given[1:]]) for b in range(np.shape(given[1])[0])]
         return tuple(np.stack(outs) for outs in zip(*per_item))
 
+    @staticmethod
+    def backward(ctx, *grads):
+        scan, batched = ctx
+        if not batched:
+            ins, outer = scan.backward(scan.records[0], grads)
+            return (*ins, *outer)
+        per_item = [scan.backward(record, [None if g is None else g[b] for g in grads])
+                    for b, record in enumerate(scan.records)]
+        outer = ElementGrads([None] * len(scan.outer))
+        for _, item_outer in per_item:
+            outer = outer + item_outer
+        by_input = zip(*(ins for ins, _ in per_item))
+        ins = [None if any(g is None for g in parts) else np.stack(parts) for parts in by_input]
+        return (None, *ins, *outer)
+
 
 class Scanner:
     """One Scan over its states and scan inputs (opset 9 on, without a batch axis)."""
@@ -113,6 +176,7 @@ class Scanner:
     def __init__(self, body, names, outer, n, in_back, out_back, in_axes, out_axes):
         self.body, self.names, self.outer, self.n = body, names, outer, n
         self.in_back, self.out_back, self.in_axes, self.out_axes = in_back, out_back, in_axes, out_axes
+        self.records = []  # per call: each step's feeds, the scan inputs, their axes and directions
 
     def __call__(self, given: list) -> list:
         n = self.n
@@ -123,15 +187,40 @@ class Scanner:
         if len(steps) != 1:
             raise CgError(f"expected scan inputs of one length along their axes, found lengths {sorted(steps)}")
         count = steps.pop()
-        outs = [[] for _ in self.body.outputs[n:]]
+        outs, feeds = [[] for _ in self.body.outputs[n:]], []
         for t in range(count):
             slices = [np.take(v, count - 1 - t if back else t, axis=a) for v, a, back in zip(scanned, axes, backwards)]
-            out = run_body(self.body, dict(zip(self.names, [*state, *slices]), **self.outer))
+            feeds.append(body_feeds(self.body, dict(zip(self.names, [*state, *slices]), **self.outer)))
+            out = run_body(self.body, feeds[-1])
             state = out[:n]
             for kept, value in zip(outs, out[n:]):
                 kept.append(value)
-        out_axes = self.out_axes or [0] * len(outs)
-        out_back = self.out_back or [0] * len(outs)
+        self.records.append((feeds, scanned, axes, backwards))
         made = [np.stack(kept[::-1] if back else kept, axis=a % (np.ndim(kept[0]) + 1))
-                for kept, a, back in zip(outs, out_axes, out_back)]
+                for kept, (a, back) in zip(outs, self.output_axes(len(outs)))]
         return [*state, *made]
+
+    def output_axes(self, count: int) -> list[tuple[int, int]]:
+        """Each scan output's (axis, reversed)."""
+        return list(zip(self.out_axes or [0] * count, self.out_back or [0] * count))
+
+    def backward(self, record, grads) -> tuple[list, ElementGrads]:
+        """The gradients of one call's states and scan inputs, and of the enclosing graph's tensors, from its
+        outputs' `grads`: the body replayed from the last step to the first."""
+        feeds, scanned, axes, backwards = record
+        n, count = self.n, len(feeds)
+        carried, scan_grads = list(grads[:n]), grads[n:]
+        ins = [np.zeros_like(v) for v in scanned]
+        outer = ElementGrads([None] * len(self.outer))
+        for t in reversed(range(count)):
+            outs = [None if g is None else np.take(g, count - 1 - t if back else t, axis=a % g.ndim)
+                    for g, (a, back) in zip(scan_grads, self.output_axes(len(scan_grads)))]
+            got = replay(self.body, feeds[t], [*carried, *outs])
+            carried = [got.get(name) for name in self.names[:n]]
+            for total, name, a, back in zip(ins, self.names[n:], axes, backwards):
+                if got.get(name) is not None:
+                    where = [slice(None)] * total.ndim
+                    where[a] = count - 1 - t if back else t
+                    total[tuple(where)] += got[name]
+            outer = outer + gathered(got, self.outer)
+        return [*carried, *ins], outer

@@ -11,7 +11,7 @@ import numpy as np
 from cgtools.errors import CgError
 from cgtools.gradients import ElementGrads
 from cgtools.ops.base import Operation, Subgraph, ints_of, register_op
-from cgtools.ops.control import outer_values, own_inputs, run_body
+from cgtools.ops.control import body_feeds, gathered, outer_values, own_inputs, replay, run_body
 
 
 def sequence_of(value) -> list:
@@ -212,12 +212,29 @@ class SequenceMap(Operation):
         if len(lengths) > 1:
             raise CgError(f"SequenceMap's sequences differ in length: {sorted(lengths)}")
         names = own_inputs(body)
-        outs = [[] for _ in body.outputs]
+        outs, kept_feeds = [[] for _ in body.outputs], []
         for i in range(lengths.pop()):
-            feeds = dict(zip(names, [v[i] if type(v) is list else v for v in given]), **outer)
-            for kept, value in zip(outs, run_body(body, feeds)):
+            kept_feeds.append(body_feeds(body, dict(zip(names, [v[i] if type(v) is list else v for v in given]),
+                                                    **outer)))
+            for kept, value in zip(outs, run_body(body, kept_feeds[-1])):
                 kept.append(value)
+        ctx.save(body, kept_feeds, names[:len(given)], [type(v) is list for v in given], list(outer))
         return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        """Each element's run replayed: a sequence input gets its element's gradient, a tensor input (given
+        whole each time) and the enclosing graph's tensors the sum over the elements."""
+        body, kept_feeds, names, is_sequence, outer_names = ctx
+        per_element = [replay(body, feeds, [None if g is None else g[i] for g in grads])
+                       for i, feeds in enumerate(kept_feeds)]
+        whole = [name for name, seq in zip(names, is_sequence) if not seq] + outer_names
+        summed = ElementGrads([None] * len(whole))
+        for got in per_element:
+            summed = summed + gathered(got, whole)
+        summed = dict(zip(whole, summed))
+        return (*(ElementGrads(got.get(name) for got in per_element) if seq else summed[name]
+                  for name, seq in zip(names, is_sequence)), *(summed[name] for name in outer_names))
 
 
 @register_op("Optional")

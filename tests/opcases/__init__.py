@@ -5,4 +5,4 @@ differences and torch autograd), TORCH_ONLY_CASES (kinks and ties, against torch
 
 # Every family, in the order they are imported (they draw their inputs from one random generator)
 FAMILY_NAMES = ("core", "conv", "extended", "attention", "indexing", "maths", "recurrent", "spatial", "signal",
-                "quantize", "sequence", "detection")
+                "quantize", "sequence", "detection", "control")
