@@ -367,6 +367,8 @@ def ops():
     for op_type, op in sorted(REGISTRY.items()):
         gradient = "" if has_gradient(op) else "; no gradient: backward stops here"
         click.echo(f"{op_type:<24} {summary(op)}\n{'':<24} ({op.spec.signature}){gradient}")
+    click.echo(f"\n{len(REGISTRY)} ops. Not supported: string and map types (and the ops on them), the ai.onnx.ml "
+               "domain, ImageDecoder.")
 
 
 def main(argv=None) -> None:

@@ -57,6 +57,9 @@ def test_ops_command_lists_every_op_with_a_description(cli):
             continue  # registered by a test in this process
         assert f"\n{op_type} " in "\n" + out
     assert "Pow" in out and "x ** exponent" in out
+    assert "(X); no gradient: backward stops here" in out.split("\nNonZero ")[1].split("\n")[1]  # an index op
+    assert "backward stops" not in out.split("\nTanh ")[1].split("\n")[1]
+    assert "Not supported: string and map types" in out
 
 
 def test_console_script_exists():
