@@ -37,9 +37,10 @@ def loop_model(path):
     return path
 
 
-def if_model(path):
-    then = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["t"])], "then", [],
-                             [helper.make_tensor_value_info("t", TP.FLOAT, [3])])
+def if_model(path, then_output: str = "t"):
+    """y = x·x where the sum of x is positive, else −x; the then branch names its tensor `then_output`."""
+    then = helper.make_graph([helper.make_node("Mul", ["x", "x"], [then_output])], "then", [],
+                             [helper.make_tensor_value_info(then_output, TP.FLOAT, [3])])
     other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
                               [helper.make_tensor_value_info("e", TP.FLOAT, [3])])
     graph = helper.make_graph(

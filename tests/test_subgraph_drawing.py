@@ -102,26 +102,9 @@ def test_a_model_sized_graph_draws_its_bodies_only_when_asked(tmp_path):
     assert to_dot(big, None, View(bodies=True)).count("subgraph cluster_") == 2
 
 
-def strange_if(path, name):
-    """An If whose then branch names its tensor `name`."""
-    onnx = pytest.importorskip("onnx")
-    TP = onnx.TensorProto
-    then = helper.make_graph([helper.make_node("Mul", ["x", "x"], [name])], "then", [],
-                             [helper.make_tensor_value_info(name, TP.FLOAT, [3])])
-    other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
-                              [helper.make_tensor_value_info("e", TP.FLOAT, [3])])
-    graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0), helper.make_node("Greater", ["s", "zero"], ["c"]),
-         helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)], "if",
-        [helper.make_tensor_value_info("x", TP.FLOAT, [3])], [helper.make_tensor_value_info("y", TP.FLOAT, [3])],
-        initializer=[onnx.numpy_helper.from_array(np.float32(0), "zero")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    return path
-
-
 def test_user_strings_in_bodies_are_escaped(tmp_path, graphviz):
     name = 'a<b>&"\\N</script>'
-    graph = load_onnx(strange_if(tmp_path / "if.onnx", name))
+    graph = load_onnx(if_model(tmp_path / "if.onnx", name))
     run = graph.run({"x": np.array([1, 2, 3], np.float32)}, backward=False)
     _, nodes = by_label(draw(graph, run, fmt="svg"))  # parses: nothing became markup
     assert [name] in [texts[1:2] for texts in nodes.values()]

@@ -12,7 +12,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.ops.base import Operation, ints_of, register_op
-from cgtools.ops.slicing import SCATTER_REDUCTIONS, along, elements_index
+from cgtools.ops.slicing import SCATTER_REDUCTIONS, along, elements_index, scattered_grads
 
 
 @register_op("TopK")
@@ -73,14 +73,7 @@ class ScatterElements(Operation):
 
     @staticmethod
     def backward(ctx, grad):
-        index, reduction = ctx
-        if reduction not in ("none", "add"):
-            raise CgError(f"ScatterElements has no gradient for reduction={reduction!r}")
-        gdata = grad
-        if reduction == "none":  # overwritten elements no longer count
-            gdata = grad.copy()
-            gdata[index] = 0
-        return gdata, None, grad[index]
+        return scattered_grads("ScatterElements", grad, *ctx)
 
 
 @register_op("Scatter")

@@ -254,14 +254,19 @@ class ScatterND(Operation):
 
     @staticmethod
     def backward(ctx, grad):
-        index, reduction = ctx
-        if reduction not in ("none", "add"):
-            raise CgError(f"ScatterND has no gradient for reduction={reduction!r}")
-        gdata = grad
-        if reduction == "none":  # overwritten elements no longer count
-            gdata = grad.copy()
-            gdata[index] = 0
-        return gdata, None, grad[index]
+        return scattered_grads("ScatterND", grad, *ctx)
+
+
+def scattered_grads(op: str, grad: np.ndarray, index: tuple, reduction: str) -> tuple:
+    """The gradients of a scatter's data and updates: the data's elements overwritten (reduction none) get
+    none, each update the gradient of the element it went to; mul, max and min have none written here."""
+    if reduction not in ("none", "add"):
+        raise CgError(f"{op} has no gradient for reduction={reduction!r}")
+    gdata = grad
+    if reduction == "none":  # overwritten elements no longer count
+        gdata = grad.copy()
+        gdata[index] = 0
+    return gdata, None, grad[index]
 
 
 @register_op("Trilu")
