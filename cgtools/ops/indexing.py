@@ -12,7 +12,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.ops.base import Operation, ints_of, register_op
-from cgtools.ops.slicing import SCATTER_REDUCTIONS, along, elements_index, scattered_grads
+from cgtools.ops.slicing import along, elements_index, scattered, scattered_grads
 
 
 @register_op("TopK")
@@ -63,13 +63,8 @@ class ScatterElements(Operation):
             raise CgError(f"expected updates of the indices' shape {list(np.shape(indices))}, found "
                           f"{list(updates.shape)}")
         index = elements_index(np.asarray(indices, np.int64), axis % data.ndim)
-        y = data.copy()
-        if reduction == "none":
-            y[index] = updates
-        else:
-            SCATTER_REDUCTIONS[reduction].at(y, index, updates)
         ctx.save(index, reduction)
-        return y
+        return scattered(data, index, updates, reduction)
 
     @staticmethod
     def backward(ctx, grad):

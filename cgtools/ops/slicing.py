@@ -244,17 +244,22 @@ class ScatterND(Operation):
     @staticmethod
     def forward(ctx, data, indices, updates, *, reduction: Literal["none", "add", "mul", "max", "min"] = "none"):
         index = tuple(np.moveaxis(np.asarray(indices, np.int64), -1, 0))  # one index array per leading axis
-        y = data.copy()
-        if reduction == "none":
-            y[index] = updates
-        else:
-            SCATTER_REDUCTIONS[reduction].at(y, index, updates)
         ctx.save(index, reduction)
-        return y
+        return scattered(data, index, updates, reduction)
 
     @staticmethod
     def backward(ctx, grad):
         return scattered_grads("ScatterND", grad, *ctx)
+
+
+def scattered(data: np.ndarray, index: tuple, updates: np.ndarray, reduction: str) -> np.ndarray:
+    """A copy of data with updates written at index, or combined there by the reduction (each repeat counts)."""
+    y = data.copy()
+    if reduction == "none":
+        y[index] = updates
+    else:
+        SCATTER_REDUCTIONS[reduction].at(y, index, updates)
+    return y
 
 
 def scattered_grads(op: str, grad: np.ndarray, index: tuple, reduction: str) -> tuple:
