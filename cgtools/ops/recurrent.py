@@ -14,8 +14,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.ops.base import Operation, register_op
-from cgtools.values import is_float
+from cgtools.ops.base import Operation, one_float_type, register_op
 
 
 def sigmoid(x):
@@ -208,8 +207,7 @@ def activations_of(cell, directions: int, names, alphas, betas, clip) -> list[li
 def check_inputs(cell, X, W, R, B, lens, initial, P, hidden_size: int, directions: int):
     """X, W, R, B, the initial states and P of one float type (ONNX's T), sequence_lens of integers, and shapes
     that fit together."""
-    if not is_float(X.dtype):
-        raise CgError(f"expected X of a float type, found {X.dtype}")
+    one_float_type(X=X, W=W, R=R, B=B, P=P, **dict(zip(["initial_h", "initial_c"], initial, strict=False)))
     if R.ndim != 3:
         raise CgError(f"expected R of 3 dimensions [directions, gates × hidden, hidden], found {list(R.shape)}")
     n, gates = R.shape[-1], cell.gates
@@ -218,11 +216,7 @@ def check_inputs(cell, X, W, R, B, lens, initial, P, hidden_size: int, direction
     for name, state in zip(["initial_h", "initial_c"], initial, strict=False):
         expected[name] = (state, (directions, X.shape[1], n))
     for name, (v, shape) in expected.items():
-        if v is None:
-            continue
-        if v.dtype != X.dtype:
-            raise CgError(f"expected {name} of X's type {X.dtype}, found {v.dtype}")
-        if v.shape != shape:
+        if v is not None and v.shape != shape:
             raise CgError(f"expected {name} of shape {list(shape)} (X {list(X.shape)}, {directions} direction(s), "
                           f"hidden size {n}), found {list(v.shape)}")
     if hidden_size and hidden_size != n:
