@@ -76,6 +76,17 @@ class Operation:
         raise CgError("this op has no gradient")
 
 
+class NoGradient(Operation):
+    """An op whose outputs, floats or not, carry no gradient back (a random draw, an optimizer's step): backward
+    passes nothing, as PyTorch stops at a non-differentiable path."""
+
+    gradient = False
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None,) * len(ctx.needs_grad)
+
+
 class Subgraph:
     """The annotation of a graph attribute (If's branches, Loop's body): a Graph once loaded, a graph document
     in JSON. The body's `outer` inputs are tensors of the enclosing graph, which the node lists as extra inputs."""
