@@ -15,7 +15,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.onnx.mapping import FLOAT_TYPES, described
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import Operation, one_float_type, register_op
 
 
 def split_heads(x, num_heads: int, what: str):
@@ -273,6 +273,7 @@ class CausalConvWithState(Operation):
     @staticmethod
     def forward(ctx, input, weight, bias=None, past_state=None, *,
                 activation: Literal["none", "silu", "swish"] = "none"):
+        one_float_type(input=input, weight=weight, bias=bias, past_state=past_state)
         if input.ndim != 3 or weight.ndim != 3 or weight.shape[:2] != (input.shape[1], 1):
             raise CgError(f"CausalConvWithState expected input (batch, channels, length) and weight (channels, 1, "
                           f"kernel), found {list(input.shape)} and {list(weight.shape)}")

@@ -21,7 +21,7 @@ from typing import Literal, get_args, get_origin
 import numpy as np
 
 from cgtools.errors import CgError, did_you_mean
-from cgtools.values import decode, in_float32
+from cgtools.values import decode, in_float32, is_float
 
 
 class Context(list):
@@ -74,6 +74,17 @@ class Operation:
     @staticmethod
     def backward(ctx, *grads):
         raise CgError("this op has no gradient")
+
+
+class NoGradient(Operation):
+    """An op whose outputs, floats or not, carry no gradient back (a random draw, an optimizer's step): backward
+    passes nothing, as PyTorch stops at a non-differentiable path."""
+
+    gradient = False
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None,) * len(ctx.needs_grad)
 
 
 class Subgraph:
@@ -257,6 +268,18 @@ def _normalised(kind: str, value):
 def ints_of(tensor) -> list[int]:
     """The integers an integer tensor holds (axes, pads, sizes); none for an absent optional input."""
     return [] if tensor is None else [int(v) for v in np.ravel(tensor)]
+
+
+def one_float_type(**arrays) -> None:
+    """Inputs that share ONNX's float type T (a layer's data, weights and states): the first given must be a
+    float, the others of its dtype; absent optional inputs (None) are skipped."""
+    given = [(name, a) for name, a in arrays.items() if a is not None]
+    first, dtype = given[0][0], given[0][1].dtype
+    if not is_float(dtype):
+        raise CgError(f"expected {first} of a float type, found {dtype}")
+    for name, a in given[1:]:
+        if a.dtype != dtype:
+            raise CgError(f"expected {name} of {first}'s type {dtype}, found {a.dtype}")
 
 
 FORM_DTYPES = {"int": np.int64, "ints": np.int64, "float": np.float64}

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import Operation, one_float_type, register_op
 
 
 def corners(boxes, center_point_box: int):
@@ -189,6 +189,7 @@ class DeformConv(Operation):
     def forward(ctx, X, W, offset, B=None, mask=None, *, dilations: list[int] = None, group: int = 1,
                 kernel_shape: list[int] = None, offset_group: int = 1, pads: list[int] = None,
                 strides: list[int] = None):
+        one_float_type(X=X, W=W, offset=offset, B=B, mask=mask)
         kernel = tuple(kernel_shape or W.shape[2:])
         n, channels, oc = X.shape[0], X.shape[1], W.shape[0]
         if X.ndim != 4 or channels != W.shape[1] * group or oc % group or channels % offset_group or \

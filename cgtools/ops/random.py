@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import NoGradient, register_op
 from cgtools.ops.signal import output_dtype
 
 
@@ -20,14 +20,8 @@ def generator(seed):
     return np.random.RandomState() if seed is None or np.isnan(seed) else np.random.RandomState(int(seed))
 
 
-class _Random(Operation):
+class _Random(NoGradient):
     """Shared backward: the draws pass nothing back."""
-
-    gradient = False
-
-    @staticmethod
-    def backward(ctx, *grads):
-        return (None,) * len(ctx.needs_grad)
 
 
 @register_op("Bernoulli")

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import Operation, one_float_type, register_op
 
 
 def sigmoid(x):
@@ -204,17 +204,26 @@ def activations_of(cell, directions: int, names, alphas, betas, clip) -> list[li
     return [acts[d * k:(d + 1) * k] for d in range(directions)]
 
 
-def check_shapes(cell, X, W, R, B, hidden_size: int, directions: int):
+def check_inputs(cell, X, W, R, B, lens, initial, P, hidden_size: int, directions: int):
+    """X, W, R, B, the initial states and P of one float type (ONNX's T), sequence_lens of integers, and shapes
+    that fit together."""
+    one_float_type(X=X, W=W, R=R, B=B, P=P, **dict(zip(["initial_h", "initial_c"], initial, strict=False)))
+    if R.ndim != 3:
+        raise CgError(f"expected R of 3 dimensions [directions, gates × hidden, hidden], found {list(R.shape)}")
     n, gates = R.shape[-1], cell.gates
-    expected = {"W": (W, (directions, gates * n, X.shape[-1])), "R": (R, (directions, gates * n, n))}
-    if B is not None:
-        expected["B"] = (B, (directions, 2 * gates * n))
+    expected = {"W": (W, (directions, gates * n, X.shape[-1])), "R": (R, (directions, gates * n, n)),
+                "B": (B, (directions, 2 * gates * n)), "P": (P, (directions, 3 * n))}
+    for name, state in zip(["initial_h", "initial_c"], initial, strict=False):
+        expected[name] = (state, (directions, X.shape[1], n))
     for name, (v, shape) in expected.items():
-        if v.shape != shape:
+        if v is not None and v.shape != shape:
             raise CgError(f"expected {name} of shape {list(shape)} (X {list(X.shape)}, {directions} direction(s), "
                           f"hidden size {n}), found {list(v.shape)}")
     if hidden_size and hidden_size != n:
         raise CgError(f"hidden_size is {hidden_size}, but R's last dimension is {n}")
+    if lens is not None and (not np.issubdtype(lens.dtype, np.integer) or lens.shape != X.shape[1:2]):
+        raise CgError(f"expected sequence_lens of integers of shape [{X.shape[1]}] (the batch), "
+                      f"found {lens.dtype}{list(lens.shape)}")
 
 
 def recurrent_forward(ctx, cell, X, W, R, B, lens, initial, P, a):
@@ -223,8 +232,8 @@ def recurrent_forward(ctx, cell, X, W, R, B, lens, initial, P, a):
         raise CgError(f"expected X of 3 dimensions [seq_length, batch, input_size], found {list(X.shape)}")
     directions = 2 if a.direction == "bidirectional" else 1
     if a.layout:
-        X, initial = X.swapaxes(0, 1), [s if s is None else s.swapaxes(0, 1) for s in initial]
-    check_shapes(cell, X, W, R, B, a.hidden_size, directions)
+        X, initial = X.swapaxes(0, 1), [s if s is None or s.ndim < 2 else s.swapaxes(0, 1) for s in initial]
+    check_inputs(cell, X, W, R, B, lens, initial, P, a.hidden_size, directions)
     steps, batch, n = X.shape[0], X.shape[1], R.shape[-1]
     B = np.zeros((directions, 2 * cell.gates * n), X.dtype) if B is None else B
     P = np.zeros((directions, 3 * n), X.dtype) if P is None else P

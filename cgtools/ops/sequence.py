@@ -183,7 +183,15 @@ class ConcatFromSequence(Operation):
     def forward(ctx, input_sequence, *, axis: int, new_axis: int = 0):
         if not sequence_of(input_sequence):
             raise CgError("cannot concatenate an empty sequence")
-        axis %= input_sequence[0].ndim + new_axis
+        rank = input_sequence[0].ndim + new_axis
+        if not rank or not -rank <= axis < rank:
+            raise CgError(f"axis {axis} is out of range for tensors of {input_sequence[0].ndim} dimensions"
+                          + (" (stacked on a new one)" if new_axis else ""))
+        axis %= rank
+        shapes = {v.shape if new_axis else v.shape[:axis] + v.shape[axis + 1:] for v in input_sequence}
+        if len(shapes) > 1 or len({v.ndim for v in input_sequence}) > 1:
+            raise CgError(f"cannot {'stack' if new_axis else 'concatenate'} tensors of shapes "
+                          f"{[list(v.shape) for v in input_sequence]} along axis {axis}")
         ctx.save(axis, new_axis, np.cumsum([v.shape[axis] for v in input_sequence])[:-1] if not new_axis else None)
         return (np.stack if new_axis else np.concatenate)(input_sequence, axis=axis)
 

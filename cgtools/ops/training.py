@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import NoGradient, register_op
 
 DOMAIN = "ai.onnx.preview.training."
 
@@ -33,7 +33,7 @@ def in_dtypes(results: list[tuple], tensors: list[tuple]) -> tuple:
 
 
 @register_op(DOMAIN + "Momentum")
-class Momentum(Operation):
+class Momentum(NoGradient):
     """stochastic gradient descent with momentum (standard or Nesterov) on X… given G… and velocities V…; no gradient"""
 
     symbol = "momentum"
@@ -52,7 +52,7 @@ class Momentum(Operation):
 
 
 @register_op(DOMAIN + "Adagrad")
-class Adagrad(Operation):
+class Adagrad(NoGradient):
     """Adagrad on X… given G… and summed squared gradients H…, the rate R / (1 + T·decay_factor); no gradient"""
 
     symbol = "Adagrad"
@@ -71,7 +71,7 @@ class Adagrad(Operation):
 
 
 @register_op(DOMAIN + "Adam")
-class Adam(Operation):
+class Adam(NoGradient):
     """Adam on X… given G…, first moments V… and second moments H…, with L2 and decoupled weight decay; no gradient"""
 
     symbol = "Adam"
