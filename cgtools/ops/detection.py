@@ -191,8 +191,9 @@ class DeformConv(Operation):
                 strides: list[int] = None):
         one_float_type(X=X, W=W, offset=offset, B=B, mask=mask)
         kernel = tuple(kernel_shape or W.shape[2:])
-        n, channels, oc = X.shape[0], X.shape[1], W.shape[0]
-        if X.ndim != 4 or channels != W.shape[1] * group or oc % group or channels % offset_group or \
+        shapes_fit = X.ndim == W.ndim == offset.ndim == 4 and len(kernel) == 2
+        n, channels, oc = (X.shape[0], X.shape[1], W.shape[0]) if shapes_fit else (0, 0, 0)
+        if not shapes_fit or channels != W.shape[1] * group or oc % group or channels % offset_group or \
                 offset.shape[:2] != (n, 2 * offset_group * kernel[0] * kernel[1]):
             raise CgError(f"DeformConv (2-D) expected X (N, C, H, W), W (M, C/group, kH, kW) and offset (N, "
                           f"2·offset_group·kH·kW, oH, oW), found shapes {list(X.shape)}, {list(W.shape)} and "
