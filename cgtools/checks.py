@@ -52,7 +52,10 @@ def check(graph: Graph, places: list[str] | None = None) -> None:
             op = get_op(node.op)
         except CgError as e:
             raise e.located(where=f"{at(i)}.op") from None
-        _check_arity(op, node, places[i] if places else node_place(i, node))
+        try:
+            _check_arity(op, node)
+        except CgError as e:  # the place made only when needed: 100,000 nodes, 100,000 strings
+            raise e.within(places[i] if places else node_place(i, node)) from None
         try:
             node.attrs = check_attrs(op, node.attrs)
         except CgError as e:
@@ -65,7 +68,7 @@ def check(graph: Graph, places: list[str] | None = None) -> None:
     graph.topological_order()  # raises on a cycle, naming it
 
 
-def _check_arity(op, node: Node, place: str) -> None:
+def _check_arity(op, node: Node) -> None:
     spec, given = op.spec, len(node.inputs)
     least = max(spec.required, 1) if spec.variadic else spec.required
     variadic_from = len(spec.inputs) - 1 if spec.variadic else given  # none of a variadic op's inputs is optional
@@ -75,15 +78,15 @@ def _check_arity(op, node: Node, place: str) -> None:
         names = ", ".join(spec.inputs) + ("…" if spec.variadic else "")
         found = f"{given}" + (f" (input {missing[0]!r} left empty)" if missing else "")
         raise CgError(f"{node.op} takes {spec.arity} inputs ({names}), found {found}",
-                      where=f"{place}.inputs")
+                      where="inputs")
     made = len(node.outputs)
     if made > spec.most_outputs:  # fewer is fine: the outputs after the first are optional, as in ONNX
         count = "1 output" if len(spec.outputs) == 1 else f"1 to {len(spec.outputs)} outputs"
-        raise CgError(f"{node.op} makes {count} ({', '.join(spec.outputs)}), found {made}", where=f"{place}.outputs")
+        raise CgError(f"{node.op} makes {count} ({', '.join(spec.outputs)}), found {made}", where="outputs")
     for attr, fed in spec.forms.items():  # an older opset's attribute stands for an input: one or the other
         if attr in node.attrs and given > spec.inputs.index(fed):
             raise CgError(f"{node.op} takes {fed!r} as its input {spec.inputs.index(fed) + 1} or, as older opsets "
-                          f"did, as the attribute {attr!r}, not both (nor with later inputs)", where=f"{place}.attrs")
+                          f"did, as the attribute {attr!r}, not both (nor with later inputs)", where="attrs")
 
 
 def check_shapes(graph: Graph) -> None:

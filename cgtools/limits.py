@@ -102,12 +102,15 @@ def parse_json(text: str):
 
 
 def _unique_keys(pairs):
-    seen = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise CgError(f"the field {key!r} appears twice in one object; JSON would silently keep the last")
-        seen.add(key)
-    return dict(pairs)
+    """An object's fields as a dict, refusing a field given twice (JSON would silently keep the last)."""
+    fields = dict(pairs)
+    if len(fields) < len(pairs):  # only then look for the first repeat, to name it
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise CgError(f"the field {key!r} appears twice in one object; JSON would silently keep the last")
+            seen.add(key)
+    return fields
 
 
 def check_document(doc) -> None:
