@@ -25,6 +25,7 @@ from cgtools.memory import collector_paused
 from cgtools.ops import Context, get_op
 from cgtools.ops.base import bound_forward
 from cgtools.runs import Run, SlotView
+from cgtools.threads import blas_threads
 from cgtools.values import CONTAINERS, carries_gradient, differentiable, holds_tensor
 from cgtools.values import decode as decode_value
 
@@ -107,7 +108,7 @@ def run(graph, inputs=None, *, backward=True, seed=None, per_use=False, compilin
     """With `check_numerics`, a NaN or an infinity no mask made on purpose raises numerics.NumericsError naming
     the node that made it, forward or backward. With `seeds` ({tensor name: upstream gradient}, None for none),
     backward starts from all those tensors at once instead of from the loss (a subgraph's outputs)."""
-    with collector_paused():
+    with collector_paused(), blas_threads():
         return _run(graph, inputs, backward, seed, per_use, plan_of(graph, compiling), loss, check_numerics, seeds)
 
 

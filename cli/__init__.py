@@ -18,6 +18,7 @@ from cgtools.cli.options import (
     PARAM_OPTION,
     PRECISION_OPTION,
     SET_OPTION,
+    THREADS_OPTION,
     UPSTREAM_OPTION,
     WEIGHTS_OPTION,
     attach_loss,
@@ -87,6 +88,7 @@ def run(graph, sets, inputs_file, random, kinds, no_backward, loss, upstream, la
 @click.option("--json", "as_json", is_flag=True, help="Print every tensor's differences and the divergence as JSON.")
 @click.option("-o", "--output", metavar="OUT", help="Also draw the graph, each edge coloured by its difference and "
               "the first divergence outlined, into OUT (svg, png, pdf, dot or html, from its suffix).")
+@THREADS_OPTION
 def compare(graph, other, against, sets, inputs_file, random, rtol, atol, as_json, output):
     """Run GRAPH with cgtools and with onnxruntime (or OTHER, a second graph, with cgtools) on the same inputs;
     compare every tensor and name the first node whose output differs while its inputs agree. Exits 1 when an
@@ -171,6 +173,7 @@ def info(graph, sets, inputs_file, random, kinds):
               "mean square; diff, the largest difference to --against.")
 @click.option("--against", metavar="onnxruntime|reference|OTHER", help="What --color-by diff compares with: "
               "onnxruntime (the default), onnx's ReferenceEvaluator, or OTHER, a second graph run by cgtools.")
+@THREADS_OPTION
 def render(graph, expression, params, output, fmt, sets, inputs_file, random, kinds, no_backward, loss, upstream,
            labels_file, loss_fn, theme, rankdir, precision, show, draw_constants, frames_dir, color_by, against,
            draw_leaves, collapse, focus, depth, bodies):
@@ -269,6 +272,7 @@ def convert(source, target, weights, kinds):
 @click.option("-o", "--output", metavar="OUT", help="Write the trained graph here; default: back into GRAPH.")
 @WEIGHTS_OPTION
 @leaf_kinds_option
+@THREADS_OPTION
 def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output, weights, kinds):
     """Train GRAPH's params on DATA with SGD or Adam; write the trained params back (large ones to an .npz)."""
     from pathlib import Path

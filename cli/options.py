@@ -8,6 +8,19 @@ import click
 INPUTS_OPTION = click.option("--inputs", "inputs_file", type=click.Path(exists=True, dir_okay=False),
                              metavar="FILE.npz", help="Feed inputs (or params) from an .npz, arrays by name; "
                              "--set values win.")
+
+
+def chosen_threads(ctx, param, value):
+    """--threads N: runs in this command use N BLAS threads; without it cgtools decides (called either way, so an
+    earlier command's choice in the same process does not stay)."""
+    from cgtools.threads import use_threads
+
+    use_threads(value)
+
+
+THREADS_OPTION = click.option("--threads", type=click.IntRange(1), metavar="N", expose_value=False,
+                              callback=chosen_threads, help="BLAS threads the runs use; default: CGTOOLS_THREADS, "
+                              "else the cores this process may use less those other processes keep busy.")
 PRECISION_OPTION = click.option("--precision", type=click.IntRange(1, 17), default=4, show_default=True,
                                 help="Significant digits.")
 SET_OPTION = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
@@ -71,9 +84,10 @@ def random_inputs_options(command):
 
 def graph_options(command):
     """GRAPH and its values, as run, info and gradcheck take them: the argument, --set, --inputs, --random-inputs
-    with --dim, and --params/--constants (the command receives graph, sets, inputs_file, random and kinds)."""
+    with --dim, and --params/--constants (the command receives graph, sets, inputs_file, random and kinds), and
+    --threads."""
     for option in reversed((click.argument("graph", type=click.Path(dir_okay=False)), SET_OPTION, INPUTS_OPTION,
-                            random_inputs_options, leaf_kinds_option)):
+                            random_inputs_options, leaf_kinds_option, THREADS_OPTION)):
         command = option(command)
     return command
 

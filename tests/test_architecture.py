@@ -13,7 +13,8 @@ from helpers import ROOT
 
 # Bottom to top. A module may import from its own layer or any layer below, never from one above.
 LAYERS = [
-    ("errors", ["cgtools.errors", "cgtools.limits", "cgtools.memory", "cgtools.files", "cgtools.notebook"]),
+    ("errors", ["cgtools.errors", "cgtools.limits", "cgtools.memory", "cgtools.threads", "cgtools.files",
+                "cgtools.notebook"]),
     ("values and gradients", ["cgtools.values", "cgtools.gradients", "cgtools.onnx.mapping", "cgtools.onnx"]),
     ("ops", ["cgtools.ops"]),
     ("engine", ["cgtools.backward", "cgtools.compiled", "cgtools.interpreter", "cgtools.runs",

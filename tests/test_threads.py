@@ -1,0 +1,124 @@
+"""The thread policy: how many BLAS threads a run gets, from the cores, the load, CGTOOLS_THREADS and --threads,
+read back from OpenBLAS itself (threadpoolctl) while a run is under way."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import cgtools
+from cgtools import threads
+from cgtools.ops import REGISTRY, Operation, register_op
+from helpers import run_in_process
+
+
+def openblas_threads() -> int:
+    [openblas] = [lib for lib in threadpool_info() if lib["internal_api"] == "openblas"]
+    return openblas["num_threads"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_decision(monkeypatch):
+    """Each test decides afresh, with no CGTOOLS_THREADS or --threads left from elsewhere."""
+    monkeypatch.delenv(threads.ENV_VAR, raising=False)
+    threads.use_threads(None)
+    yield
+    threads.use_threads(None)
+
+
+@pytest.fixture
+def seen_in_runs(monkeypatch):
+    """A graph (file) whose one op records OpenBLAS's thread count each time a run executes it."""
+    seen = []
+    monkeypatch.setitem(REGISTRY, "BlasThreads", None)
+
+    @register_op("BlasThreads")
+    class BlasThreads(Operation):
+        """x, noting the BLAS's thread count"""
+
+        @staticmethod
+        def forward(ctx, x):
+            seen.append(openblas_threads())
+            return x
+
+    graph = {"cgtools": "1.0", "inputs": [{"name": "x", "value": [1.0, 2.0]}],
+             "nodes": [{"op": "BlasThreads", "inputs": ["x"], "outputs": ["y"]}], "outputs": ["y"]}
+    return seen, graph
+
+
+def other_than(n: int) -> int:
+    return 1 if n != 1 else 2
+
+
+def test_the_count_is_the_usable_cores_less_the_load_others_make(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(threads, "own_load", lambda: 0.5)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.7, 0.0, 0.0))
+    assert threads.thread_count() == 2  # 2.7 - 0.5 = 2.2: two cores busy elsewhere
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.4, 0.0, 0.0))
+    assert threads.thread_count() == 4  # 0.9: none busy elsewhere, this process makes the rest
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert threads.thread_count() == 1  # never none
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert threads.thread_count() == 1  # pinned to one core (taskset) on a quiet machine
+
+
+def test_without_an_affinity_mask_or_a_load_figure_every_core_counts(monkeypatch):
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.delattr(os, "getloadavg", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert threads.thread_count() == 6
+
+
+def test_the_environment_variable_then_use_threads_win(monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 0.0, 0.0))
+    monkeypatch.setenv(threads.ENV_VAR, "3")
+    assert threads.thread_count() == 3
+    threads.use_threads(2)
+    assert threads.thread_count() == 2
+    monkeypatch.setenv(threads.ENV_VAR, "lots")
+    threads.use_threads(None)
+    with pytest.raises(cgtools.CgError, match="CGTOOLS_THREADS must be a whole number of threads, 1 or more; "
+                                              "found 'lots'"):
+        threads.thread_count()
+
+
+def test_a_decision_is_reused_for_a_few_seconds(monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "getloadavg", lambda: calls.append(1) or (0.0, 0.0, 0.0))
+    first = threads.decided_count()
+    assert [threads.decided_count() for _ in range(50)] == [first] * 50 and len(calls) == 1
+    monkeypatch.setattr(threads, "DECISION_SECONDS", 0.0)
+    threads.decided_count()
+    assert len(calls) == 2
+
+
+def test_a_run_applies_the_limit_to_openblas_and_restores_it_after(seen_in_runs):
+    seen, document = seen_in_runs
+    before = openblas_threads()
+    threads.use_threads(other_than(before))
+    graph = cgtools.load(document)
+    graph.run(backward=False)
+    assert seen == [other_than(before)]
+    assert openblas_threads() == before
+    np.testing.assert_array_equal(graph.run(backward=False).values["y"], [1.0, 2.0])
+
+
+def test_the_threads_option_wins_over_the_environment_and_lasts_one_command(seen_in_runs, tmp_path, capsys,
+                                                                             monkeypatch):
+    seen, document = seen_in_runs
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(document))
+    before = openblas_threads()
+    monkeypatch.setenv(threads.ENV_VAR, str(other_than(before) + 1))
+    assert run_in_process(capsys, "run", path, "--no-backward", "--threads", other_than(before)).returncode == 0
+    assert run_in_process(capsys, "run", path, "--no-backward").returncode == 0
+    assert seen == [other_than(before), other_than(before) + 1]
+    assert openblas_threads() == before
+    help_text = run_in_process(capsys, "run", "--help").stdout
+    assert "--threads N" in help_text and "CGTOOLS_THREADS" in help_text
