@@ -7,17 +7,16 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.onnx.mapping import NUMPY_TYPES, described
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import NoGradient, register_op
 
 # Types narrower than a byte, which numpy holds one to a byte: their bits are not a byte's
 SUB_BYTE = frozenset({"int2", "uint2", "int4", "uint4", "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn"})
 
 
 @register_op("BitCast")
-class BitCast(Operation):
+class BitCast(NoGradient):  # the same bits read another way: no smooth map between the two values
     """input's bits read as the element type `to` (an ONNX type code of the same width); no gradient"""
 
-    gradient = False
     symbol = "bitcast"
     keeps_dtypes = True  # reinterprets the input's own bytes: never run in float32 (ops.base.bound_forward)
 
@@ -30,7 +29,3 @@ class BitCast(Operation):
             raise CgError(f"BitCast needs types of one width: {input.dtype} ({8 * input.dtype.itemsize} bits) "
                           f"to {dtype} ({8 * dtype.itemsize} bits)", where="attrs.to")
         return (input if input.flags.c_contiguous else input.copy()).view(dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (None,)  # the same bits read another way: no smooth map between the two values

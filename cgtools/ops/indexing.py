@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.errors import CgError
-from cgtools.ops.base import Operation, ints_of, register_op
+from cgtools.ops.base import NoGradient, Operation, ints_of, register_op
 from cgtools.ops.slicing import along, elements_index, scattered, scattered_grads
 
 
@@ -217,12 +217,11 @@ class ReverseSequence(Operation):
 
 
 @register_op("Unique")
-class Unique(Operation):
+class Unique(NoGradient):  # as torch.unique: the distinct values pass nothing back
     """the distinct elements (or slices along an axis), their first places, inverse and counts; no gradient
 
     Sorted, or in order of first appearance; backward passes zero to the input."""
 
-    gradient = False
     symbol = "unique"
     outputs = ("Y", "indices", "inverse_indices", "counts")
 
@@ -240,10 +239,6 @@ class Unique(Operation):
             first, inverse, counts = first[order], rank[inverse], counts[order]
         return tuple(np.asarray(v, np.int64) if k else np.take(x, first, axis=axis)
                      for k, v in enumerate((None, first, inverse, counts)))
-
-    @staticmethod
-    def backward(ctx, *grads):
-        return (None,)  # as torch.unique: the distinct values pass nothing back
 
 
 def descending_key(x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.onnx.mapping import NUMPY_TYPES, described
-from cgtools.ops.base import Operation, register_op
+from cgtools.ops.base import NoGradient, Operation, register_op
 from cgtools.ops.nn import elu
 
 
@@ -257,10 +257,9 @@ class Mod(Operation):
 
 
 @register_op("EyeLike")
-class EyeLike(Operation):
+class EyeLike(NoGradient):  # the output never depends on x's values
     """a matrix of x's shape with ones on diagonal k, zeros elsewhere (dtype: x's, or an ONNX type code)"""
 
-    gradient = False
     symbol = "eye"
 
     @staticmethod
@@ -270,7 +269,3 @@ class EyeLike(Operation):
         if dtype is not None and dtype not in NUMPY_TYPES:
             raise CgError(f"cannot make ONNX type {dtype} (attribute 'dtype'); supported: {described(NUMPY_TYPES)}")
         return np.eye(*x.shape, k=k, dtype=x.dtype if dtype is None else NUMPY_TYPES[dtype])
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (None,)  # the output never depends on x's values

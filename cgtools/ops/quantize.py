@@ -18,7 +18,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.onnx.mapping import NUMPY_TYPES
-from cgtools.ops.base import Context, Operation, register_op
+from cgtools.ops.base import Context, NoGradient, Operation, register_op
 from cgtools.ops.cast import cast
 from cgtools.ops.conv import AutoPad, Conv
 
@@ -152,12 +152,11 @@ class DequantizeLinear(Operation):
 
 
 @register_op("DynamicQuantizeLinear")
-class DynamicQuantizeLinear(Operation):
+class DynamicQuantizeLinear(NoGradient):
     """x quantized to uint8, with the scale and zero point that fit its range (and 0) to 0…255; no gradient
 
     Rounding has none, and the scale is a statistic of x, as a calibration's are."""
 
-    gradient = False
     symbol = "quantize (dynamic)"
     keeps_dtypes = True
     outputs = ("y", "y_scale", "y_zero_point")
@@ -170,10 +169,6 @@ class DynamicQuantizeLinear(Operation):
         zero = np.rint(np.clip(np.float32(0) - low / scale, 0, 255))
         y = np.clip(np.rint(x / scale) + zero, 0, 255).astype(np.uint8)
         return y, np.array(scale.astype(x.dtype)), np.array(zero.astype(np.uint8))
-
-    @staticmethod
-    def backward(ctx, *grads):
-        return (None,)
 
 
 # ---- the integer products of quantized models ----------------------------------------------------------

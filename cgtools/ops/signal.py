@@ -11,7 +11,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.onnx.mapping import NUMPY_TYPES, described
-from cgtools.ops.base import Operation, ints_of, register_op
+from cgtools.ops.base import NoGradient, Operation, ints_of, register_op
 
 
 def as_complex(x):
@@ -187,11 +187,10 @@ def hertz_to_mel(f):
 
 
 @register_op("MelWeightMatrix")
-class MelWeightMatrix(Operation):
+class MelWeightMatrix(NoGradient):  # the triangles' corners are whole bins: small moves of the edges change nothing
     """the weights (dft_length//2 + 1 bins × num_mel_bins) that turn a spectrum into a mel spectrum: one triangle
     per mel bin, evenly spaced in mel between the edge frequencies; no gradient"""
 
-    gradient = False
     symbol = "mel"
 
     @staticmethod
@@ -211,7 +210,3 @@ class MelWeightMatrix(Operation):
             if right > centre:
                 out[centre:right, i] = (right - np.arange(centre, right)) / (right - centre)
         return out.astype(output_dtype(output_datatype))
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (None,) * 5  # the triangles' corners are whole bins: small moves of the edges change nothing
