@@ -18,7 +18,9 @@ from onnx import numpy_helper
 from cgtools.compare import compare
 from helpers import EXAMPLES, run_in_process
 
-SQUEEZENET = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_squeezenet.onnx"
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+SQUEEZENET = LIGHT / "light_squeezenet.onnx"
+INCEPTION_V1 = LIGHT / "light_inception_v1.onnx"
 
 
 class SmallNet(nn.Module):
@@ -111,13 +113,23 @@ def test_squeezenet_the_reference_evaluator_reads_softmax_with_the_newest_defaul
     assert done.returncode == 1 and "first divergence: nodes[104] (Softmax 'n65')" in done.stdout
 
 
-def test_squeezenet_agrees_with_onnxruntime_through_the_cli(capsys):
-    done = run_in_process(capsys, "compare", SQUEEZENET, "--random-inputs", "3", "--json")
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_an_exported_model_agrees_with_onnxruntime_through_the_cli_at_any_thread_count(capsys, small_net, threads):
+    done = run_in_process(capsys, "compare", small_net, "--random-inputs", "3", "--json", "--threads", threads)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["outputs_agree"] and report["against"] == "onnxruntime"
-    # only the Dropout's mask differs: onnxruntime gives an all-False mask in inference, ONNX an all-True one
-    assert [t["name"] for t in report["tensors"] if not t["ok"]] == ["r62"]
+    assert all(t["ok"] for t in report["tensors"])
+
+
+def test_a_dropout_mask_is_the_one_difference_in_the_light_inception_v1(capsys):
+    """onnxruntime gives an all-False mask in inference, ONNX an all-True one. (The light SqueezeNet is no test
+    of agreement: its synthetic weights make logits near 7e9, where float32's step is 512, so its softmax
+    follows the summation order, which changes with the number of BLAS threads.)"""
+    done = run_in_process(capsys, "compare", INCEPTION_V1, "--random-inputs", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["outputs_agree"] and [t["name"] for t in report["tensors"] if not t["ok"]] == ["r140"]
 
 
 def test_inputs_without_values_or_shapes_are_a_clear_error(capsys, tmp_path):
