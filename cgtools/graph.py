@@ -18,6 +18,7 @@ from cgtools import checks, interpreter, json_format, notebook
 from cgtools.compiled import CompilePolicy
 from cgtools.errors import CgError, did_you_mean
 from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size
+from cgtools.memory import collector_paused
 from cgtools.ops import REGISTRY
 from cgtools.parts import LEAF_KINDS, Leaf, Node
 
@@ -221,7 +222,8 @@ class Graph:
     @classmethod
     def read(cls, path: str | os.PathLike) -> Graph:
         """The checked graph of a .json file."""
-        return cls.from_dict(json_format.read_document(path), file=str(path))
+        with collector_paused():  # a 100,000-node file makes millions of small objects and no cycle
+            return cls.from_dict(json_format.read_document(path), file=str(path))
 
 
 def annotate(G: nx.MultiDiGraph, run) -> None:

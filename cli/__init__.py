@@ -60,19 +60,27 @@ def cli(ctx):
               "std, the fraction of zeros, and the NaN and infinity counts, instead of the values.")
 @click.option("--check-numerics", is_flag=True, help="Stop at the first node making a NaN or an infinity (not a "
               "mask's -inf), forward or backward: print it, its op, attributes and its inputs' statistics; exit 1.")
+@click.option("--all", "every_row", is_flag=True, help="Print every tensor's row even on a graph of over 1,000 "
+              "tensors (by default its inputs, params and outputs).")
 @PRECISION_OPTION
 def run(graph, sets, inputs_file, random, kinds, no_backward, loss, upstream, labels_file, loss_fn, as_json, stats,
-        check_numerics, precision):
+        check_numerics, every_row, precision):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
-    from cgtools.export.table import run_json, run_table, stats_table
+    from cgtools.export.table import run_json, run_table, shown_tensors, stats_table
 
     # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
     g, values = loaded(graph, sets, inputs_file, random, kinds)
     g, loss = attach_loss(g, values, labels_file, loss_fn, loss, upstream)
     backward = {"loss": loss, "seed": upstream_gradient(upstream)} if not no_backward else {"backward": False}
     result = checked_run(g, values, check_numerics=check_numerics, **backward)
-    table = stats_table if stats else run_table
-    click.echo(run_json(result) if as_json else table(result, precision))
+    if as_json:
+        click.echo(run_json(result))
+        return
+    names = shown_tensors(result, every_row)
+    click.echo((stats_table if stats else run_table)(result, precision, names))
+    if len(names) < len(result.values):
+        note(f"{len(result.values) - len(names):,} of {len(result.values):,} tensors left out: the table shows the "
+             "graph's inputs, params and outputs (not params past 1,000); --all prints every row")
 
 
 @cli.command()

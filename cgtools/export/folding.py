@@ -48,10 +48,11 @@ def listed_inside(graph, G: nx.MultiDiGraph, show) -> Inside:
             out = node.outputs[0]
             found.source[out] = found.source.get(node.inputs[0], out) if node.op == "Identity" else out
             makers[out] = node.name
+    computing = set(makers.values())
     for tensor, maker in makers.items():
         if tensor not in graph.outputs and G.out_degree(maker) == 1:
             reader = next(iter(G.successors(maker)))
-            if reader not in makers.values():  # read by a visible op, not by another weight computation
+            if reader not in computing:  # read by a visible op, not by another weight computation
                 found.reader[tensor] = reader
                 found.hidden.add(maker)
     hide_unread(found, makers, G)

@@ -157,14 +157,12 @@ def place_layers(D, layers: dict, rank: dict, rankdir: str) -> dict[str, Point]:
     labels: dict[int, float] = defaultdict(float)
     for u, _, lines in D.edges(data="lines"):
         labels[rank[u]] = max(labels[rank[u]], along_of(extent(lines)))
-    along, at = {}, 0.0
-    ranks = sorted(layers)
-    for r in ranks:
+    along, at, previous = {}, 0.0, None
+    for r in sorted(layers):
         half = max(along_of(size[n]) for n in layers[r]) / 2
-        if along:
-            previous = ranks[ranks.index(r) - 1]
+        if previous is not None:
             at += along[previous][1] + labels[previous] + half + GAP
-        along[r] = (at, half)
+        along[r], previous = (at, half), r
     out = {}
     for r, layer in layers.items():
         spans = [across_of(size[n]) + GAP for n in layer]

@@ -11,18 +11,33 @@ from cgtools.errors import terminal_safe
 from cgtools.export.labels import format_number, format_shape, format_tensor
 
 STATS = ("min", "max", "mean", "std", "zeros", "nan", "inf")
+TABLE_ROWS = 1_000  # tensors; past this a table shows the ends of the graph (shown_tensors), not its every row
 
 
-def run_table(run, precision: int = 4) -> str:
-    """One row per tensor in the order the run computed them: its name, where it comes from (input, param,
-    constant or the op that made it), its shape, its value and its gradient (blank for a tensor without one)."""
+def shown_tensors(run, everything: bool = False) -> list[str]:
+    """The tensors a table shows, in the order the run computed them: every one up to TABLE_ROWS (or when
+    `everything` is asked); past that, what an engineer reads first on a huge graph: its inputs, outputs and
+    loss, and its params unless they are that many too."""
+    names = list(run.values)
+    if everything or len(names) <= TABLE_ROWS:
+        return names
+    graph = run.graph
+    ends = {*graph.outputs, run.loss}
+    kinds = {"input", "param"} if len(graph.leaves_of("param")) <= TABLE_ROWS else {"input"}
+    return [name for name in names if name in ends or (name in graph.leaves and graph.leaves[name].kind in kinds)]
+
+
+def run_table(run, precision: int = 4, names: list[str] | None = None) -> str:
+    """One row per tensor in `names` (by default all) in the order the run computed them: its name, where it
+    comes from (input, param, constant or the op that made it), its shape, its value and its gradient (blank for
+    a tensor without one)."""
     graph = run.graph
     kinds = {name: leaf.kind for name, leaf in graph.leaves.items()}
     kinds.update((out, f"{n.op}") for n in graph.nodes for out in n.outputs)
     grad_head = f"∂{run.loss}/∂·" if run.loss else "gradient"
     rows = [("tensor", "from", "shape", "value", grad_head)]
-    for name, value in run.values.items():
-        grad = run.grads.get(name)
+    for name in run.values if names is None else names:
+        value, grad = run.values[name], run.grads.get(name)
         rows.append((name, kinds[name], format_shape(value.shape), format_tensor(value, precision),
                      "" if grad is None else format_tensor(grad, precision)))
     return text_table(rows)
@@ -40,12 +55,13 @@ def tensor_stats(array) -> dict:
             "inf": int(np.isinf(a).sum()) if a.dtype.kind in "fc" else 0}
 
 
-def stats_table(run, precision: int = 4) -> str:
-    """One row per tensor's value, and one per gradient (`∂L/∂name`), in the order the run computed them:
-    dtype, shape and tensor_stats."""
+def stats_table(run, precision: int = 4, names: list[str] | None = None) -> str:
+    """One row per tensor's value, and one per gradient (`∂L/∂name`), of the tensors in `names` (by default
+    all) in the order the run computed them: dtype, shape and tensor_stats."""
     rows = [("tensor", "dtype", "shape", *STATS)]
     for kind, arrays in (("", run.values), (f"∂{run.loss}/∂", run.grads)):
-        for name, array in arrays.items():
+        for name in arrays if names is None else [n for n in names if n in arrays]:
+            array = arrays[name]
             s = tensor_stats(array)
             cells = [format_number(s[k], precision) for k in ("min", "max", "mean", "std")]
             rows.append((kind + name, str(array.dtype), format_shape(array.shape), *cells,
