@@ -176,16 +176,31 @@ def test_render_html_from_the_cli(tmp_path, cli, open_page, graphviz):
     assert opened.external_requests() == [] and opened.console_errors() == []
 
 
-def test_too_large_a_graph_says_so_instead_of_hanging(tmp_path, open_page, monkeypatch, graphviz):
+def test_too_large_a_graph_is_drawn_a_part_at_a_time_around_what_search_finds(tmp_path, open_page, monkeypatch,
+                                                                                graphviz):
     from cgtools.export import html
 
     monkeypatch.setattr(html, "DRAW_LIMIT", 5)
+    monkeypatch.setattr(html, "WINDOW", 4)
     graph = cgtools.load(EXAMPLES / "mlp_xent.json")
-    page = open_page(write_page(graph, graph.run(), tmp_path)).page
-    page.wait_for_function("window.cgtools && window.cgtools.tooLarge")
-    assert "nodes" in page.inner_text("#message") and not page.evaluate("window.cgtools.drawn")
-    page.click("#message button")
+    opened = open_page(write_page(graph, graph.run(), tmp_path))
+    page = opened.page
     page.wait_for_function(DRAWN)
+    total = page.evaluate("window.cgtools.data.nodes.length")
+    assert total > 5 and page.evaluate("window.cgtools.nodes.length") == 4
+    assert f"{total} nodes: drawn 4 at a time" in page.inner_text("#legend")
+    drawn = set(page.evaluate("window.cgtools.nodes.getIds()"))
+    far_id = page.evaluate("(() => { const d = window.cgtools.data, ops = d.nodes.filter((n) => d.info[n.id]);"
+                           " return ops.reduce((a, b) => (b[d.along] > a[d.along] ? b : a)).id; })()")
+    far = page.evaluate(f"window.cgtools.data.info[{far_id!r}].name")
+    assert far_id not in drawn
+    page.fill("#search", far)
+    page.press("#search", "Enter")
+    found = page.evaluate("window.cgtools.found")
+    assert found in page.evaluate("window.cgtools.nodes.getIds()") and page.inner_text("#panel h2") == far
+    for button in ("#first", "#next", "#next", "#all"):  # the steps only touch what is drawn
+        page.click(button)
+    assert page.evaluate("window.cgtools.nodes.length") == 4 and opened.console_errors() == []
 
 
 def test_shared_tensor_shares_step_in_as_each_reader_runs_back(tmp_path, open_page, graphviz):

@@ -1,5 +1,8 @@
-"""One self-contained, offline HTML page: the network built with pyvis, drawn by vis-network, in cgtools'
-own template (pyvis's loads Bootstrap from a CDN even "in_line").
+"""One self-contained, offline HTML page drawn by vis-network (the copy pyvis ships), in cgtools' own template
+(pyvis's loads Bootstrap from a CDN even "in_line").
+
+The page's data is compact, for graphs of 100,000 nodes: a node names its look by its index in a table of the
+few looks there are, an edge carries its ends and its id only; the page fills in the rest.
 
 Labels come from the same scene as the DOT output, so both speak alike: the page reads the roles of the
 scene's label lines and makes its own marks of them. User strings reach the
@@ -25,7 +28,8 @@ from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View
 from cgtools.export.themes import theme
 from cgtools.memory import collector_paused
 
-DRAW_LIMIT = 25_000  # nodes; past this the page asks before drawing rather than hang the tab
+DRAW_LIMIT = 25_000  # nodes; past this the page draws WINDOW of them at a time (vis-network: ~0.4 ms a node)
+WINDOW = 5_000  # nodes; the part of a larger graph the page draws, around the node search finds
 LIGHT_FROM = 1_500  # nodes; past this edge labels appear only on hover or when zoomed in
 GROUP_FROM = 300  # nodes; a model this big with a hierarchy opens grouped at depth 1 unless a depth is asked
 TOOLTIP_ELEMENTS = 64  # a hovered tensor is written out up to this size, summarised past it
@@ -91,30 +95,26 @@ def to_html(graph, run=None, view: View = View()) -> str:
 
 
 def page(graph, run, view: View) -> str:
-    from pyvis.network import Network
-
     t = theme(view.theme)
     plan = schedule(graph, run)
     scene = diagram_scene(graph, run, flat(view))  # focused if asked; the page groups by module itself
     where, label_at = positions(scene)
-    net = Network(directed=True)
-    net.node_ids = _IdList()  # pyvis checks membership in a list on every add: quadratic without this
     big = scene.graph.number_of_nodes() > LIGHT_FROM
-    ids, elements = page_nodes(net, scene, plan, where, t)
+    ids, elements, nodes, styles = page_nodes(scene, plan, where, t)
     info = nodes_info(scene, graph, run)
     for key, data in scene.graph.nodes(data=True):  # weights listed inside an op: their values in its panel
         hover, weights = data["hover"], data.get("weights", ())
         info[key]["rows"] += [["weight", text] for text in hover[len(hover) - len(weights):]]
-    edge_elements, tensors = page_edges(net, scene, plan, run, label_at, big, t)
+    edge_elements, tensors, label_nodes, edges = page_edges(scene, plan, run, label_at, big, t)
     elements += edge_elements
-    nodes, edges, *_ = net.get_network_data()
+    nodes += label_nodes
     doc = {
         "title": graph.name or (graph.path or "graph"), "doc": graph.doc, "theme": t, "light": big,
-        "nodes": nodes, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
+        "nodes": nodes, "styles": styles, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
         "colouring": page_colouring(scene, t), "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
+        "window": WINDOW, "along": "x" if scene.view.rankdir in ("LR", "RL") else "y",
         **page_groups(graph, scene, where, nodes, getattr(view, "collapse", None)),
-        "steps": [{"caption": caption(k, plan, len(graph.nodes)), "active": ids.get(active)}
-                  for k, active in enumerate(plan.active)] if run is not None else [],
+        "steps": page_steps(plan, ids, len(graph.nodes)) if run is not None else {"active": [], "names": []},
     }
     return fill_template(doc)
 
@@ -224,10 +224,11 @@ def stage_labels(lines, *, node: bool = False) -> list[str]:
     return [vis_label(at(lines, reveal), node=node) for reveal in STAGES]
 
 
-def page_nodes(net, scene: Scene, plan: Schedule, where: dict, t: dict) -> tuple[dict, list]:
-    """The scene's nodes into the network; their keys by (kind, name), and the step elements of the nodes
-    whose labels change with the steps (those carrying a shared tensor's value and gradient)."""
-    ids, elements = {}, []
+def page_nodes(scene: Scene, plan: Schedule, where: dict, t: dict) -> tuple[dict, list, list, list]:
+    """The scene's nodes: their keys by (kind, name); the step elements of the nodes whose labels change with
+    the steps (those carrying a shared tensor's value and gradient); the nodes, each with its look (`s`) as an
+    index into the looks, and the looks."""
+    ids, elements, nodes, looks = {}, [], [], {}
     for key, data in scene.graph.nodes(data=True):
         kind = data["kind"]
         if not data.get("body"):  # a body's names are its own: the steps name the enclosing graph's nodes
@@ -235,24 +236,31 @@ def page_nodes(net, scene: Scene, plan: Schedule, where: dict, t: dict) -> tuple
         x, y = where[key]
         labels = stage_labels(data["lines"], node=True)
         ellipse = kind == "op" and not data.get("bodies")  # a node holding bodies is a box, as their groups
-        net.add_node(key, label=labels[-1], x=x, y=y, shape="ellipse" if ellipse else "box",
-                     color={"background": t["fill"][kind], "border": t["accent"] if data.get("marked") else t["line"]},
-                     shapeProperties={"borderDashes": kind == "constant"},
-                     borderWidth=4 if data.get("marked") else 3 if data["loss"] else 1.5)
+        look = (kind, ellipse, bool(data.get("marked")), bool(data["loss"]))
+        if look not in looks:
+            looks[look] = len(looks)
+        nodes.append({"id": key, "label": labels[-1], "x": round(x, 1), "y": round(y, 1), "s": looks[look]})
         if labels[0] != labels[-1]:
             made = data["tensors"]
             elements.append({"node": key, "labels": labels, "value": min(plan.value_step.get(n, 0) for n in made),
                              "grad": max(plan.grad_step.get(n, len(plan.active)) for n in made)})
-    return ids, elements
+    return ids, elements, nodes, [node_look(*look, t) for look in looks]
 
 
-def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) -> tuple[list, list]:
-    """The scene's edges into the network (a label Graphviz placed rides on a text node there); their step
-    elements and hover texts, in edge order."""
+def node_look(kind: str, ellipse: bool, marked: bool, loss: bool, t: dict) -> dict:
+    """How a node is drawn, in vis-network's terms: its shape, fill, border and border width."""
+    return {"shape": "ellipse" if ellipse else "box",
+            "color": {"background": t["fill"][kind], "border": t["accent"] if marked else t["line"]},
+            "shapeProperties": {"borderDashes": kind == "constant"}, "borderWidth": 4 if marked else 3 if loss else 1.5}
+
+
+def page_edges(scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) -> tuple[list, list, list, list]:
+    """The scene's edges: their step elements and hover texts, in edge order; the text nodes carrying the
+    labels Graphviz placed; the edges (with no label on a big graph: they come when zoomed in)."""
     values = run.values if run is not None else {}
     grads = run.grads if run is not None else {}
     loss = run.loss if run is not None else None
-    elements, tensors = [], []
+    elements, tensors, label_nodes, edges = [], [], [], []
     never = len(plan.active)  # a step past the last: what a forward-only run never shows
     held = body_steps(scene, plan)
     for i, (u, v, data) in enumerate(scene.graph.edges(data=True)):
@@ -272,14 +280,15 @@ def page_edges(net, scene: Scene, plan: Schedule, run, label_at, big: bool, t: d
         label = labels[-1]
         if label_at is not None and label_at[i] is not None and label:  # where Graphviz put the label
             x, y = label_at[i]
-            net.add_node(f"T{i}", label=label, x=x, y=y, shape="text", group="label")
+            label_nodes.append({"id": f"T{i}", "label": label, "x": x, "y": y, "shape": "text", "group": "label"})
             del element["edge"]
             element["node"], label = f"T{i}", ""
         elements.append(element)
         alert = alerting(at(data["lines"], Reveal()))
-        net.add_edge(u, v, id=f"E{i}", label="" if big else label, **({"dashes": True} if data.get("link") else {}),
-                     **({"color": {"color": t["alert"]}, "width": 2.5} if alert else {}))
-    return elements, tensors
+        edges.append({"id": f"E{i}", "from": u, "to": v, **({"label": label} if label and not big else {}),
+                      **({"dashes": True} if data.get("link") else {}),
+                      **({"color": {"color": t["alert"]}, "width": 2.5} if alert else {})})
+    return elements, tensors, label_nodes, edges
 
 
 def body_steps(scene: Scene, plan: Schedule) -> dict:
@@ -294,19 +303,12 @@ def body_steps(scene: Scene, plan: Schedule) -> dict:
     return found
 
 
-def caption(k: int, plan, n_ops: int) -> str:
-    total = len(plan.active)
-    where = f"step {k + 1}/{total}"
-    if k == 0:
-        return f"{where}: the graph"
-    if k == total - 1:
-        return f"{where}: everything"
-    kind, name = plan.active[k]
-    if k <= n_ops:
-        return f"{where}: forward, {name}"
-    if kind == "output":
-        return f"{where}: backward starts, ∂{name}/∂{name} = 1"
-    return f"{where}: backward, {name}"
+def page_steps(plan: Schedule, ids: dict, n_ops: int) -> dict:
+    """The steps as the page writes their captions: the node at work in each (its page id) and its name, how
+    many steps go forward, and the step seeding backward (-1 for none)."""
+    return {"active": [ids.get(active) for active in plan.active],
+            "names": [active[1] if active else "" for active in plan.active], "ops": n_ops,
+            "seed": next((k for k, active in enumerate(plan.active) if active and active[0] == "output"), -1)}
 
 
 def node_info(graph, ops: dict, model: str, kind: str, run) -> dict:
@@ -340,21 +342,6 @@ def attribute_text(value) -> str:
     if hasattr(value, "outer"):
         return f"subgraph {value.name}: {len(value.nodes)} nodes"
     return json.dumps(value)
-
-
-class _IdList(list):
-    """A list of node ids with set-speed membership (pyvis only appends to it and asks `in`)."""
-
-    def __init__(self):
-        super().__init__()
-        self._members = set()
-
-    def append(self, item):
-        super().append(item)
-        self._members.add(item)
-
-    def __contains__(self, item):
-        return item in self._members
 
 
 def script_json(doc) -> str:
