@@ -12,6 +12,30 @@ from cgtools.errors import node_place
 from cgtools.numerics import deliberate_infinities, non_finite
 
 
+SMALL = 4_096  # elements; arrays up to this size are checked for NaN and infinity together, in chunks of
+CHUNK = 1 << 20  # elements
+
+
+def surely_finite(arrays) -> bool:
+    """Whether no array holds a NaN or an infinity (False: look closer). The small float arrays are checked
+    together, in chunks: a 100,000-node graph's 200,000 tensors in a tenth of a second rather than two."""
+    chunk, held = [], 0
+    for a in arrays:
+        if a is None:
+            continue
+        if a.dtype.kind != "f" or a.size > SMALL:
+            if non_finite(a):
+                return False
+            continue
+        chunk.append(a.ravel())
+        held += a.size
+        if held >= CHUNK:
+            if not np.isfinite(np.concatenate(chunk)).all():
+                return False
+            chunk, held = [], 0
+    return not chunk or bool(np.isfinite(np.concatenate(chunk)).all())
+
+
 class SlotView(Mapping):
     """A read-only name -> array mapping over the interpreter's slot list, built without copying.
 
@@ -62,6 +86,8 @@ class Run:
         """Tensors holding a NaN or an infinity: values in forward order (the first is where it started) and
         gradients in backward order (the first is nearest the loss). Values whose infinities a mask made on
         purpose (numerics.deliberate_infinities) are left out."""
+        if surely_finite(self.values.values()) and surely_finite(self.grads.values()):
+            return [], []
         graph = self.graph
         order = [*graph.leaves, *(t for i in graph.topological_order() for t in graph.nodes[i].outputs)]
         values = [t for t in order if non_finite(self.values.get(t))]

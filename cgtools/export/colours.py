@@ -41,7 +41,8 @@ def rms(array) -> float | None:
     if a.size == 0 or a.dtype.kind not in "biuf":
         return None
     with np.errstate(over="ignore", invalid="ignore"):
-        value = float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
+        squares = np.square(a, dtype=np.float64)  # sum / size: mean() without its Python bookkeeping
+        value = float(np.sqrt(squares.sum() / squares.size))
     return value if math.isfinite(value) else math.inf
 
 
