@@ -11,8 +11,7 @@ from cgtools import notebook
 from cgtools.errors import node_place
 from cgtools.numerics import deliberate_infinities, non_finite
 
-
-SMALL = 4_096  # elements; arrays up to this size are checked for NaN and infinity together, in chunks of
+SMALL = 4_096  # elements; arrays up to this size are checked for NaN and infinity together, CHUNK at a time
 CHUNK = 1 << 20  # elements
 
 

@@ -29,7 +29,7 @@ from cgtools.export.themes import theme
 from cgtools.memory import collector_paused
 
 DRAW_LIMIT = 25_000  # nodes; past this the page draws WINDOW of them at a time (vis-network: ~0.4 ms a node)
-WINDOW = 5_000  # nodes; the part of a larger graph the page draws, around the node search finds
+WINDOW = 2_000  # nodes; the part of a larger graph the page draws, around the node search finds
 LIGHT_FROM = 1_500  # nodes; past this edge labels appear only on hover or when zoomed in
 GROUP_FROM = 300  # nodes; a model this big with a hierarchy opens grouped at depth 1 unless a depth is asked
 TOOLTIP_ELEMENTS = 64  # a hovered tensor is written out up to this size, summarised past it
@@ -90,11 +90,12 @@ def page_colouring(scene: Scene, t: dict) -> dict:
 
 def to_html(graph, run=None, view: View = View()) -> str:
     """The interactive page of `graph` (with a run's values and gradients)."""
-    with collector_paused():
-        return page(graph, run, view)
+    with collector_paused():  # the scene is gone by the time the page's text is made: a third less memory
+        return fill_template(page_doc(graph, run, view))
 
 
-def page(graph, run, view: View) -> str:
+def page_doc(graph, run, view: View) -> dict:
+    """What the page shows, as the data its script reads."""
     t = theme(view.theme)
     plan = schedule(graph, run)
     scene = diagram_scene(graph, run, flat(view))  # focused if asked; the page groups by module itself
@@ -108,7 +109,7 @@ def page(graph, run, view: View) -> str:
     edge_elements, tensors, label_nodes, edges = page_edges(scene, plan, run, label_at, big, t)
     elements += edge_elements
     nodes += label_nodes
-    doc = {
+    return {
         "title": graph.name or (graph.path or "graph"), "doc": graph.doc, "theme": t, "light": big,
         "nodes": nodes, "styles": styles, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
         "colouring": page_colouring(scene, t), "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
@@ -116,7 +117,6 @@ def page(graph, run, view: View) -> str:
         **page_groups(graph, scene, where, nodes, getattr(view, "collapse", None)),
         "steps": page_steps(plan, ids, len(graph.nodes)) if run is not None else {"active": [], "names": []},
     }
-    return fill_template(doc)
 
 
 def nodes_info(scene: Scene, graph, run) -> dict:

@@ -124,6 +124,9 @@ def layered_positions(D: nx.MultiDiGraph, rankdir: str) -> dict[str, tuple[float
     place = {n: i for layer in layers.values() for i, n in enumerate(layer)}
 
     def reorder(layer, neighbours):
+        if len(layer) < 2:  # nothing to order (most layers of a long chain)
+            return
+
         def barycentre(n):
             near = [place[m] for m in neighbours(n)]
             return sum(near) / len(near) if near else place[n]

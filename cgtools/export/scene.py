@@ -22,6 +22,7 @@ from cgtools.export.labels import format_shape, format_tensor, has_non_finite, o
 from cgtools.export.themes import theme
 from cgtools.numerics import deliberate_infinities
 from cgtools.ops import get_op
+from cgtools.runs import surely_finite
 
 SHOW = ("values", "grads", "shapes", "names", "constants", "leaves")
 DEFAULT_SHOW = frozenset({"values", "grads", "names"})
@@ -223,7 +224,8 @@ class Facts:
         self.grads = run.grads if run is not None else {}
         self.shares = run.use_grads if run is not None else {}
         self.inside = listed_inside(graph, self.G, view.show)
-        self.masked = deliberate_infinities(graph, self.values) if run is not None else frozenset()  # no alert
+        self.masked = frozenset() if run is None or surely_finite(self.values.values()) else deliberate_infinities(
+            graph, self.values)  # no alert for these
         self.folded = {} if "constants" in view.show else {
             name: format_tensor(leaf.value, view.precision) if leaf.value is not None and leaf.value.size <= 6
             else name for name, leaf in graph.leaves.items()
