@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cgtools.values import is_float
 
 INLINE_ELEMENTS = 6  # tensors up to this size are written out in full
 SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+SUMMED = (np.dtype(np.float32), np.dtype(np.float64))  # whose mean() is exactly sum() / size
 
 
 def format_number(v, precision: int = 4) -> str:
@@ -42,22 +45,32 @@ def format_tensor(value, precision: int = 4, inline: int = INLINE_ELEMENTS) -> s
         return _nested(a.tolist(), precision)
     summary = format_shape(a.shape)
     if (a.dtype.kind == "c" or is_float(a.dtype)) and a.size:
-        finite = np.isfinite(a)
-        bad = a.size - int(finite.sum())
-        if bad:
-            summary += f" {bad} non-finite"
-        kept = a[finite] if bad else a
-        if kept.size:
-            # for float32 and float64, sum / size is what mean() computes, without its Python bookkeeping: a
-            # third of this function's time on the small tensors of a large graph
-            mean = kept.sum() / kept.size if kept.dtype in (np.float32, np.float64) else kept.mean()
-            mean, norm = float(mean), float(np.sqrt(np.square(kept, dtype=np.float64).sum()))
-            if abs(mean) * np.sqrt(kept.size) < 1e-9 * norm:
-                mean = 0.0  # rounding noise of a sum that is zero (a softmax's gradient), not information
-            summary += f" μ={format_number(mean, precision)} ‖·‖={format_number(norm, precision)}"
+        summary += float_summary(a, precision)
     elif a.size:
         summary += f" min={format_number(a.min())} max={format_number(a.max())}"
     return summary
+
+
+def float_summary(a, precision: int) -> str:
+    """` μ=0.01 ‖·‖=3.2` of a float or complex array's finite elements, after how many are not finite. A finite
+    sum means every element is finite: then none are counted, and for float32 and float64 the sum gives the
+    mean as mean() does (whose bookkeeping costs more than the arithmetic on a large graph's small tensors)."""
+    total = a.sum() if a.dtype in SUMMED else None
+    bad, kept = 0, a
+    if total is None or not math.isfinite(total):
+        finite = np.isfinite(a)
+        bad = a.size - int(finite.sum())
+        kept = a[finite] if bad else a
+    text = f" {bad} non-finite" if bad else ""
+    if not kept.size:
+        return text
+    if bad and total is not None:
+        total = kept.sum()
+    mean = float(total / kept.size if total is not None else kept.mean())
+    norm = math.sqrt(float(np.square(kept, dtype=np.float64).sum()))
+    if abs(mean) * math.sqrt(kept.size) < 1e-9 * norm:
+        mean = 0.0  # rounding noise of a sum that is zero (a softmax's gradient), not information
+    return text + f" μ={format_number(mean, precision)} ‖·‖={format_number(norm, precision)}"
 
 
 def _nested(items, precision):
