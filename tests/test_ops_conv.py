@@ -36,6 +36,20 @@ def test_big_batches_are_convolved_in_chunks(monkeypatch):
     check_against_torch(c)
 
 
+@pytest.mark.parametrize("case_id", [c.id for c in CASES if "depthwise" in c.id and "multiplier" not in c.id])
+def test_depthwise_convolutions_agree_with_torch_whichever_forward_runs(monkeypatch, case_id):
+    """A depthwise Conv's forward runs as one multiply-add per kernel offset over the flat padded input when
+    that pays (long unstrided rows), else through im2col; its backward always runs as multiply-adds. Both
+    forwards agree with torch, strided or not."""
+    from cgtools.ops import conv
+
+    c = CASE_BY_ID[case_id]
+    monkeypatch.setattr(conv, "forward_pays", lambda win: True)
+    check_against_torch(c)
+    monkeypatch.setattr(conv, "forward_pays", lambda win: False)
+    check_against_torch(c)
+
+
 # ---- the second outputs and the refusals ---------------------------------------------------------------
 
 def one_node(op, n_inputs, outputs, **attrs):
