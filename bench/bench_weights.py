@@ -12,9 +12,9 @@ one layer). Targets (issue 14): info and render --no-values ≤ 3 s and ≤ 300 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,15 +51,21 @@ def write_model(folder: Path, layers: int, width: int) -> Path:
     return path
 
 
+# Linux counts the memory of the process a child was spawned from in the child's peak: each command is spawned
+# from a fresh, small interpreter, not from this one (which wrote the model).
+PEAK = ("import os, subprocess, sys; child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL); "
+        "_, status, usage = os.wait4(child.pid, 0); print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)")
+
+
 def measured(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident MiB of one command, which must succeed."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run([sys.executable, "-c", PEAK, *command], capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()}")
-    return seconds, usage.ru_maxrss / 1024  # kilobytes on Linux
+    code, kib = map(int, done.stdout.split() or (1, 0))
+    if code != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr}")
+    return seconds, kib / 1024
 
 
 def main():

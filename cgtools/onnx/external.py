@@ -4,15 +4,19 @@ memory-mapped: a tensor's bytes are read from disk when something first uses the
 from __future__ import annotations
 
 import math
+import weakref
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
 
 from cgtools.errors import CgError
+from cgtools.files import mapped_array
 from cgtools.onnx.mapping import NUMPY_TYPES, all_tensors
 from cgtools.values import NARROW_INTS
 
 PACKED = (*NARROW_INTS, "float4_e2m1fn")  # several values to a byte: numpy holds one per byte, so not mappable
+MAPPINGS: ContextVar = ContextVar("MAPPINGS")  # the model being read's mappings (files.mapped_array's `maps`)
 
 
 def check_external_data(onnx, model, path: Path) -> bool:
@@ -21,6 +25,7 @@ def check_external_data(onnx, model, path: Path) -> bool:
     external = [t for t in all_tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
     for tensor in external:
         external_file(tensor, path)
+    MAPPINGS.set(weakref.WeakValueDictionary())  # held by the model's arrays only, gone with them
     return bool(external)
 
 
@@ -41,7 +46,7 @@ def external_file(tensor, path: Path) -> Path:
 
 
 def external_array(onnx, tensor, path: Path) -> np.ndarray:
-    """An external tensor's value as a read-only np.memmap of its bytes, which stay on disk until used; dtypes
+    """An external tensor's value as an np.memmap of its bytes (files.mapped_array), on disk until used; dtypes
     that pack several values in a byte (int4, float4 …) are read whole by onnx instead."""
     target, file = external_file(tensor, path), str(path)
     dtype = NUMPY_TYPES.get(tensor.data_type)
@@ -55,9 +60,8 @@ def external_array(onnx, tensor, path: Path) -> np.ndarray:
         raise CgError(f"external data of a {dtype.name} tensor of shape {list(shape)} needs {size:,} bytes from "
                       f"offset {offset:,}; found {max(min(available, target.stat().st_size - offset), 0):,}",
                       file=file, where=f"initializer {tensor.name!r}")
-    if size == 0:
-        return np.zeros(shape, dtype.newbyteorder("<"))
-    return np.memmap(target, dtype.newbyteorder("<"), mode="r", offset=offset, shape=shape)
+    # ONNX stores little-endian
+    return mapped_array(target, offset, dtype.newbyteorder("<"), shape, maps=MAPPINGS.get(None))
 
 
 def _read_whole(onnx, tensor, folder: Path, file: str) -> np.ndarray:
