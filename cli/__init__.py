@@ -9,14 +9,7 @@ import sys
 
 import click
 
-from cgtools.cli.drawing import (
-    WIDE_UP_TO,
-    auto_rankdir,
-    deliver,
-    edge_colouring,
-    refuse_oversized,
-    structure_only,
-)
+from cgtools.cli.drawing import WIDE_UP_TO, auto_rankdir, deliver, edge_colouring, refuse_oversized, structure_only
 from cgtools.cli.options import (
     INPUTS_OPTION,
     LABELS_OPTION,
