@@ -245,6 +245,9 @@ def check_member_name(key: str) -> None:
                       f"name at most {MAX_MEMBER_NAME:,}")
 
 
+MAPPED_FROM = 2**20  # bytes of an .npz member mapped rather than read: a smaller one costs less to read at once
+
+
 def mapped_array(path: Path, offset: int, dtype, shape, fortran: bool = False, maps=None) -> np.ndarray:
     """An np.memmap of the array stored at `offset` in the file `path` (the caller checked that the file holds
     it): its bytes stay on disk until used; copy-on-write, so writing into it changes memory, never the file.
@@ -325,12 +328,12 @@ def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) 
 
 def _member_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str, mapping: tuple, header: tuple
                   ) -> np.ndarray:
-    """A member checked by _member_header. A stored (uncompressed, as np.savez and cgtools write) member is
-    memory-mapped, read when first used; a compressed one is read now: the zip module stops at the size its
+    """A member checked by _member_header. A large stored (uncompressed, as np.savez and cgtools write) member
+    is memory-mapped, read when first used; a small or compressed one is read now: the zip module stops at the size its
     directory gave and checks the CRC, so a member that decompresses to more (a zip bomb) fails rather than
     fills memory."""
     (path, maps), (_, shape, fortran, dtype, start) = mapping, header
-    if info.compress_type == zipfile.ZIP_STORED:
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size >= MAPPED_FROM:
         archive.fp.seek(info.header_offset)
         local = archive.fp.read(30)  # the member's local header, then its name and extra field, then its data
         if local[:4] == b"PK\x03\x04":

@@ -119,19 +119,19 @@ def test_render_no_values_draws_the_structure_without_a_number(tmp_path, capsys,
 
 
 def test_npz_weights_of_a_graph_are_mapped_and_compressed_inputs_still_read(tmp_path, capsys):
-    w = np.arange(2000, dtype=np.float32).reshape(40, 50)
-    value = {"dtype": "float32", "shape": [40, 50], "data": w.ravel().tolist()}
-    cgtools.load({"cgtools": "1.0", "inputs": [{"name": "x", "shape": [1, 40], "dtype": "float32"}],
+    w = np.arange(400 * 1000, dtype=np.float32).reshape(400, 1000) / 1000  # 1.6 MB: mapped (files.MAPPED_FROM)
+    value = {"dtype": "float32", "shape": [400, 1000], "data": w.ravel().tolist()}
+    cgtools.load({"cgtools": "1.0", "inputs": [{"name": "x", "shape": [1, 400], "dtype": "float32"}],
                   "params": [{"name": "w", "value": value}],
                   "nodes": [{"op": "MatMul", "inputs": ["x", "w"], "outputs": ["y"]}],
                   "outputs": ["y"]}).save(tmp_path / "g.json")
     graph = cgtools.load(tmp_path / "g.json")
     assert isinstance(graph.leaves["w"].value, np.memmap) and resident_bytes(tmp_path / "g.npz") == 0
-    np.savez_compressed(tmp_path / "x.npz", x=np.ones((1, 40), np.float32))
+    np.savez_compressed(tmp_path / "x.npz", x=np.ones((1, 400), np.float32))
     done = run_in_process(capsys, "run", tmp_path / "g.json", "--inputs", tmp_path / "x.npz", "--no-backward",
                           "--json")
     assert done.returncode == 0, done.stderr
-    np.testing.assert_allclose(np.ravel(json.loads(done.stdout)["values"]["y"]), w.sum(axis=0))
+    np.testing.assert_allclose(np.ravel(json.loads(done.stdout)["values"]["y"]), w.sum(axis=0), rtol=1e-5)
 
 
 # Run by a fresh, small interpreter: Linux counts the memory of the process a child was spawned from (this test
