@@ -48,7 +48,9 @@ def format_tensor(value, precision: int = 4, inline: int = INLINE_ELEMENTS) -> s
             summary += f" {bad} non-finite"
         kept = a[finite] if bad else a
         if kept.size:
-            mean, norm = float(kept.mean()), float(np.sqrt(np.square(kept, dtype=np.float64).sum()))
+            flat = kept.ravel()  # squared in float64 a million at a time: a gigabyte's weight needs no copy of it
+            squares = sum(np.square(flat[i:i + 2**20], dtype=np.float64).sum() for i in range(0, flat.size, 2**20))
+            mean, norm = float(kept.mean()), float(np.sqrt(squares))
             if abs(mean) * np.sqrt(kept.size) < 1e-9 * norm:
                 mean = 0.0  # rounding noise of a sum that is zero (a softmax's gradient), not information
             summary += f" μ={format_number(mean, precision)} ‖·‖={format_number(norm, precision)}"
