@@ -20,11 +20,18 @@ class MatMul(Operation):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save(a, b)
+        if stacked_by_matrix(a, b):  # one product of all rows: numpy would make one per matrix of the stack
+            return np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[-1])
         return np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx
+        if stacked_by_matrix(a, b):  # b's gradient in one product, not a stack of them summed
+            rows = grad.reshape(-1, grad.shape[-1])
+            ga = np.matmul(rows, b.T).reshape(a.shape) if ctx.needs_grad[0] else None
+            gb = np.matmul(a.reshape(-1, a.shape[-1]).T, rows) if ctx.needs_grad[1] else None
+            return ga, gb
         # Work on the promoted 2-D forms, then drop the axes that promotion added.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -39,6 +46,11 @@ class MatMul(Operation):
         if b.ndim == 1 and gb is not None:
             gb = gb[..., 0]
         return ga, gb
+
+
+def stacked_by_matrix(a, b) -> bool:
+    """A stack of matrices times one matrix (a Linear layer on a sequence or an image)."""
+    return a.ndim > 2 and b.ndim == 2
 
 
 @register_op("Gemm")

@@ -139,7 +139,7 @@ def erf(x):
     """numpy has no erf: float64 is math.erf's, exact; narrower floats are the rational fit's, in float32."""
     if x.dtype == np.float64 or x.dtype.kind != "f":
         return np.asarray(_math_erf(x), x.dtype)
-    flat = np.clip(x, -4, 4, dtype=np.float32).reshape(-1)
+    flat = clamp(x.astype(np.float32).reshape(-1), 4.0)
     p, q = np.empty(min(BLOCK, flat.size), np.float32), np.empty(min(BLOCK, flat.size), np.float32)
     for start in range(0, flat.size, BLOCK):
         block = flat[start:start + BLOCK]
@@ -147,17 +147,22 @@ def erf(x):
         z = block * block
         block *= horner(ERF_P, z, p[:n])
         block /= horner(ERF_Q, z, q[:n])
-    np.clip(flat, -1, 1, out=flat)  # rounding must not take erf beyond ±1
-    return flat.reshape(x.shape).astype(x.dtype, copy=False)
+    return clamp(flat, 1.0).reshape(x.shape).astype(x.dtype, copy=False)  # rounding must not pass ±1
 
 
 def horner(coefficients, z, total):
-    """The polynomial Σ cᵢ zⁱ at z, into `total`."""
+    """The polynomial Σ cᵢ zⁱ at z, into `total` (the coefficients Python floats: numpy adds those fastest)."""
     total.fill(coefficients[-1])
     for c in coefficients[-2::-1]:
         total *= z
-        total += z.dtype.type(c)
+        total += c
     return total
+
+
+def clamp(x, bound: float):
+    """x limited to [-bound, bound], in place (np.clip takes several times as long)."""
+    np.maximum(x, -bound, out=x)
+    return np.minimum(x, bound, out=x)
 
 
 @register_op("Erf")

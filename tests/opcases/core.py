@@ -74,6 +74,7 @@ CASES += [
     case("MatMul-1d-1d", [randn(4), randn(4)], torch.matmul),
     case("MatMul-1d-batched", [randn(4), randn(2, 4, 5)], torch.matmul),
     case("MatMul-batched-1d", [randn(2, 3, 4), randn(4)], torch.matmul),
+    case("MatMul-stack-by-matrix", [randn(2, 3, 2, 4), randn(4, 5)], torch.matmul),
 ]
 
 CASES += [
