@@ -243,11 +243,32 @@ class MaxPool(Operation):
         xp, y, win = ctx
         if grad is None:  # only Indices is used downstream: it passes no gradient back
             return (np.zeros_like(xp[win.inner]),)
+        if tiles(xp, win):
+            return (tiled_max_backward(xp, grad, win)[win.inner],)
         best = argmax_offsets(xp, y, win)
         gxp = np.zeros(grad.shape[:2] + win.padded, grad.dtype)
         for k, where in enumerate(win.offsets()):
             gxp[where] += np.where(best == k, grad, 0)
         return (gxp[win.inner],)
+
+
+def tiles(xp, win: Window) -> bool:
+    """Whether the windows tile the padded input exactly: side by side, undilated, covering all of it."""
+    return (win.strides == win.kernel and set(win.dilations) == {1}
+            and xp.shape[2:] == tuple(o * k for o, k in zip(win.out, win.kernel)))
+
+
+def tiled_max_backward(xp, grad, win: Window):
+    """MaxPool's gradient when the windows tile the input: each window seen as one axis, its maximum found by
+    argmax (the first of tied ones, or the first NaN, as torch), the gradient put there."""
+    n = len(win.kernel)
+    split = xp.shape[:2] + tuple(d for o, k in zip(win.out, win.kernel) for d in (o, k))
+    order = (0, 1, *range(2, 2 + 2 * n, 2), *range(3, 2 + 2 * n, 2))  # N, C, out…, kernel…
+    windows = xp.reshape(split).transpose(order).reshape(*xp.shape[:2], *win.out, -1)
+    gw = np.zeros(windows.shape, grad.dtype)
+    np.put_along_axis(gw, windows.argmax(axis=-1)[..., None], grad[..., None], axis=-1)
+    back = np.argsort(order)
+    return gw.reshape(*xp.shape[:2], *win.out, *win.kernel).transpose(back).reshape(xp.shape)
 
 
 def argmax_offsets(xp, y, win: Window):
