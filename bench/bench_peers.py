@@ -21,12 +21,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from timing import median_times
+from timing import median_times, record
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "densenet121", "convnext_tiny", "swin_t", "vgg11",
           "gpt_block")
 IMAGE_MODELS = set(MODELS) - {"gpt_block"}
+WHAT = {"fwd": "forward", "f+b": "forward + backward"}
+PEERS = {"fwd": ("onnxruntime", 3.0), "f+b": ("PyTorch eager", 1.3)}  # the peer, and the most cgtools may take
+MEAN_TARGETS = {"fwd": ("onnxruntime", 2.0), "f+b": ("PyTorch eager", 1.0)}
 
 
 def exported(name: str, folder: Path, side: int):
@@ -105,7 +108,15 @@ def main():
                 for kind, (ours, theirs) in (("fwd", times[:2]), ("f+b", times[2:])):
                     ratios[kind, n].append(ours / theirs)
                     row += f"  {ours / theirs:5.2f}× {ms(ours):>6}/{ms(theirs):<6}"
+                    peer, limit = PEERS[kind]
+                    record(f"{name} {WHAT[kind]}, {n} thread{'s' * (n > 1)}", ours, peer=peer, theirs=theirs,
+                           target=f"≤ {limit}×", met=ours / theirs <= limit)
             print(row, flush=True)
+    for (kind, n), values in ratios.items():
+        peer, limit = MEAN_TARGETS[kind]
+        mean = geometric_mean(values)
+        record(f"geometric mean of {len(values)} models, {WHAT[kind]}, {n} thread{'s' * (n > 1)}", mean,
+               unit="× " + peer, target=f"≤ {limit}×", met=mean <= limit)
     print(f"{'geometric mean':<16}" + "".join(
         f"  {geometric_mean(ratios['fwd', n]):5.2f}×{'':14}{geometric_mean(ratios['f+b', n]):5.2f}×{'':14}"
         for n in counts))
