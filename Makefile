@@ -61,11 +61,9 @@ test-fast: setup
 conformance: setup
 	$(BIN)/python -m cgtools.onnx.conformance
 
+# Every benchmark against its peers, then one table of all the figures (about 20 minutes; run it on a quiet machine).
 bench: setup
-	$(BIN)/python bench/bench_interpreter.py
-	$(BIN)/python bench/bench_render.py
-	$(BIN)/python bench/bench_html.py
-	$(BIN)/python bench/bench_onnx.py
+	$(BIN)/python bench/summary.py
 
 docs: $(STAMP)
 	$(BIN)/cgtools schema --markdown > docs/format.md

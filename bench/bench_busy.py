@@ -17,7 +17,7 @@ import os
 import time
 
 import numpy as np
-from timing import median_times
+from timing import median_times, record
 
 
 def spin():
@@ -64,6 +64,10 @@ def main():
         spinner.kill()
     for name, t in zip((f"without policy ({cores} threads)", f"with policy ({decided} threads)", "1 thread"), times):
         print(f"busy, {name}: {t * 1e3:.0f} ms = {t / quiet:.2f}× quiet")
+    record(f"light ResNet-50 forward, one core busy, thread policy ({decided} threads)", times[1],
+           peer="the same, quiet", theirs=quiet, target="≤ 1.5×", met=times[1] <= 1.5 * quiet)
+    record(f"light ResNet-50 forward, one core busy, {cores} threads (no policy)", times[0], peer="the same, quiet",
+           theirs=quiet)
 
 
 if __name__ == "__main__":

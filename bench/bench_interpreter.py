@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from timing import median_times
+from timing import median_times, record
 
 import cgtools
 from cgtools.compiled import NEVER_COMPILE
@@ -167,6 +167,8 @@ def main():
     assert np.allclose(run.grads["x"], gx), "chain gradients disagree with the hand-written version"
     print(f"chain 2000 ops (8,) fwd+bwd: cgtools {ours * 1e3:.2f} ms, numpy by hand {hand * 1e3:.2f} ms"
           f" -> {ours / hand:.2f}x hand numpy (target <= 1.5x)")
+    record("chain of 2,000 ops on (8,), forward + backward", ours, peer="hand numpy", theirs=hand, target="≤ 1.5×",
+           met=ours / hand <= 1.5)
     interpreted = chain_graph(2000, np.random.default_rng(0))[0]
     plan_of(interpreted, NEVER_COMPILE)
     first, hand_again = median_times(args.repeat, lambda: interpreted.run(), lambda: chain_numpy(x, params))
@@ -184,6 +186,8 @@ def main():
     assert run.grads["W1"].dtype == np.float32
     print(f"MLP 784-256-256-10 batch 64 float32 fwd+bwd: cgtools {mlp_ours * 1e3:.2f} ms, numpy by hand "
           f"{mlp_hand * 1e3:.2f} ms -> {mlp_ours / mlp_hand:.2f}x hand numpy (target <= 1.1x)")
+    record("MLP 784-256-256-10, batch 64, forward + backward", mlp_ours, peer="hand numpy", theirs=mlp_hand,
+           target="≤ 1.1×", met=mlp_ours / mlp_hand <= 1.1)
 
     # PyTorch last: its thread pools stay awake a while after it runs, and would slow what came next.
     if torch is not None:
@@ -191,6 +195,8 @@ def main():
                                          lambda: chain_numpy(x, params))
         print(f"chain under PyTorch eager {eager * 1e3:.2f} ms -> {eager / hand_again:.2f}x hand numpy; cgtools is "
               f"{eager / hand_again / (ours / hand):.2f}x faster than PyTorch eager")
+        record("chain of 2,000 ops on (8,), forward + backward", ours / hand, unit="× hand numpy",
+               peer="PyTorch eager", theirs=eager / hand_again)
 
 if __name__ == "__main__":
     main()

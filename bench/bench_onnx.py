@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from timing import median_times
+from timing import median_times, record
 
 
 def main():
@@ -74,8 +74,12 @@ def main():
         print(f"  {name:<30} {seconds * 1e3:9.1f} ms")
     ours = times["cgtools"]
     print(f"cgtools is {times['ReferenceEvaluator'] / ours:.2f}x faster than ReferenceEvaluator (target >= 5x)")
+    what = f"light {args.model} forward"
+    record(what, ours, peer="ReferenceEvaluator", theirs=times["ReferenceEvaluator"], target="≤ 0.2×",
+           met=ours * 5 <= times["ReferenceEvaluator"])
     for name in ("onnxruntime (default threads)", "onnxruntime (1 thread)"):
         print(f"cgtools takes {ours / times[name]:.2f}x the time of {name} (target <= 3x)")
+        record(what, ours, peer=name, theirs=times[name], target="≤ 3×", met=ours <= 3 * times[name])
 
 
 if __name__ == "__main__":

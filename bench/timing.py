@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import statistics
 import time
 
@@ -29,3 +30,12 @@ def median_times(repeat: int, *fns) -> list[float]:
         if collecting:
             gc.enable()
     return [statistics.median(t) for t in times]
+
+
+def record(benchmark: str, ours: float, *, peer: str = "", theirs: float | None = None, target: str = "",
+           met: bool | None = None, unit: str = "s") -> None:
+    """One row of `make bench`'s table (bench/summary.py collects them from every script's output): what was
+    measured, cgtools' figure, the peer's and their ratio, the target and whether it is met."""
+    row = {"benchmark": benchmark, "ours": ours, "unit": unit, "peer": peer, "theirs": theirs,
+           "ratio": ours / theirs if theirs else None, "target": target, "met": met}
+    print("BENCH " + json.dumps(row), flush=True)

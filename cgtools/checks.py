@@ -115,4 +115,8 @@ def dry_run_feed(graph: Graph, skipped: str) -> dict | None:
         warnings.warn(f"the inputs without a value declare {total:,} elements, more than the {DRY_RUN_ELEMENTS:,} "
                       f"a dry run on zeros may take: {skipped}", stacklevel=3)
         return None
-    return {leaf.name: np.broadcast_to(np.zeros((), leaf.dtype or np.float64), leaf.shape) for leaf in empty}
+    feed = {leaf.name: np.broadcast_to(np.zeros((), leaf.dtype or np.float64), leaf.shape) for leaf in empty}
+    # weights memory-mapped from external data stay on disk: zeros of their shape check the shapes as well
+    feed.update((leaf.name, np.broadcast_to(np.zeros((), leaf.value.dtype), leaf.value.shape))
+                for leaf in graph.leaves_of("param") if isinstance(leaf.value, np.memmap))
+    return feed

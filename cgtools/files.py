@@ -1,5 +1,6 @@
 """Files as cgtools writes and reads them: writes that replace a file whole or not at all (and never replace what
-is not a regular file), and .npz archives that never unpickle, read within the limits (limits.py)."""
+is not a regular file), .npz archives that never unpickle, read within the limits (limits.py), and arrays
+memory-mapped from files (an .npz's stored members, an ONNX model's external data): read when first used."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import re
 import secrets
 import stat
+import struct
 import sys
 import zipfile
 import zlib
@@ -243,15 +245,37 @@ def check_member_name(key: str) -> None:
                       f"name at most {MAX_MEMBER_NAME:,}")
 
 
+MAPPED_FROM = 2**20  # bytes of an .npz member mapped rather than read: a smaller one costs less to read at once
+
+
+def mapped_array(path: Path, offset: int, dtype, shape, fortran: bool = False, maps=None) -> np.ndarray:
+    """An np.memmap of the array stored at `offset` in the file `path` (the caller checked that the file holds
+    it): its bytes stay on disk until used; copy-on-write, so writing into it changes memory, never the file.
+    `maps` (a dict, or a WeakValueDictionary) keeps one mapping per file for the arrays of one load, as each
+    mapping holds a file descriptor; arrays of two loads never share one, so writing into one leaves the other."""
+    dtype, shape = np.dtype(dtype), tuple(shape)
+    size = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    if size == 0:
+        return np.zeros(shape, dtype)
+    maps = {} if maps is None else maps
+    key = str(Path(path).resolve())
+    whole = maps.get(key)
+    if whole is None:
+        whole = maps[key] = np.memmap(path, np.uint8, mode="c")
+    flat = whole[offset:offset + size].view(dtype)
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+
+
 NPY_VERSIONS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def read_npz(path: Path, shown: str | None = None, keys=None, budget: int = MAX_TOTAL_ELEMENTS
+def read_npz(path: Path, shown: str | None = None, keys=None, budget: int = MAX_TOTAL_ELEMENTS, maps=None
              ) -> dict[str, np.ndarray]:
     """The arrays of an .npz (those named in `keys`, or all), read without ever unpickling; `shown` is how
-    messages name the file. Each member's .npy header is read first and checked against the limits, `budget`
-    (elements in all) and the size the zip directory gives the member, so no claim is trusted and nothing
-    is decompressed before it is known to fit."""
+    messages name the file; `maps` as mapped_array takes it. Each member's .npy header is read first and checked
+    against the limits, `budget` (elements in all) and the size the zip directory gives the member, so no claim
+    is trusted and nothing is decompressed before it is known to fit."""
+    maps = {} if maps is None else maps
     shown = shown or str(path)
     path = usable_path(path)
     if not zipfile.is_zipfile(path):
@@ -264,24 +288,27 @@ def read_npz(path: Path, shown: str | None = None, keys=None, budget: int = MAX_
                 if key not in members:
                     raise CgError(f"{shown!r} has no array {key!r}{did_you_mean(key, members)}", where="key")
             wanted = [members[key] for key in (members if keys is None else keys)]
-            sizes = [_member_size(archive, info, shown) for info in wanted]
-            if sum(sizes) > budget:
-                raise CgError(f"{shown!r} holds {sum(sizes):,} elements; at most {budget:,} more fit the limit "
+            headers = [_member_header(archive, info, shown) for info in wanted]
+            total = sum(count for count, *_ in headers)
+            if total > budget:
+                raise CgError(f"{shown!r} holds {total:,} elements; at most {budget:,} more fit the limit "
                               f"of {MAX_TOTAL_ELEMENTS:,} for all the values of a graph", where="file")
-            return {info.filename[:-4]: _member_array(archive, info, shown) for info in wanted}
+            return {info.filename[:-4]: _member_array(archive, info, shown, (path, maps), header)
+                    for info, header in zip(wanted, headers)}
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
         raise CgError(f"cannot read {shown!r}: {e}", where="file") from None
 
 
-def _member_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> int:
-    """The elements a member holds, by its .npy header, once the header agrees with the zip's directory."""
+def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> tuple:
+    """A member's elements and .npy header (shape, fortran order, dtype, where its data starts in the member),
+    once the header agrees with the zip's directory."""
     key = info.filename[:-4]
     with archive.open(info) as member:
         try:
             version = np.lib.format.read_magic(member)
             if version not in NPY_VERSIONS:
                 raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
-            shape, _, dtype = NPY_VERSIONS[version](member)
+            shape, fortran, dtype = NPY_VERSIONS[version](member)
         except ValueError as e:
             raise CgError(f"{shown!r}: the array {key!r} is not a readable .npy array: {e}", where="file") from None
         start = member.tell()
@@ -296,12 +323,23 @@ def _member_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) ->
         raise CgError(f"{shown!r}: the array {key!r} claims {count:,} elements of {dtype} "
                       f"({count * dtype.itemsize:,} bytes) but its member holds {info.file_size - start:,} bytes",
                       where="file")
-    return count
+    return count, shape, fortran, dtype, start
 
 
-def _member_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> np.ndarray:
-    """A member checked by _member_size: the zip module stops at the size its directory gave and checks the
-    CRC, so a member that decompresses to more (a zip bomb) fails rather than fills memory."""
+def _member_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str, mapping: tuple, header: tuple
+                  ) -> np.ndarray:
+    """A member checked by _member_header. A large stored (uncompressed, as np.savez and cgtools write) member
+    is memory-mapped, read when first used; a small or compressed one is read now: the zip module stops at the size its
+    directory gave and checks the CRC, so a member that decompresses to more (a zip bomb) fails rather than
+    fills memory."""
+    (path, maps), (_, shape, fortran, dtype, start) = mapping, header
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size >= MAPPED_FROM:
+        archive.fp.seek(info.header_offset)
+        local = archive.fp.read(30)  # the member's local header, then its name and extra field, then its data
+        if local[:4] == b"PK\x03\x04":
+            data = info.header_offset + 30 + sum(struct.unpack("<HH", local[26:30]))
+            if data + info.file_size <= os.stat(path).st_size:
+                return mapped_array(path, data + start, dtype, shape, fortran, maps)
     with archive.open(info) as member:
         try:
             return np.lib.format.read_array(member, allow_pickle=False)

@@ -4,6 +4,10 @@ OpenBLAS starts one thread per core whether or not the cores are free; with one 
 process, its two threads take turns on the one left and a forward pass gets several times slower. So each run
 limits the BLAS to `thread_count()` threads (CGTOOLS_THREADS, or `--threads N` on the command line, decides
 instead) and gives the BLAS its own setting back afterwards.
+
+How busy the cores are is measured where Linux counts it (/proc/stat): the CPU time the usable cores spent
+busy since the last decision, less this process's own. The 1-minute load average, the fallback elsewhere (and
+for windows too short or too old to trust), follows a new load with a one-minute lag.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ _chosen: int | None = None  # set by use_threads (the command line's --threads);
 _decided: tuple[float, int] | None = None  # (when, how many threads)
 _blas_libraries: list | None = None  # threadpoolctl's controllers of the BLAS libraries loaded, found once
 _own_baseline = (time.monotonic(), time.process_time())  # where this process's own CPU use is counted from
+PROC_STAT = "/proc/stat"
+MEASURED_WINDOW = (0.1, 60.0)  # seconds: a shorter window holds too few clock ticks, a longer one is stale
 
 
 def usable_cores() -> int:
@@ -44,8 +50,52 @@ def own_load() -> float:
     return share
 
 
+def busy_ticks(cores: set) -> int | None:
+    """The clock ticks these cores have spent busy since boot (/proc/stat), or None without that file."""
+    try:
+        with open(PROC_STAT) as stat:
+            lines = stat.read().splitlines()
+    except OSError:
+        return None
+    busy = 0
+    for line in lines:
+        name, *ticks = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+            user, nice, system, _idle, _iowait, *rest = (int(t) for t in ticks)
+            busy += user + nice + system + sum(rest[:3])  # and irq, softirq, steal
+    return busy
+
+
+def cpu_sample() -> tuple[float, int | None, float]:
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    return time.monotonic(), busy_ticks(cores), time.process_time()
+
+
+_last_sample = cpu_sample()
+
+
+def measured_busy() -> float | None:
+    """Cores kept busy by other processes since the last measurement (their CPU seconds per second), or None
+    when the window is too short or too old to tell, or Linux's figures are missing."""
+    global _last_sample
+    now = cpu_sample()
+    (since, busy_before, own_before), (then, busy_now, own_now) = _last_sample, now
+    window = then - since
+    if busy_before is None or busy_now is None or window < MEASURED_WINDOW[0]:
+        return None
+    _last_sample = now
+    if window > MEASURED_WINDOW[1]:
+        return None
+    others = (busy_now - busy_before) / os.sysconf("SC_CLK_TCK") - (own_now - own_before)
+    return max(0.0, others / window)
+
+
 def busy_elsewhere() -> int:
-    """Cores kept busy by other processes: the 1-minute load average less this process's share, rounded down."""
+    """Cores kept busy by other processes, to the nearest core: measured since the last decision where Linux
+    tells, else the 1-minute load average less this process's share, rounded down."""
+    measured = measured_busy()
+    if measured is not None:
+        return round(measured)
     if not hasattr(os, "getloadavg"):
         return 0
     try:

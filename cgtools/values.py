@@ -160,10 +160,11 @@ def _from_npz(file: str, key: str, folder: Path, cache: dict | None, budget: int
         raise CgError(f"expected a file inside the graph's folder {str(folder)!r}, found {file!r}",
                       where="file")
     arrays = cache.setdefault(path, {}) if cache is not None else {}
+    maps = cache.setdefault((path, "mapping"), {}) if cache is not None else None  # one mapping per archive
     if key not in arrays:
         if not path.is_file():
             raise CgError(f"no such file {file!r} in {str(folder)!r}", where="file")
-        arrays.update(read_npz(path, file, keys=[key], budget=budget))
+        arrays.update(read_npz(path, file, keys=[key], budget=budget, maps=maps))
     return arrays[key]
 
 

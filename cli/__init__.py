@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from cgtools.cli.drawing import WIDE_UP_TO, auto_rankdir, deliver, edge_colouring, refuse_oversized
+from cgtools.cli.drawing import WIDE_UP_TO, auto_rankdir, deliver, edge_colouring, refuse_oversized, structure_only
 from cgtools.cli.options import (
     INPUTS_OPTION,
     LABELS_OPTION,
@@ -73,11 +73,8 @@ def run(graph, sets, inputs_file, random, kinds, no_backward, loss, upstream, la
     g, loss = attach_loss(g, values, labels_file, loss_fn, loss, upstream)
     backward = {"loss": loss, "seed": upstream_gradient(upstream)} if not no_backward else {"backward": False}
     result = checked_run(g, values, check_numerics=check_numerics, **backward)
-    if as_json:
-        click.echo(run_json(result))
-        return
-    names = shown_tensors(result, every_row)
-    click.echo((stats_table if stats else run_table)(result, precision, names))
+    names = shown_tensors(result, every_row or as_json)
+    click.echo(run_json(result) if as_json else (stats_table if stats else run_table)(result, precision, names))
     if len(names) < len(result.values):
         note(f"{len(result.values) - len(names):,} of {len(result.values):,} tensors left out: the table shows the "
              "graph's inputs, params and outputs (not params past 1,000); --all prints every row")
@@ -152,6 +149,8 @@ def info(graph, sets, inputs_file, random, kinds):
 @random_inputs_options
 @leaf_kinds_option
 @click.option("--no-backward", is_flag=True, help="Draw forward values only.")
+@click.option("--no-values", is_flag=True, help="Draw the structure only: no run, no values or gradients; the "
+              "weights are not read (a model's external data stays on disk).")
 @LOSS_OPTION
 @UPSTREAM_OPTION
 @LABELS_OPTION
@@ -182,9 +181,9 @@ def info(graph, sets, inputs_file, random, kinds):
 @click.option("--against", metavar="onnxruntime|reference|OTHER", help="What --color-by diff compares with: "
               "onnxruntime (the default), onnx's ReferenceEvaluator, or OTHER, a second graph run by cgtools.")
 @THREADS_OPTION
-def render(graph, expression, params, output, fmt, sets, inputs_file, random, kinds, no_backward, loss, upstream,
-           labels_file, loss_fn, theme, rankdir, precision, show, draw_constants, frames_dir, color_by, against,
-           draw_leaves, collapse, focus, depth, bodies):
+def render(graph, expression, params, output, fmt, sets, inputs_file, random, kinds, no_backward, no_values, loss,
+           upstream, labels_file, loss_fn, theme, rankdir, precision, show, draw_constants, frames_dir, color_by,
+           against, draw_leaves, collapse, focus, depth, bodies):
     """Draw GRAPH (or --expr EXPRESSION) with the value and the gradient on every edge."""
     from pathlib import Path
 
@@ -196,6 +195,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     from .paths import choose_format, output_path
 
     shown = show_items(show, draw_constants) | ({"leaves"} if draw_leaves else set())
+    shown = structure_only(shown, color_by or against) if no_values else shown
     fmt = choose_format(fmt, output)
     if (graph is None) == (expression is None):
         raise CgError("give a GRAPH file or --expr EXPRESSION (one of the two)")
@@ -212,7 +212,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     target = output_path(graph, output, fmt) if output or frames_dir is None else None
     rankdir = auto_rankdir(g) if rankdir.lower() == "auto" else rankdir
     refuse_oversized(g, fmt, frames_dir is not None, collapse or focus)  # before the run, which takes long too
-    run = run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
+    run = None if no_values else run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
     colouring = edge_colouring(color_by, against, g if expression is not None else graph, sets, run)

@@ -40,6 +40,15 @@ def edge_colouring(color_by: str | None, against: str | None, source, sets: dict
     return Colouring(color_by)
 
 
+def structure_only(shown: frozenset, colouring: str | None) -> frozenset:
+    """What `render --no-values` writes: `--show` without values and gradients (names and shapes stay)."""
+    from cgtools.errors import CgError
+
+    if colouring:
+        raise CgError("--no-values draws no numbers, so there are none for --color-by or --against to colour by")
+    return shown - {"values", "grads"}
+
+
 def refuse_oversized(graph, fmt: str, frames: bool, part_drawn) -> None:
     """A graph too large for Graphviz refused before its run: every op is a box, unless a part is drawn."""
     from cgtools.export.layout import FRAMES_LIMIT, GRAPHVIZ_LIMIT, refuse_oversized

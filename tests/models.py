@@ -25,7 +25,9 @@ from torch import nn
 
 TORCHVISION = {"resnet18": ("resnet", "resnet18"), "mobilenet_v2": ("mobilenetv2", "mobilenet_v2"),
                "densenet121": ("densenet", "densenet121"), "swin_t": ("swin_transformer", "swin_t"),
-               "mobilenet_v3_small": ("mobilenetv3", "mobilenet_v3_small")}
+               "mobilenet_v3_small": ("mobilenetv3", "mobilenet_v3_small"),
+               "efficientnet_b0": ("efficientnet", "efficientnet_b0"), "convnext_tiny": ("convnext", "convnext_tiny"),
+               "vgg11": ("vgg", "vgg11")}
 IMAGE = (1, 3, 32, 32)  # small inputs: every stage of these networks still runs, in milliseconds
 
 
@@ -135,17 +137,19 @@ class Exported:
 DYNAMO = {"transformer_encoder", "swin_t"}
 
 
-def export(name: str, folder: Path, *, trainable: bool = False, batch: int | None = None, **options) -> Exported:
+def export(name: str, folder: Path, *, trainable: bool = False, batch: int | None = None,
+           shape: tuple | None = None, **options) -> Exported:
     """Export `name` at opset 17 (18 through dynamo): the TorchScript exporter's node names carry the module
     scopes (`/layer1/layer1.0/conv1/Conv`), the dynamo exporter's metadata does (`pkg.torch.onnx.name_scopes`).
 
     `trainable` exports the model as it trains: every param nudged, as training would, so no two are equal
     (exporters merge equal tensors: an untrained network's BatchNorm and LayerNorm weights are all ones), and
-    BatchNorm kept as its own op rather than folded into the Conv before it. `batch` changes the batch size;
-    `options` go to torch.onnx.export (dynamic_axes …)."""
+    BatchNorm kept as its own op rather than folded into the Conv before it. `batch` changes the batch size,
+    `shape` the whole input shape; `options` go to torch.onnx.export (dynamic_axes …)."""
     model = BUILDERS[name]()
     torch.manual_seed(1)
-    shape = SHAPES[name] if batch is None else (batch, *SHAPES[name][1:])
+    shape = shape or SHAPES[name]
+    shape = shape if batch is None else (batch, *shape[1:])
     x = torch.randn(*shape)
     dynamo = name in DYNAMO
     if trainable:

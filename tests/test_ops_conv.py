@@ -36,6 +36,42 @@ def test_big_batches_are_convolved_in_chunks(monkeypatch):
     check_against_torch(c)
 
 
+@pytest.mark.parametrize("case_id", [c.id for c in CASES if "depthwise" in c.id and "multiplier" not in c.id])
+def test_depthwise_convolutions_agree_with_torch_whichever_forward_runs(monkeypatch, case_id):
+    """A depthwise Conv's forward runs as one multiply-add per kernel offset over the flat padded input when
+    that pays (long unstrided rows), else through im2col; its backward always runs as multiply-adds. Both
+    forwards agree with torch, strided or not."""
+    from cgtools.ops import conv
+
+    c = CASE_BY_ID[case_id]
+    monkeypatch.setattr(conv, "forward_pays", lambda win: True)
+    check_against_torch(c)
+    monkeypatch.setattr(conv, "forward_pays", lambda win: False)
+    check_against_torch(c)
+
+
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 1), (2, 2, 2)])
+def test_max_pool_over_tiling_windows_sends_the_gradient_to_the_first_maximum_as_torch(monkeypatch, kernel):
+    """Windows that tile the input take a faster backward (argmax over each window); ties go to the first
+    maximum in both, a NaN to the first NaN, as torch does."""
+    from cgtools.ops import conv
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (2, 3, *(4 * k for k in kernel))).astype(np.float64)  # many ties
+    attrs = dict(kernel_shape=list(kernel), strides=list(kernel))
+    graph = one_node("MaxPool", 1, ["y"], **attrs)
+    seed = rng.standard_normal((2, 3, *(4,) * len(kernel)))
+    tiled = graph.run({"a": x}, seed=seed).grads["a"]
+    pool = {2: F.max_pool2d, 3: F.max_pool3d}[len(kernel)]
+    xt = torch.tensor(x, requires_grad=True)
+    pool(xt, kernel).backward(torch.tensor(seed))
+    np.testing.assert_array_equal(tiled, xt.grad.numpy())
+    x[0, 0, 0, 0] = x[1, 2, 1, 0] = np.nan
+    tiled = graph.run({"a": x}, seed=seed).grads["a"]
+    monkeypatch.setattr(conv, "tiles", lambda xp, win: False)
+    np.testing.assert_array_equal(tiled, one_node("MaxPool", 1, ["y"], **attrs).run({"a": x}, seed=seed).grads["a"])
+
+
 # ---- the second outputs and the refusals ---------------------------------------------------------------
 
 def one_node(op, n_inputs, outputs, **attrs):

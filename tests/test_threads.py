@@ -55,6 +55,7 @@ def other_than(n: int) -> int:
 
 
 def test_the_count_is_the_usable_cores_less_the_load_others_make(monkeypatch):
+    monkeypatch.setattr(threads, "measured_busy", lambda: None)  # no /proc/stat: the load average decides
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(threads, "own_load", lambda: 0.5)
     monkeypatch.setattr(os, "getloadavg", lambda: (2.7, 0.0, 0.0))
@@ -69,6 +70,7 @@ def test_the_count_is_the_usable_cores_less_the_load_others_make(monkeypatch):
 
 
 def test_without_an_affinity_mask_or_a_load_figure_every_core_counts(monkeypatch):
+    monkeypatch.setattr(threads, "PROC_STAT", "/nonexistent/stat")
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.delattr(os, "getloadavg", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
@@ -88,7 +90,47 @@ def test_the_environment_variable_then_use_threads_win(monkeypatch):
         threads.thread_count()
 
 
+def test_busy_cores_are_measured_from_linux_accounting_less_this_process(monkeypatch):
+    """Between two samples 0.5 s apart the usable cores were busy 140 ticks (1.4 s at 100 ticks a second), of
+    which this process's threads used 0.4 s: the others kept 2 cores busy, and 4 usable cores leave 2."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "sysconf", lambda name: 100)
+    monkeypatch.setattr(threads, "_last_sample", (10.0, 1000, 3.0))
+    monkeypatch.setattr(threads, "cpu_sample", lambda: (10.5, 1140, 3.4))
+    assert threads.thread_count() == 2
+    monkeypatch.setattr(threads, "_last_sample", (10.0, 1000, 3.0))
+    assert threads.measured_busy() == pytest.approx(2.0)
+    monkeypatch.setattr(threads, "_last_sample", (10.45, 1000, 3.0))  # 0.05 s: too few ticks to tell
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert threads.measured_busy() is None and threads.thread_count() == 4
+    monkeypatch.setattr(threads, "_last_sample", (-100.0, 0, 0.0))  # a window of minutes: stale
+    assert threads.measured_busy() is None
+
+
+def test_a_process_spinning_beside_takes_its_core_from_the_count():
+    """A real spinning process, measured through /proc/stat within a second: never more threads than the
+    cores it leaves (fewer when others are busy too)."""
+    import multiprocessing
+    import time
+
+    cores = threads.usable_cores()
+    spinner = multiprocessing.get_context("fork").Process(target=spin, daemon=True)
+    spinner.start()
+    try:
+        threads.measured_busy()  # the window starts now, with the spinner running
+        time.sleep(0.5)
+        assert threads.thread_count() <= max(1, cores - 1)
+    finally:
+        spinner.kill()
+
+
+def spin():
+    while True:
+        pass
+
+
 def test_a_decision_is_reused_for_a_few_seconds(monkeypatch):
+    monkeypatch.setattr(threads, "measured_busy", lambda: None)
     calls = []
     monkeypatch.setattr(os, "getloadavg", lambda: calls.append(1) or (0.0, 0.0, 0.0))
     first = threads.decided_count()

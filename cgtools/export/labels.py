@@ -67,7 +67,9 @@ def float_summary(a, precision: int) -> str:
     if bad and total is not None:
         total = kept.sum()
     mean = float(total / kept.size if total is not None else kept.mean())
-    norm = math.sqrt(float(np.square(kept, dtype=np.float64).sum()))
+    flat = kept.ravel()  # squared in float64 a million at a time: a gigabyte's weight needs no copy of it
+    squares = sum(np.square(flat[i:i + 2**20], dtype=np.float64).sum() for i in range(0, flat.size, 2**20))
+    norm = math.sqrt(float(squares))
     if abs(mean) * math.sqrt(kept.size) < 1e-9 * norm:
         mean = 0.0  # rounding noise of a sum that is zero (a softmax's gradient), not information
     return text + f" μ={format_number(mean, precision)} ‖·‖={format_number(norm, precision)}"

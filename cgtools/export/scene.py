@@ -274,8 +274,9 @@ class Facts:
         leaf, value = self.graph.leaves.get(self.inside.source[name]), self.weight_value(name)
         source = self.inside.source[name]
         text = f"{leaf.kind if leaf is not None else 'weight'} {source}" + (f" (as {name})" if source != name else "")
-        if value is not None:
-            text += f": {value.dtype} {format_shape(value.shape)} = {format_tensor(value, self.view.precision)}"
+        if value is not None:  # without "values" shown, a weight mapped from disk is not read
+            text += f": {value.dtype} {format_shape(value.shape)}"
+            text += f" = {format_tensor(value, self.view.precision)}" if "values" in self.view.show else ""
         grad = self.grads.get(name)
         if grad is not None and self.loss is not None:
             text += f"; ∂{self.loss}/∂{name} = {format_tensor(grad, self.view.precision)}"

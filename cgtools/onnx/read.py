@@ -13,7 +13,7 @@ from cgtools.checks import check
 from cgtools.errors import CgError
 from cgtools.graph import Graph
 from cgtools.limits import checked_size
-from cgtools.onnx.external import load_external_data
+from cgtools.onnx.external import check_external_data, external_array
 from cgtools.onnx.mapping import (
     LOADER_OPS,
     LOSS_KEY,
@@ -92,6 +92,8 @@ def _array(tensor, where: str, file: str) -> tuple[np.ndarray, str]:
     dtype = onnx_dtype_name(tensor.data_type)
     if dtype not in DTYPES:
         raise CgError(f"has dtype {dtype}; cgtools runs {SUPPORTED_WORDS}", file=file, where=where)
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:  # mapped, not read: `file` is the model's path
+        return external_array(onnx, tensor, Path(file)), ""
     try:
         array = onnx.numpy_helper.to_array(tensor)
     except Exception as e:  # noqa: BLE001 - truncated raw data and the like
@@ -102,7 +104,7 @@ def _array(tensor, where: str, file: str) -> tuple[np.ndarray, str]:
 # ---- the file -------------------------------------------------------------------------------------------
 
 def _read_model(path: Path):
-    """The ModelProto at `path`, with its external data loaded (from inside its folder only), checked."""
+    """The ModelProto at `path`, checked, its external data too (inside its folder only) but left unread."""
     onnx = require_onnx()
     file = str(path)
     if not path.exists():
@@ -117,9 +119,9 @@ def _read_model(path: Path):
         raise CgError("expected an ONNX model (a ModelProto with a graph and opset imports), found none; "
                       "the file is corrupt or of another kind", file=file)
     check_text_and_sizes(model, file)
-    load_external_data(onnx, model, path)
+    external = check_external_data(onnx, model, path)
     try:
-        if model.ByteSize() < 2**31 - 1:
+        if model.ByteSize() < 2**31 - 1 and not external:  # from its file, the checker finds external data
             onnx.checker.check_model(model)
         else:
             onnx.checker.check_model(file)

@@ -8,6 +8,7 @@ in a weight slot of a layer op (Conv's W and B, Gemm, MatMul, a normalization's 
 or as a non-scalar operand of Add, Sub, Mul or Div (a Linear's bias after MatMul, a layer scale, a position
 embedding). Everything else is a constant: scalars (`0.5`, the square root of a head size), BatchNormalization's
 running mean and variance, shape-like and exponent operands, and any tensor holding an infinity or NaN (masks).
+A layer op's weight memory-mapped from external data is not read to look for those: it stays on disk until used.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ COPIES = ("Identity", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten",
 def is_weight(name: str, value: np.ndarray, readers: dict) -> bool:
     """Whether the initializer `name` holding `value` is read as a weight; `readers` maps a tensor's name to its
     (op type, input slot, node outputs) uses."""
-    if value.dtype.kind != "f" or not np.isfinite(value).all():
+    if value.dtype.kind != "f":
         return False
-    seen, stack = set(), [name]
+    seen, stack, added = set(), [name], False
     while stack:
         tensor = stack.pop()
         for op, slot, outputs in readers.get(tensor, ()):
@@ -35,10 +36,11 @@ def is_weight(name: str, value: np.ndarray, readers: dict) -> bool:
                 seen.add(outputs[0])
                 stack.append(outputs[0])
             elif op in WEIGHT_SLOTS and (WEIGHT_SLOTS[op] is None or slot in WEIGHT_SLOTS[op]):
-                return True
+                # a layer's weight memory-mapped from external data stays unread: masks are added, not multiplied
+                return isinstance(value, np.memmap) or bool(np.isfinite(value).all())
             elif op in ARITHMETIC and value.size > 1:
-                return True
-    return False
+                added = True
+    return added and bool(np.isfinite(value).all())
 
 
 def readers_of(graph) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.ops.base import Lazy, Operation, register_op
+from cgtools.ops.depthwise import depthwise_backward, depthwise_forward, forward_pays, is_depthwise
 
 # How the windows are padded: by the explicit pads (NOTSET), so that out = ⌈in/stride⌉ (SAME_*), or not at all
 AutoPad = Literal["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]
@@ -92,7 +93,7 @@ def pad(x, win: Window, value):
     shape = x.shape[:2] + win.padded
     if shape == x.shape:
         return x
-    xp = np.full(shape, value, x.dtype)
+    xp = np.zeros(shape, x.dtype) if value == 0 else np.full(shape, value, x.dtype)
     xp[win.inner] = x
     return xp
 
@@ -154,6 +155,9 @@ class Conv(Operation):
             raise CgError(f"expected B of shape [{M}] (one bias per filter), found {list(B.shape)}")
         win = window(X.shape[2:], W.shape[2:], strides, dilations, pads, auto_pad)
         dtype = work_dtype(X, W)
+        ctx.save(X, W, win, group, dtype)
+        if is_depthwise(X, W, group) and forward_pays(win):
+            return depthwise_forward(pad(X.astype(dtype, copy=False), win, 0), W, B, win).astype(X.dtype, copy=False)
         w = W.astype(dtype, copy=False).reshape(group, M // group, -1)
         b = None if B is None else B.astype(dtype, copy=False).reshape(group, -1, 1)
         parts = []
@@ -163,16 +167,20 @@ class Conv(Operation):
             if b is not None:
                 y += b
             parts.append(np.ascontiguousarray(y.reshape(M, x.shape[0], *win.out).swapaxes(0, 1)))
-        ctx.save(X, W, win, group, dtype)
         y = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return y.astype(X.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         X, W, win, group, dtype = ctx
+        gb = grad.sum(axis=all_but_channels(grad)) if len(ctx.needs_grad) > 2 and ctx.needs_grad[2] else None
+        if is_depthwise(X, W, group):
+            xp = pad(X.astype(dtype, copy=False), win, 0)
+            gx, gw = depthwise_backward(xp, W, grad.astype(dtype, copy=False), win, *ctx.needs_grad[:2])
+            return gx, gw, gb
         M = W.shape[0]
         w = W.astype(dtype, copy=False).reshape(group, M // group, -1)
-        gx_parts, gw, gb = [], None, None
+        gx_parts, gw = [], None
         for samples in sample_chunks(X, W, win):
             x = X[samples]
             n = x.shape[0]
@@ -185,8 +193,6 @@ class Conv(Operation):
                 part = np.matmul(g, cols.swapaxes(1, 2)).reshape(W.shape)
                 gw = part if gw is None else gw + part
         gx = (gx_parts[0] if len(gx_parts) == 1 else np.concatenate(gx_parts)) if gx_parts else None
-        if len(ctx.needs_grad) > 2 and ctx.needs_grad[2]:
-            gb = grad.sum(axis=all_but_channels(grad))
         return gx, gw, gb
 
 
@@ -237,11 +243,32 @@ class MaxPool(Operation):
         xp, y, win = ctx
         if grad is None:  # only Indices is used downstream: it passes no gradient back
             return (np.zeros_like(xp[win.inner]),)
+        if tiles(xp, win):
+            return (tiled_max_backward(xp, grad, win)[win.inner],)
         best = argmax_offsets(xp, y, win)
         gxp = np.zeros(grad.shape[:2] + win.padded, grad.dtype)
         for k, where in enumerate(win.offsets()):
             gxp[where] += np.where(best == k, grad, 0)
         return (gxp[win.inner],)
+
+
+def tiles(xp, win: Window) -> bool:
+    """Whether the windows tile the padded input exactly: side by side, undilated, covering all of it."""
+    return (win.strides == win.kernel and set(win.dilations) == {1}
+            and xp.shape[2:] == tuple(o * k for o, k in zip(win.out, win.kernel)))
+
+
+def tiled_max_backward(xp, grad, win: Window):
+    """MaxPool's gradient when the windows tile the input: each window seen as one axis, its maximum found by
+    argmax (the first of tied ones, or the first NaN, as torch), the gradient put there."""
+    n = len(win.kernel)
+    split = xp.shape[:2] + tuple(d for o, k in zip(win.out, win.kernel) for d in (o, k))
+    order = (0, 1, *range(2, 2 + 2 * n, 2), *range(3, 2 + 2 * n, 2))  # N, C, out…, kernel…
+    windows = xp.reshape(split).transpose(order).reshape(*xp.shape[:2], *win.out, -1)
+    gw = np.zeros(windows.shape, grad.dtype)
+    np.put_along_axis(gw, windows.argmax(axis=-1)[..., None], grad[..., None], axis=-1)
+    back = np.argsort(order)
+    return gw.reshape(*xp.shape[:2], *win.out, *win.kernel).transpose(back).reshape(xp.shape)
 
 
 def argmax_offsets(xp, y, win: Window):

