@@ -66,9 +66,11 @@ def in_float32(forward):
     type, as onnx's ReferenceEvaluator computes: ml_dtypes lacks much of numpy (einsum) and a Python float
     promotes its arrays to float32."""
     def run(ctx, *inputs, **attrs):
-        narrow = next((a.dtype for a in inputs if isinstance(a, np.ndarray) and a.dtype in NARROW_FLOAT_DTYPES),
-                      None)
-        if narrow is None:
+        for a in inputs:  # a loop, not a generator: this runs on every op's every call
+            if isinstance(a, np.ndarray) and a.dtype in NARROW_FLOAT_DTYPES:
+                narrow = a.dtype
+                break
+        else:
             return forward(ctx, *inputs, **attrs)
         wide = [a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == narrow else a for a in inputs]
         out = forward(ctx, *wide, **attrs)

@@ -173,8 +173,8 @@ class Clip(Operation):
         ctx.save(x, min, max)
         y = x if min is None else np.maximum(x, min)
         if max is not None:
-            y = np.minimum(y, max, out=None if y is x else y)
-        return y.astype(x.dtype, copy=False)
+            y = np.minimum(y, max, out=y if y is not x and isinstance(y, np.ndarray) else None)
+        return np.asarray(y).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.ops.base import Operation, register_op
-from cgtools.ops.unary import erf
+from cgtools.ops.unary import blockwise, erf
 
 
 def log_softmax(x, axis):
@@ -53,7 +53,23 @@ class LeakyRelu(Operation):
 
 # 0.5 as a 0-d array of each float dtype: numpy combines one with an array in about half the time it takes
 # to convert a Python float (which matters on small arrays), and the result keeps the array's dtype.
-HALVES = {np.dtype(t): np.array(0.5, t) for t in (np.float16, np.float32, np.float64)}
+
+
+def sigmoid(x):
+    """1 / (1 + e^-x) on cache-sized blocks (float16 in float32); e^-x overflows to infinity for x < -88 in
+    float32, and σ is then 0, as it should be."""
+    if x.dtype.kind != "f":
+        return 1 / (1 + np.exp(-x))
+
+    def logistic(block):
+        np.negative(block, out=block)
+        np.exp(block, out=block)
+        block += 1.0
+        np.reciprocal(block, out=block)
+
+    with np.errstate(over="ignore"):
+        flat = blockwise(x.astype(np.result_type(x, np.float32)).reshape(-1), logistic)
+    return flat.reshape(x.shape).astype(x.dtype, copy=False)
 
 
 @register_op("Sigmoid")
@@ -64,10 +80,7 @@ class Sigmoid(Operation):
 
     @staticmethod
     def forward(ctx, x):
-        half = HALVES.get(x.dtype, 0.5)
-        y = np.tanh(x * half)  # (tanh(x/2) + 1) / 2: no overflow for large |x|, unlike 1 / (1 + exp(-x))
-        y *= half
-        y += half
+        y = sigmoid(x)
         ctx.append(y)
         return y
 

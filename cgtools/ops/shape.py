@@ -133,6 +133,9 @@ class Gather(Operation):
     def backward(ctx, grad):
         shape, indices, axis = ctx
         gdata = np.zeros(shape, grad.dtype)
-        # scatter-add: an index picked twice receives both gradients
-        np.add.at(gdata, (slice(None),) * axis + (indices,), grad)
+        where = (slice(None),) * axis + (indices % max(shape[axis], 1),)
+        if indices.size <= 1 or np.bincount(where[-1].ravel(), minlength=shape[axis]).max() <= 1:
+            gdata[where] = grad  # each slice picked once (q, k and v out of one tensor): placed, not added
+        else:  # scatter-add: an index picked twice receives both gradients
+            np.add.at(gdata, where, grad)
         return gdata, None

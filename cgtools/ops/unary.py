@@ -135,19 +135,27 @@ ERF_Q = (1.0, 4.97533503e-01, 1.14014008e-01, 1.54798426e-02, 1.31069111e-03, 6.
 BLOCK = 1 << 15  # elements computed at a time: a chain of passes over a block that stays in cache
 
 
+def blockwise(flat, compute):
+    """compute(block) on each cache-sized block of a flat array, in place: a chain of numpy passes then reads
+    and writes cache, not memory."""
+    for start in range(0, flat.size, BLOCK):
+        compute(flat[start:start + BLOCK])
+    return flat
+
+
 def erf(x):
     """numpy has no erf: float64 is math.erf's, exact; narrower floats are the rational fit's, in float32."""
     if x.dtype == np.float64 or x.dtype.kind != "f":
         return np.asarray(_math_erf(x), x.dtype)
-    flat = clamp(x.astype(np.float32).reshape(-1), 4.0)
-    p, q = np.empty(min(BLOCK, flat.size), np.float32), np.empty(min(BLOCK, flat.size), np.float32)
-    for start in range(0, flat.size, BLOCK):
-        block = flat[start:start + BLOCK]
-        n = block.size
+
+    def rational(block):
         z = block * block
-        block *= horner(ERF_P, z, p[:n])
-        block /= horner(ERF_Q, z, q[:n])
-    return clamp(flat, 1.0).reshape(x.shape).astype(x.dtype, copy=False)  # rounding must not pass ±1
+        block *= horner(ERF_P, z, np.empty_like(z))
+        block /= horner(ERF_Q, z, np.empty_like(z))
+        clamp(block, 1.0)  # rounding must not pass ±1
+
+    flat = blockwise(clamp(x.astype(np.float32).reshape(-1), 4.0), rational)
+    return flat.reshape(x.shape).astype(x.dtype, copy=False)
 
 
 def horner(coefficients, z, total):

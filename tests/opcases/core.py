@@ -142,6 +142,8 @@ CASES += [
          axis=1),
     case("Gather-negative-indices", [randn(4, 3), ints([-1, 0, -1])], lambda x, idx: x[idx]),
     case("Gather-negative-axis-scalar-index", [randn(3, 4), ints(2)], lambda x, idx: x[:, 2], axis=-1),
+    case("Gather-axis1-distinct-negative-indices", [randn(2, 5, 3), ints([[-1, 0], [2, 1]])],
+         lambda x, idx: x[:, idx % 5], axis=1),
 ]
 
 CLIP_X = away_from(randn(3, 4), (-0.5, 0.6))
