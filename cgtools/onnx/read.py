@@ -119,12 +119,9 @@ def _read_model(path: Path):
         raise CgError("expected an ONNX model (a ModelProto with a graph and opset imports), found none; "
                       "the file is corrupt or of another kind", file=file)
     check_text_and_sizes(model, file)
-    external = check_external_data(onnx, model, path)
-    try:
-        if model.ByteSize() < 2**31 - 1 and not external:  # from its file, the checker finds external data
-            onnx.checker.check_model(model)
-        else:
-            onnx.checker.check_model(file)
+    check_external_data(onnx, model, path)
+    try:  # from the file, not the model read: serializing a model's weights again costs more than the check
+        onnx.checker.check_model(file)
     except Exception as e:  # noqa: BLE001 - onnx.checker.ValidationError and protobuf's size errors
         raise CgError(f"not a valid ONNX model: {first_line(e)}", file=file) from None
     return model
