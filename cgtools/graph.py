@@ -10,14 +10,17 @@ from __future__ import annotations
 import heapq
 import os
 import warnings
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 
 from cgtools import checks, interpreter, json_format, notebook
 from cgtools.compiled import CompilePolicy
 from cgtools.errors import CgError, did_you_mean
 from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size
+
+if TYPE_CHECKING:  # networkx takes a fifth of a second to import: only what draws or converts a graph needs it
+    import networkx as nx
 from cgtools.memory import collector_paused
 from cgtools.ops import REGISTRY
 from cgtools.parts import LEAF_KINDS, Leaf, Node
@@ -64,6 +67,8 @@ class Graph:
         if self._order is None:
             self._order = in_file_order(self.nodes)
         if self._order is None:
+            import networkx as nx
+
             G = self.to_networkx()
             cycle = [G.edges[u, v, k]["tensor"] for u, v, k, *_ in nx.find_cycle(G)]
             loop = " → ".join(cycle + cycle[:1])
@@ -158,6 +163,8 @@ class Graph:
         and `grad` (and `use_grad`, this use's share, when the run kept them), leaves their own, and op nodes
         `values`/`grads` of their outputs.
         """
+        import networkx as nx
+
         G = nx.MultiDiGraph(name=self.name, doc=self.doc, outputs=list(self.outputs), loss=self.loss,
                             opset=self.opset)
         for leaf in self.leaves.values():
