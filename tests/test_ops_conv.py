@@ -70,6 +70,9 @@ def test_max_pool_over_tiling_windows_sends_the_gradient_to_the_first_maximum_as
     tiled = graph.run({"a": x}, seed=seed).grads["a"]
     monkeypatch.setattr(conv, "tiles", lambda xp, win: False)
     np.testing.assert_array_equal(tiled, one_node("MaxPool", 1, ["y"], **attrs).run({"a": x}, seed=seed).grads["a"])
+    monkeypatch.undo()
+    no_channels = np.zeros((2, 0, *x.shape[2:]))
+    assert graph.run({"a": no_channels}, seed=seed[:, :0]).grads["a"].shape == no_channels.shape
 
 
 # ---- the second outputs and the refusals ---------------------------------------------------------------

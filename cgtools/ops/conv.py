@@ -264,7 +264,7 @@ def tiled_max_backward(xp, grad, win: Window):
     n = len(win.kernel)
     split = xp.shape[:2] + tuple(d for o, k in zip(win.out, win.kernel) for d in (o, k))
     order = (0, 1, *range(2, 2 + 2 * n, 2), *range(3, 2 + 2 * n, 2))  # N, C, out…, kernel…
-    windows = xp.reshape(split).transpose(order).reshape(*xp.shape[:2], *win.out, -1)
+    windows = xp.reshape(split).transpose(order).reshape(*xp.shape[:2], *win.out, math.prod(win.kernel))
     gw = np.zeros(windows.shape, grad.dtype)
     np.put_along_axis(gw, windows.argmax(axis=-1)[..., None], grad[..., None], axis=-1)
     back = np.argsort(order)
