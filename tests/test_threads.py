@@ -189,3 +189,18 @@ def test_blocks_computed_on_several_threads_give_the_very_same_numbers():
     assert threads.parallel_map(lambda k: k * k, range(10)) == [k * k for k in range(10)]
     for one, two in zip(alone, computed()):
         np.testing.assert_array_equal(one, two)
+
+
+def test_a_forked_child_runs_blocks_on_threads_of_its_own():
+    """A process forked after the pool started has the pool's object but none of its threads: it makes its own
+    instead of waiting forever for threads that are not there."""
+    import multiprocessing
+
+    from cgtools.ops.unary import erf
+
+    threads.use_threads(2)
+    x = np.linspace(-3, 3, 200_000, dtype=np.float32)
+    expected = erf(x)  # the pool exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(erf, (x,))
+        np.testing.assert_array_equal(child.get(timeout=60), expected)
