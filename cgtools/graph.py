@@ -10,8 +10,8 @@ from __future__ import annotations
 import heapq
 import os
 import warnings
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 
 from cgtools import checks, interpreter, json_format, notebook
@@ -21,6 +21,9 @@ from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size
 from cgtools.memory import collector_paused
 from cgtools.ops import REGISTRY
 from cgtools.parts import LEAF_KINDS, Leaf, Node
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 UNSIZED_DIM = 1  # the size random inputs give a symbolic dimension no --dim names
 
@@ -64,6 +67,8 @@ class Graph:
         if self._order is None:
             self._order = in_file_order(self.nodes)
         if self._order is None:
+            import networkx as nx  # only to name the cycle: a graph without one never imports it
+
             G = self.to_networkx()
             cycle = [G.edges[u, v, k]["tensor"] for u, v, k, *_ in nx.find_cycle(G)]
             loop = " → ".join(cycle + cycle[:1])
@@ -158,6 +163,8 @@ class Graph:
         and `grad` (and `use_grad`, this use's share, when the run kept them), leaves their own, and op nodes
         `values`/`grads` of their outputs.
         """
+        import networkx as nx  # not at import: loading, checking and running a graph do without it
+
         G = nx.MultiDiGraph(name=self.name, doc=self.doc, outputs=list(self.outputs), loss=self.loss,
                             opset=self.opset)
         for leaf in self.leaves.values():
