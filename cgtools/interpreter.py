@@ -69,14 +69,17 @@ def compile_plan(graph) -> Plan:
     names = [None, *graph.leaves, *(out for node in graph.nodes for out in node.outputs)]
     slots = {name: i for i, name in enumerate(names) if name is not None}
     slots[""] = 0
-    steps = []
+    steps, plain = [], {}  # plain: op type -> its forward without attributes, bound once for all such nodes
     for i in graph.topological_order():
         node = graph.nodes[i]
         op = get_op(node.op)
-        forward = bound_forward(op, node.attrs)
-        ins = tuple(slots[t] for t in node.inputs)
+        if node.attrs:
+            forward = bound_forward(op, node.attrs)
+        else:
+            forward = plain.get(node.op) or plain.setdefault(node.op, bound_forward(op, node.attrs))
+        ins = tuple([slots[t] for t in node.inputs])
         gather = itemgetter(*ins) if ins else (lambda _: ())
-        steps.append(Step(forward, op.backward, ins, tuple(slots[t] for t in node.outputs), node_place(i, node),
+        steps.append(Step(forward, op.backward, ins, tuple([slots[t] for t in node.outputs]), node_place(i, node),
                           gather, len(ins) == 1, node.name))
     leaf_slots = [slots[name] for name in graph.leaves]
     constants = {slots[leaf.name] for leaf in graph.leaves_of("constant")}
