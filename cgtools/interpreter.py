@@ -283,10 +283,11 @@ def flow_of(plan: Plan, vals: list) -> Flow:
             requires[i] = i not in plan.constant_slots and carries_gradient(vals[i])
         steps = []
         for k, step in enumerate(plan.steps):
-            needs = tuple(requires[i] for i in step.ins)
+            ins = step.ins
+            needs = (requires[ins[0]],) if step.unary else tuple([requires[i] for i in ins])
             if True in needs:
-                wanted = tuple((pos, i) for pos, i in enumerate(step.ins) if requires[i])
-                steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place, step.ins))
+                wanted = ((0, ins[0]),) if step.unary else tuple([(pos, i) for pos, i in enumerate(ins) if requires[i]])
+                steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place, ins))
                 for i in step.outs:
                     requires[i] = carries_gradient(vals[i])
         flow = plan.flows[key] = Flow(requires, steps[::-1])
