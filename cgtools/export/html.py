@@ -22,7 +22,7 @@ import numpy as np
 from cgtools.export.colours import MEASURES, edge_colours
 from cgtools.export.grouping import diagram_scene
 from cgtools.export.hierarchy import Scope, common_prefix, has_hierarchy, scopes
-from cgtools.export.labels import format_shape, format_tensor
+from cgtools.export.labels import format_tensor, format_type
 from cgtools.export.layout import positions
 from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View, alerting, at, schedule
 from cgtools.export.themes import theme
@@ -64,7 +64,7 @@ def tensor_text(name: str, value, grad, loss: str | None, share=None) -> dict:
     """What hovering an edge shows, in parts the page reveals with the steps: the tensor's name and type, its
     value, its gradient (and for one read of a shared tensor, what this read adds), written out up to
     TOOLTIP_ELEMENTS elements and summarised past that."""
-    text = {"head": name + (f"\n{value.dtype} {format_shape(value.shape)}" if value is not None else "")}
+    text = {"head": name + ("\n" + format_type(value) if value is not None else "")}
     if value is not None:
         text["value"] = "value: " + format_tensor(value, 6, inline=TOOLTIP_ELEMENTS)
     if grad is not None and loss is not None:
@@ -328,7 +328,7 @@ def node_info(graph, ops: dict, model: str, kind: str, run) -> dict:
         rows.append(["doc", leaf.doc])
     if run is not None and model in run.values:
         value = run.values[model]
-        rows += [["tensor", f"{value.dtype} {format_shape(value.shape)}"],
+        rows += [["tensor", format_type(value)],
                  ["value", format_tensor(value, 6, inline=TOOLTIP_ELEMENTS)]]
         if model in run.grads:
             rows.append([f"∂{run.loss}/∂{model}", format_tensor(run.grads[model], 6, inline=TOOLTIP_ELEMENTS)])

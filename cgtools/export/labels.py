@@ -34,6 +34,16 @@ def format_shape(shape) -> str:
     return "scalar" if len(shape) == 0 else "[" + "×".join(str(n) for n in shape) + "]"
 
 
+_DTYPE_TEXT: dict = {}  # dtype -> str(dtype), which numpy makes slowly: a large graph asks for it per tensor
+
+
+def format_type(value) -> str:
+    """`float32 [2×3]`: an array's dtype and shape."""
+    dtype = value.dtype
+    text = _DTYPE_TEXT.get(dtype) or _DTYPE_TEXT.setdefault(dtype, str(dtype))
+    return f"{text} {format_shape(value.shape)}"
+
+
 def format_tensor(value, precision: int = 4, inline: int = INLINE_ELEMENTS) -> str:
     """25 · [1, 2.5] · [[1, 2], [3, 4]] · or, past `inline` elements, `[64×10] μ=0.01 ‖·‖=3.2`."""
     if value is None:
@@ -77,8 +87,22 @@ def float_summary(a, precision: int) -> str:
 
 def _nested(items, precision):
     if items and not isinstance(items[0], list):  # the innermost level, most of the work
-        return "[" + ", ".join([format_number(v, precision) for v in items]) + "]"
+        return "[" + ", ".join(_numbers(items, precision)) + "]"
     return "[" + ", ".join([_nested(i, precision) for i in items]) + "]"
+
+
+def _numbers(items: list, precision: int) -> list[str]:
+    """format_number of each item; a float that `g` writes without an exponent, and not as -0, is written as `g`
+    writes it (format_number agrees), without the checks: a tooltip of a large graph writes millions."""
+    spec, out = f".{precision}g", []
+    for v in items:
+        if type(v) is float:
+            text = format(v, spec)
+            if "e" not in text and text != "-0":
+                out.append(text)
+                continue
+        out.append(format_number(v, precision))
+    return out
 
 
 def shorten(name: str, limit: int = 28) -> str:

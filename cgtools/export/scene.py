@@ -18,7 +18,7 @@ import networkx as nx
 from cgtools.errors import CgError, did_you_mean
 from cgtools.export.colours import MEASURES, Colouring, magnitudes
 from cgtools.export.folding import listed_inside, weight_line
-from cgtools.export.labels import format_shape, format_tensor, has_non_finite, op_symbol, shorten
+from cgtools.export.labels import format_shape, format_tensor, format_type, has_non_finite, op_symbol, shorten
 from cgtools.export.themes import theme
 from cgtools.numerics import deliberate_infinities
 from cgtools.ops import get_op
@@ -275,7 +275,7 @@ class Facts:
         source = self.inside.source[name]
         text = f"{leaf.kind if leaf is not None else 'weight'} {source}" + (f" (as {name})" if source != name else "")
         if value is not None:  # without "values" shown, a weight mapped from disk is not read
-            text += f": {value.dtype} {format_shape(value.shape)}"
+            text += ": " + format_type(value)
             text += f" = {format_tensor(value, self.view.precision)}" if "values" in self.view.show else ""
         grad = self.grads.get(name)
         if grad is not None and self.loss is not None:
@@ -298,7 +298,7 @@ class Facts:
     def edge(self, tensor: str, lines: list[Line]) -> dict:
         """What an edge carrying `tensor` says, and its hover text: the name, dtype and shape."""
         value = self.values.get(tensor)
-        described = f"{value.dtype} {format_shape(value.shape)}" if value is not None else ""
+        described = format_type(value) if value is not None else ""
         return {"tensor": tensor, "lines": lines, "hover": (f"{tensor}: {described}" if described else tensor,)}
 
 
