@@ -22,6 +22,8 @@ def surely_finite(arrays) -> bool:
     for a in arrays:
         if a is None:
             continue
+        if not isinstance(a, np.ndarray):  # a sequence's list of arrays: look closer
+            return False
         if a.size <= SMALL and a.dtype.kind == "f":
             small.append(a)
         elif non_finite(a):

@@ -221,6 +221,8 @@ def group_table(scene: Scene, scope_of: dict, where: dict) -> dict[Scope, dict]:
 
 def stage_labels(lines, *, node: bool = False) -> list[str]:
     """An element's label at each of the page's STAGES."""
+    if all(line.until is None for line in lines):  # nothing in it waits for the run (most ops): one label
+        return [vis_label([line[:2] for line in lines], node=node)] * len(STAGES)
     return [vis_label(at(lines, reveal), node=node) for reveal in STAGES]
 
 

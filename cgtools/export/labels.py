@@ -65,7 +65,7 @@ def float_summary(a, precision: int) -> str:
     """` μ=0.01 ‖·‖=3.2` of a float or complex array's finite elements, after how many are not finite. A finite
     sum means every element is finite: then none are counted, and for float32 and float64 the sum gives the
     mean as mean() does (whose bookkeeping costs more than the arithmetic on a large graph's small tensors)."""
-    total = a.sum() if a.dtype in SUMMED else None
+    total = np.add.reduce(a, axis=None) if a.dtype in SUMMED else None  # a.sum() without its Python wrapper
     bad, kept = 0, a
     if total is None or not math.isfinite(total):
         finite = np.isfinite(a)
@@ -78,7 +78,8 @@ def float_summary(a, precision: int) -> str:
         total = kept.sum()
     mean = float(total / kept.size if total is not None else kept.mean())
     flat = kept.ravel()  # squared in float64 a million at a time: a gigabyte's weight needs no copy of it
-    squares = sum(np.square(flat[i:i + 2**20], dtype=np.float64).sum() for i in range(0, flat.size, 2**20))
+    squares = (np.add.reduce(np.square(flat, dtype=np.float64)) if flat.size <= 2**20 else
+               sum(np.square(flat[i:i + 2**20], dtype=np.float64).sum() for i in range(0, flat.size, 2**20)))
     norm = math.sqrt(float(squares))
     if abs(mean) * math.sqrt(kept.size) < 1e-9 * norm:
         mean = 0.0  # rounding noise of a sum that is zero (a softmax's gradient), not information

@@ -22,7 +22,7 @@ from cgtools.export.labels import format_shape, format_tensor, format_type, has_
 from cgtools.export.themes import theme
 from cgtools.numerics import deliberate_infinities
 from cgtools.ops import get_op
-from cgtools.runs import surely_finite
+from cgtools.runs import arrays_of, surely_finite
 
 SHOW = ("values", "grads", "shapes", "names", "constants", "leaves")
 DEFAULT_SHOW = frozenset({"values", "grads", "names"})
@@ -224,8 +224,10 @@ class Facts:
         self.grads = run.grads if run is not None else {}
         self.shares = run.use_grads if run is not None else {}
         self.inside = listed_inside(graph, self.G, view.show)
-        self.masked = frozenset() if run is None or surely_finite(self.values.values()) else deliberate_infinities(
-            graph, self.values)  # no alert for these
+        # a run whose values (gradients) are all finite needs no look at each for an alert
+        self.finite_values = run is None or surely_finite(arrays_of(self.values))
+        self.finite_grads = run is None or surely_finite(arrays_of(self.grads)) and surely_finite(self.shares.values())
+        self.masked = frozenset() if self.finite_values else deliberate_infinities(graph, self.values)  # no alert
         self.folded = {} if "constants" in view.show else {
             name: format_tensor(leaf.value, view.precision) if leaf.value is not None and leaf.value.size <= 6
             else name for name, leaf in graph.leaves.items()
@@ -247,7 +249,7 @@ class Facts:
         if value is not None and "values" in show:
             text = format_tensor(value, self.view.precision)
             text = f"{head} = {text}" if head else text
-            bad = has_non_finite(value) and tensor not in self.masked
+            bad = not self.finite_values and has_non_finite(value) and tensor not in self.masked
             lines = [Line(("⚠ " if bad else "") + text, "alert" if bad else role or "value", ("values", tensor), bare)]
         else:
             lines = [Line(*bare)]
@@ -291,7 +293,7 @@ class Facts:
 
     def grad_line(self, prefix: str, grad, role: str, until: tuple) -> Line:
         text = prefix + format_tensor(grad, self.view.precision)
-        if has_non_finite(grad):
+        if not self.finite_grads and has_non_finite(grad):
             return Line("⚠ " + text, f"alert_{role}", until)
         return Line(text, role, until)
 
