@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import record
 
 MiB = 2**20
 
@@ -94,6 +95,12 @@ def main():
                  f"≤ {weights * 1.2:,.0f} MiB (weights × 1.2)")):
             seconds, peak = measured([args.cgtools, *command])
             print(f"{words:<32} {seconds:>8.2f} {peak:>9,.0f}  {target}")
+            what = f"model with {weights:,.0f} MiB of external weights: cgtools {words}"
+            if words.startswith(("info", "render")):
+                record(what, seconds, target="≤ 3 s", met=seconds <= 3)
+                record(f"{what}, peak memory", peak, unit="MiB", target="≤ 286 MiB (300 MB)", met=peak * MiB <= 300e6)
+            elif words.startswith("run"):
+                record(f"{what}, peak memory", peak, unit="MiB", target=target, met=peak <= weights * 1.2)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from cgtools.errors import CgError
@@ -25,6 +26,8 @@ LOAD_WINDOW = 60.0  # the load average's time constant, in seconds
 _chosen: int | None = None  # set by use_threads (the command line's --threads); wins over CGTOOLS_THREADS
 _decided: tuple[float, int] | None = None  # (when, how many threads)
 _blas_libraries: list | None = None  # threadpoolctl's controllers of the BLAS libraries loaded, found once
+_pool: ThreadPoolExecutor | None = None  # parallel_map's threads, made on first use
+_pool_size = 0
 _own_baseline = (time.monotonic(), time.process_time())  # where this process's own CPU use is counted from
 PROC_STAT = "/proc/stat"
 MEASURED_WINDOW = (0.1, 60.0)  # seconds: a shorter window holds too few clock ticks, a longer one is stale
@@ -171,3 +174,16 @@ def blas_threads(n: int | None = None):
     finally:
         for library, before in changed:
             library.set_num_threads(before)
+
+
+def parallel_map(fn, items) -> list:
+    """[fn(item) for item in items], on as many threads as a run may use: numpy lets go of Python's lock inside
+    its loops, so the blocks of one big elementwise computation run side by side. In this thread when one
+    thread is all there is."""
+    global _pool, _pool_size
+    n = min(decided_count(), len(items))
+    if n <= 1:
+        return [fn(item) for item in items]
+    if _pool_size < n:
+        _pool, _pool_size = ThreadPoolExecutor(n, thread_name_prefix="cgtools"), n
+    return list(_pool.map(fn, items))

@@ -192,6 +192,16 @@ def test_gemm_takes_matrices():
         graph.run({"a": np.ones((3, 4)), "b": np.ones(4)}, seed=np.ones(3))
 
 
+def test_gemm_takes_a_bias_that_broadcasts_to_the_product_only():
+    """ONNX's C broadcasts one way, to the product's shape (M, N); a C that would widen it is refused."""
+    graph = one_node("Gemm", ["a", "b", "c"], a=None, b=None, c=None)
+    for c in (np.ones((4, 2, 2, 1)), np.ones(3)):
+        with pytest.raises(CgError, match=r"expected C to broadcast to the product's shape \[1, 5\], found C of shape"):
+            graph.run({"a": np.ones((1, 4)), "b": np.ones((4, 5)), "c": c}, seed=1.0)
+    run = graph.run({"a": np.ones((1, 4)), "b": np.ones((4, 5)), "c": np.ones((1, 1))}, seed=np.ones((1, 5)))
+    assert run.grads["c"].shape == (1, 1) and run.grads["a"].shape == (1, 4)
+
+
 def against_torch(graph, feed: dict, torch_fn, seed):
     """The graph's gradients for `seed` equal torch autograd's."""
     run = graph.run(feed, seed=seed)

@@ -164,3 +164,28 @@ def test_the_threads_option_wins_over_the_environment_and_lasts_one_command(seen
     assert openblas_threads() == before
     help_text = run_in_process(capsys, "run", "--help").stdout
     assert "--threads N" in help_text and "CGTOOLS_THREADS" in help_text
+
+
+def test_blocks_computed_on_several_threads_give_the_very_same_numbers():
+    """Erf, Sigmoid and depthwise Conv split big tensors into blocks, run side by side on the threads a run
+    may use (threads.parallel_map): the same numbers, bit for bit, on one thread or two."""
+    from cgtools.ops.conv import Conv
+    from cgtools.ops.nn import sigmoid
+    from cgtools.ops.unary import erf
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(300_000).astype(np.float32)
+    image, filters = rng.standard_normal((2, 64, 40, 40)), rng.standard_normal((64, 1, 3, 3))  # 4 row blocks
+
+    def computed():
+        ctx = cgtools.ops.Context()
+        ctx.needs_grad = [True, True]
+        y = Conv.forward(ctx, image, filters, group=64, pads=[1, 1, 1, 1])
+        return [erf(x), sigmoid(x), y, *Conv.backward(ctx, np.ones_like(y))[:2]]
+
+    threads.use_threads(1)
+    alone = computed()
+    threads.use_threads(2)
+    assert threads.parallel_map(lambda k: k * k, range(10)) == [k * k for k in range(10)]
+    for one, two in zip(alone, computed()):
+        np.testing.assert_array_equal(one, two)

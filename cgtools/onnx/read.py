@@ -112,7 +112,8 @@ def _read_model(path: Path):
     if path.is_dir():
         raise CgError("expected an ONNX model file, found a folder", file=file)
     try:
-        model = onnx.load_model(file, load_external_data=False)
+        data = path.read_bytes()  # read once: the checker is given the same bytes
+        model = onnx.load_model_from_string(data)
     except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise CgError(f"cannot read as an ONNX model (is the file complete?): {first_line(e)}", file=file) from None
     if not model.HasField("graph") or not model.opset_import:
@@ -120,11 +121,8 @@ def _read_model(path: Path):
                       "the file is corrupt or of another kind", file=file)
     check_text_and_sizes(model, file)
     external = check_external_data(onnx, model, path)
-    try:
-        if model.ByteSize() < 2**31 - 1 and not external:  # from its file, the checker finds external data
-            onnx.checker.check_model(model)
-        else:
-            onnx.checker.check_model(file)
+    try:  # the bytes read, not the model serialized again (that costs more than the check); from its file, the
+        onnx.checker.check_model(file if external else data)  # checker finds external data
     except Exception as e:  # noqa: BLE001 - onnx.checker.ValidationError and protobuf's size errors
         raise CgError(f"not a valid ONNX model: {first_line(e)}", file=file) from None
     return model

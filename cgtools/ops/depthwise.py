@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cgtools.threads import parallel_map
+
 ROWS_ELEMENTS = 1 << 16  # elements of the rows one multiply-add covers: a block that stays in cache
 
 
@@ -93,13 +95,16 @@ def depthwise_forward(xp, W, B, win):
     xq = split_phases(xp, grid, win.padded)
     w = filters(W, N * C, xp.dtype)
     yf = np.empty((N * C, math.prod(grid.shape)), xp.dtype)
-    for rows in row_blocks(N * C, grid.span):
+
+    def multiply_add(rows):
         y, x, ws = yf[rows, :grid.span], xq[rows], w[rows]
         term = np.empty_like(y)
         for k, (phase, shift) in enumerate(grid.reads):
             part = np.multiply(x[:, phase, shift:shift + grid.span], ws[:, k:k + 1], out=term if k else y)
             if k:
                 y += part
+
+    parallel_map(multiply_add, row_blocks(N * C, grid.span))
     y = grid.outputs(yf).reshape(N, C, *win.out)
     if B is not None:
         y = y + B.astype(xp.dtype, copy=False).reshape(C, *(1,) * len(win.out))
@@ -117,16 +122,23 @@ def depthwise_backward(xp, W, grad, win, needs_x: bool, needs_w: bool):
     if needs_x:
         w = filters(W, N * C, xp.dtype)
         gq = np.zeros((N * C, math.prod(grid.strides), gf.shape[1]), xp.dtype)
-        for rows in row_blocks(N * C, grid.span):
+
+        def multiply_add_back(rows):
             g, ws, term = gf[rows, :grid.span], w[rows], np.empty((len(w[rows]), grid.span), xp.dtype)
             for k, (phase, shift) in enumerate(grid.reads):
                 gq[rows, phase, shift:shift + grid.span] += np.multiply(g, ws[:, k:k + 1], out=term)
+
+        parallel_map(multiply_add_back, row_blocks(N * C, grid.span))
         gx = merge_phases(gq, grid, xp.shape)[win.inner]
     if needs_w:
         xq = split_phases(xp, grid, win.padded)
         g = gf[:, :grid.span]
-        per_row = np.stack([np.einsum("rl,rl->r", g, xq[:, phase, shift:shift + grid.span])
-                            for phase, shift in grid.reads], axis=1)
+
+        def dot_products(read):  # of the gradient with what one kernel offset read, row by row
+            phase, shift = read
+            return np.einsum("rl,rl->r", g, xq[:, phase, shift:shift + grid.span])
+
+        per_row = np.stack(parallel_map(dot_products, grid.reads), axis=1)
         gw = per_row.reshape(N, C, -1).sum(axis=0).reshape(W.shape)
     return gx, gw
 

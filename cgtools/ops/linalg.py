@@ -55,6 +55,13 @@ def product(a, b):
     return np.multiply(a, b) if a.shape[1] == 1 else a @ b
 
 
+def broadcasts_to(shape: tuple, target: tuple) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
 def stacked_by_matrix(a, b) -> bool:
     """A stack of matrices times one matrix (a Linear layer on a sequence or an image)."""
     return a.ndim > 2 and b.ndim == 2
@@ -79,6 +86,9 @@ class Gemm(Operation):
         if alpha != 1.0:
             y = y * alpha
         if C is not None:
+            if not broadcasts_to(C.shape, y.shape):
+                raise CgError(f"expected C to broadcast to the product's shape {list(y.shape)}, found C of shape "
+                              f"{list(C.shape)}")
             y = y + (C if beta == 1.0 else beta * C)
         return y
 

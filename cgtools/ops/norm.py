@@ -90,10 +90,14 @@ class BatchNormalization(Operation):
 
 
 def standardize(x, axes, epsilon):
-    """(x − mean)/√(var + ε) over axes, with the mean and 1/√(var + ε) (axes kept, as length 1)."""
-    mean = x.mean(axis=axes, keepdims=True)
+    """(x − mean)/√(var + ε) over axes, with the mean and 1/√(var + ε) (axes kept, as length 1). The means
+    are np.mean's own sum and division, without its Python wrapper (a layer norm runs on small tensors too)."""
+    count = math.prod(x.shape[a] for a in axes)
+    mean = np.add.reduce(x, axis=axes, keepdims=True) / count
     centred = x - mean
-    inv_std = 1 / np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True) + epsilon)
+    variance = np.add.reduce(np.square(centred), axis=axes, keepdims=True) / count
+    variance += epsilon
+    inv_std = np.reciprocal(np.sqrt(variance, out=variance), out=variance)
     return centred * inv_std, mean, inv_std
 
 

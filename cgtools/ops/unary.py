@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from cgtools.ops.base import Operation, register_op
+from cgtools.threads import parallel_map
 
 
 @register_op("Neg")
@@ -137,9 +138,8 @@ BLOCK = 1 << 15  # elements computed at a time: a chain of passes over a block t
 
 def blockwise(flat, compute):
     """compute(block) on each cache-sized block of a flat array, in place: a chain of numpy passes then reads
-    and writes cache, not memory."""
-    for start in range(0, flat.size, BLOCK):
-        compute(flat[start:start + BLOCK])
+    and writes cache, not memory; the blocks on as many threads as runs may use."""
+    parallel_map(lambda start: compute(flat[start:start + BLOCK]), range(0, flat.size, BLOCK))
     return flat
 
 
