@@ -91,7 +91,7 @@ def page_colouring(scene: Scene, t: dict) -> dict:
 def to_html(graph, run=None, view: View = View()) -> str:
     """The interactive page of `graph` (with a run's values and gradients)."""
     with collector_paused():  # the scene is gone by the time the page's text is made: a third less memory
-        return fill_template(page_doc(graph, run, view))
+        return fill_template(page_json(page_doc(graph, run, view)))
 
 
 def page_doc(graph, run, view: View) -> dict:
@@ -352,9 +352,17 @@ def script_json(doc) -> str:
         ">", "\\u003e").replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-def fill_template(doc: dict) -> str:
+def page_json(doc: dict) -> str:
+    """script_json of the page's data, field by field, each freed from `doc` (emptied) once it is text: a
+    100,000-node page's data as Python objects and as text are not held whole at once."""
+    fields = [f"{script_json(key)}:{script_json(doc.pop(key))}" for key in list(doc)]
+    return "{" + ",".join(fields) + "}"
+
+
+def fill_template(data: str) -> str:
+    """The page with its data (JSON text) and vis-network filled in."""
     page = resources.files("cgtools.export").joinpath("page.html").read_text(encoding="utf-8")
     vis = resources.files("pyvis").joinpath("lib/vis-9.1.2/vis-network.min.js").read_text(encoding="utf-8")
-    parts = {"/*CGTOOLS_DATA*/": script_json(doc), "/*VIS_NETWORK*/": vis.replace("</script", "<\\/script")}
+    parts = {"/*CGTOOLS_DATA*/": data, "/*VIS_NETWORK*/": vis.replace("</script", "<\\/script")}
     # one pass over the template only: text inserted for one marker is never searched for another
     return re.sub("|".join(re.escape(m) for m in parts), lambda m: parts[m.group(0)], page)
