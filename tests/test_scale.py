@@ -16,7 +16,7 @@ import pytest
 
 import cgtools
 from cgtools.export import draw
-from cgtools.export.labels import format_number, format_tensor, format_type
+from cgtools.export.labels import float_summaries, format_number, format_tensor, format_type
 from cgtools.export.table import TABLE_ROWS
 from cgtools.interpreter import compile_plan
 from cgtools.runs import BATCH, SMALL, arrays_of, surely_finite
@@ -211,3 +211,36 @@ def test_small_tensors_are_written_as_format_number_writes_each_element():
     for dtype in (np.float32, np.int8, np.bool_, "bfloat16"):
         a = np.zeros((2, 3), dtype)
         assert format_type(a) == f"{a.dtype} [2×3]"
+
+
+def test_summaries_made_a_shape_at_a_time_are_format_tensors_own():
+    """float_summaries stacks the small tensors of one shape and sums the rows: each summary must be the one
+    format_tensor writes of the tensor alone; those with a NaN or an infinity, or not C-ordered, are left out."""
+    rng = np.random.default_rng(6)
+    arrays = []
+    for dtype in (np.float32, np.float64):
+        for shape in ((7,), (8,), (2, 4), (3, 3, 3), (129,), (4096,), (1, 9)):
+            for k in range(20):
+                a = (rng.normal(size=shape) * 10.0 ** rng.integers(-8, 8)).astype(dtype)
+                a.flat[0] = np.nan if k == 3 else np.inf if k == 4 else a.flat[0]
+                arrays.append(np.zeros(shape, dtype) if k == 5 else a)
+    others = [np.ones((8, 4))[:, 0], np.arange(10.0).astype(np.float16), rng.normal(size=4097)]
+    for precision in (2, 4, 6):
+        found = float_summaries(arrays + others, precision)
+        assert all(id(a) not in found for a in others)
+        for a in arrays:
+            if np.isfinite(a).all() and a.size > 6:
+                assert found[id(a)][0] is a and found[id(a)][1] == format_tensor(a, precision)
+            else:
+                assert id(a) not in found
+
+
+def test_the_page_data_written_field_by_field_is_the_whole_documents_json():
+    from cgtools.export.html import page_doc, page_json, script_json
+    from cgtools.export.scene import View
+
+    graph = cgtools.load(chain_document(300, np.random.default_rng(7)))
+    doc = page_doc(graph, graph.run(per_use=True), View())
+    whole = script_json(doc)
+    assert page_json(doc) == whole and doc == {}
+    assert json.loads(whole)["nodes"] and "<" not in whole and "&" not in whole
