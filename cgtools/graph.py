@@ -18,12 +18,12 @@ from cgtools import checks, interpreter, json_format, notebook
 from cgtools.compiled import CompilePolicy
 from cgtools.errors import CgError, did_you_mean
 from cgtools.limits import MAX_TOTAL_ELEMENTS, checked_size
+
+if TYPE_CHECKING:  # networkx takes a fifth of a second to import: only what draws or converts a graph needs it
+    import networkx as nx
 from cgtools.memory import collector_paused
 from cgtools.ops import REGISTRY
 from cgtools.parts import LEAF_KINDS, Leaf, Node
-
-if TYPE_CHECKING:
-    import networkx as nx
 
 UNSIZED_DIM = 1  # the size random inputs give a symbolic dimension no --dim names
 
@@ -67,7 +67,7 @@ class Graph:
         if self._order is None:
             self._order = in_file_order(self.nodes)
         if self._order is None:
-            import networkx as nx  # only to name the cycle: a graph without one never imports it
+            import networkx as nx
 
             G = self.to_networkx()
             cycle = [G.edges[u, v, k]["tensor"] for u, v, k, *_ in nx.find_cycle(G)]
@@ -163,7 +163,7 @@ class Graph:
         and `grad` (and `use_grad`, this use's share, when the run kept them), leaves their own, and op nodes
         `values`/`grads` of their outputs.
         """
-        import networkx as nx  # not at import: loading, checking and running a graph do without it
+        import networkx as nx
 
         G = nx.MultiDiGraph(name=self.name, doc=self.doc, outputs=list(self.outputs), loss=self.loss,
                             opset=self.opset)

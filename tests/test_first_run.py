@@ -19,7 +19,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # what `run` never needs: the drawing code and its packages, the other runtimes, the comparison and authoring code
 NOT_NEEDED = ("onnx.reference", "onnxruntime", "torch", "pyvis", "jinja2", "jsonschema", "graphviz", "scipy",
-              "cgtools.export.scene", "cgtools.export.dot", "cgtools.export.html", "cgtools.export.layout",
+              "networkx", "cgtools.export.scene", "cgtools.export.dot", "cgtools.export.html", "cgtools.export.layout",
               "cgtools.compare", "cgtools.gradcheck", "cgtools.expr", "cgtools.train", "cgtools.optim")
 
 # runs `cgtools run` in a fresh interpreter, recording what the ONNX checker was given and which plans compiled
