@@ -66,6 +66,11 @@ class Flow:
 
 def compile_plan(graph) -> Plan:
     """The graph's topological order, flattened into slot indices."""
+    with collector_paused():  # a step's tuples and bound functions hold no cycle; a 100,000-node plan makes a million
+        return _compile_plan(graph)
+
+
+def _compile_plan(graph) -> Plan:
     names = [None, *graph.leaves, *(out for node in graph.nodes for out in node.outputs)]
     slots = {name: i for i, name in enumerate(names) if name is not None}
     slots[""] = 0

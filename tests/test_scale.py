@@ -57,13 +57,14 @@ def page_of(doc):
                          ids=["load-validate-plan", "html-page"])
 def test_work_grows_linearly_with_the_nodes(work, small):
     """Four times the nodes: four times the calls (a quadratic step shows as 16), and, timed as the fastest of
-    three so that a busy machine does not decide, well under the 16 times a quadratic step would take."""
+    three so that a busy machine does not decide, well under the 16 times a quadratic step would take (the larger
+    graph's objects miss the caches more: 4 to 6 times on a shared 2-core machine)."""
     rng = np.random.default_rng(0)
     small_doc, large_doc = chain_document(small, rng), chain_document(4 * small, rng)
     small_calls, small_time = calls_and_seconds(lambda: work(small_doc))
     large_calls, large_time = calls_and_seconds(lambda: work(large_doc))
     assert 3.5 < large_calls / small_calls < 4.5
-    assert large_time / small_time < 6
+    assert large_time / small_time < 8
 
 
 @pytest.fixture(scope="module")
