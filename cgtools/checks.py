@@ -27,45 +27,55 @@ def check(graph: Graph, places: list[str] | None = None) -> None:
     def at(i: int) -> str:
         return places[i] if places else f"nodes[{i}]"
 
-    made_by: dict[str, str] = {}
-    for leaf in graph.leaves.values():
-        made_by[leaf.name] = f"the {leaf.kind} {leaf.name!r}"
+    made_by: dict[str, int | None] = dict.fromkeys(graph.leaves)  # tensor -> the node making it; None: a leaf
     node_names: dict[str, int] = {}
     for i, node in enumerate(graph.nodes):
         for j, out in enumerate(node.outputs):
             if out in made_by:
-                raise CgError(f"tensor {out!r} is made twice: already by {made_by[out]}",
-                              where=f"{at(i)}.outputs[{j}]")
-            made_by[out] = f"nodes[{i}]"
+                k = made_by[out]
+                maker = f"the {graph.leaves[out].kind} {out!r}" if k is None else f"nodes[{k}]"
+                raise CgError(f"tensor {out!r} is made twice: already by {maker}", where=f"{at(i)}.outputs[{j}]")
+            made_by[out] = i
         if node.name in node_names or node.name in graph.leaves:
             other = (f"nodes[{node_names[node.name]}]" if node.name in node_names
                      else f"the {graph.leaves[node.name].kind} {node.name!r}")
             raise CgError(f"node name {node.name!r} is already taken by {other}; give the node its own \"name\"",
                           where=f"{at(i)}.name")
         node_names[node.name] = i
+    well_formed = set()  # (op, outputs, inputs given or empty, attribute names) of nodes found well-formed
     for i, node in enumerate(graph.nodes):
         for j, tensor in enumerate(node.inputs):
             if tensor and tensor not in made_by:
                 raise CgError(f"unknown tensor {tensor!r}{did_you_mean(tensor, made_by)}",
                               where=f"{at(i)}.inputs[{j}]")
-        try:
-            op = get_op(node.op)
-        except CgError as e:
-            raise e.located(where=f"{at(i)}.op") from None
-        try:
-            _check_arity(op, node)
-        except CgError as e:  # the place made only when needed: 100,000 nodes, 100,000 strings
-            raise e.within(places[i] if places else node_place(i, node)) from None
-        try:
-            node.attrs = check_attrs(op, node.attrs)
-        except CgError as e:
-            raise e.within(at(i)) from None
+        form = (node.op, len(node.outputs), *map(bool, node.inputs), *node.attrs)
+        if form in well_formed and not node.attrs:  # a chain of 100,000 Tanh checks one Tanh
+            continue
+        _check_node(node, form not in well_formed, places[i] if places else None, i)
+        well_formed.add(form)
     for j, out in enumerate(graph.outputs):
         if out not in made_by:
             raise CgError(f"unknown tensor {out!r}{did_you_mean(out, made_by)}", where=f"outputs[{j}]")
     if graph.loss is not None and graph.loss not in made_by:
         raise CgError(f"unknown tensor {graph.loss!r}{did_you_mean(graph.loss, made_by)}", where="loss")
     graph.topological_order()  # raises on a cycle, naming it
+
+
+def _check_node(node: Node, arity: bool, place: str | None, i: int) -> None:
+    """The node's op exists, takes as many inputs and outputs as it has (when `arity`) and its attributes."""
+    try:
+        op = get_op(node.op)
+    except CgError as e:
+        raise e.located(where=f"{place or f'nodes[{i}]'}.op") from None
+    try:
+        if arity:
+            _check_arity(op, node)
+    except CgError as e:  # the place made only when needed: 100,000 nodes, 100,000 strings
+        raise e.within(place or node_place(i, node)) from None
+    try:
+        node.attrs = check_attrs(op, node.attrs)
+    except CgError as e:
+        raise e.within(place or f"nodes[{i}]") from None
 
 
 def _check_arity(op, node: Node) -> None:

@@ -218,18 +218,19 @@ class Graph:
     @classmethod
     def from_dict(cls, doc, *, file: str | None = None) -> Graph:
         """The checked graph a document of the JSON format describes (`file`: where it was read from)."""
-        parts = json_format.parts_of(doc, file)
-        try:
-            graph = cls(**parts)
-            checks.check(graph)
-        except CgError as e:
-            raise e.located(file=file) from None
+        with collector_paused():  # a 100,000-node graph makes millions of small objects and no cycle
+            parts = json_format.parts_of(doc, file)
+            try:
+                graph = cls(**parts)
+                checks.check(graph)
+            except CgError as e:
+                raise e.located(file=file) from None
         return graph
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> Graph:
         """The checked graph of a .json file."""
-        with collector_paused():  # a 100,000-node file makes millions of small objects and no cycle
+        with collector_paused():  # and so does the reading of its file
             return cls.from_dict(json_format.read_document(path), file=str(path))
 
 

@@ -66,17 +66,25 @@ class Flow:
 
 def compile_plan(graph) -> Plan:
     """The graph's topological order, flattened into slot indices."""
+    with collector_paused():  # a step's tuples and bound functions hold no cycle; a 100,000-node plan makes a million
+        return _compile_plan(graph)
+
+
+def _compile_plan(graph) -> Plan:
     names = [None, *graph.leaves, *(out for node in graph.nodes for out in node.outputs)]
     slots = {name: i for i, name in enumerate(names) if name is not None}
     slots[""] = 0
-    steps = []
+    steps, plain = [], {}  # plain: op type -> its forward without attributes, bound once for all such nodes
     for i in graph.topological_order():
         node = graph.nodes[i]
         op = get_op(node.op)
-        forward = bound_forward(op, node.attrs)
-        ins = tuple(slots[t] for t in node.inputs)
+        if node.attrs:
+            forward = bound_forward(op, node.attrs)
+        else:
+            forward = plain.get(node.op) or plain.setdefault(node.op, bound_forward(op, node.attrs))
+        ins = tuple([slots[t] for t in node.inputs])
         gather = itemgetter(*ins) if ins else (lambda _: ())
-        steps.append(Step(forward, op.backward, ins, tuple(slots[t] for t in node.outputs), node_place(i, node),
+        steps.append(Step(forward, op.backward, ins, tuple([slots[t] for t in node.outputs]), node_place(i, node),
                           gather, len(ins) == 1, node.name))
     leaf_slots = [slots[name] for name in graph.leaves]
     constants = {slots[leaf.name] for leaf in graph.leaves_of("constant")}
@@ -280,10 +288,11 @@ def flow_of(plan: Plan, vals: list) -> Flow:
             requires[i] = i not in plan.constant_slots and carries_gradient(vals[i])
         steps = []
         for k, step in enumerate(plan.steps):
-            needs = tuple(requires[i] for i in step.ins)
+            ins = step.ins
+            needs = (requires[ins[0]],) if step.unary else tuple([requires[i] for i in ins])
             if True in needs:
-                wanted = tuple((pos, i) for pos, i in enumerate(step.ins) if requires[i])
-                steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place, step.ins))
+                wanted = ((0, ins[0]),) if step.unary else tuple([(pos, i) for pos, i in enumerate(ins) if requires[i]])
+                steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place, ins))
                 for i in step.outs:
                     requires[i] = carries_gradient(vals[i])
         flow = plan.flows[key] = Flow(requires, steps[::-1])

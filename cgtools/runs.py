@@ -12,27 +12,31 @@ from cgtools.errors import node_place
 from cgtools.numerics import deliberate_infinities, non_finite
 
 SMALL = 4_096  # elements; arrays up to this size are checked for NaN and infinity together, CHUNK at a time
-CHUNK = 1 << 20  # elements
+BATCH = (1 << 20) // SMALL  # small arrays checked at once: at most a million elements
 
 
 def surely_finite(arrays) -> bool:
     """Whether no array holds a NaN or an infinity (False: look closer). The small float arrays are checked
-    together, in chunks: a 100,000-node graph's 200,000 tensors in a tenth of a second rather than two."""
-    chunk, held = [], 0
+    together, BATCH at a time: a 100,000-node graph's 200,000 tensors in a tenth of a second rather than two."""
+    small = []
     for a in arrays:
         if a is None:
             continue
-        if a.dtype.kind != "f" or a.size > SMALL:
-            if non_finite(a):
-                return False
-            continue
-        chunk.append(a.ravel())
-        held += a.size
-        if held >= CHUNK:
-            if not np.isfinite(np.concatenate(chunk)).all():
-                return False
-            chunk, held = [], 0
-    return not chunk or bool(np.isfinite(np.concatenate(chunk)).all())
+        if not isinstance(a, np.ndarray):  # a sequence's list of arrays: look closer
+            return False
+        if a.size <= SMALL and a.dtype.kind == "f":
+            small.append(a)
+        elif non_finite(a):
+            return False
+    return all(np.isfinite(np.concatenate(small[k:k + BATCH], axis=None)).all() for k in range(0, len(small), BATCH))
+
+
+def arrays_of(values: Mapping) -> list:
+    """The arrays of a run's values or gradients, without looking each up by name (None: a slot never reached,
+    which reads as zeros)."""
+    if isinstance(values, SlotView):
+        return [a for a, here in zip(values._arrays, values._present) if here]
+    return list(values.values())
 
 
 class SlotView(Mapping):
@@ -85,7 +89,7 @@ class Run:
         """Tensors holding a NaN or an infinity: values in forward order (the first is where it started) and
         gradients in backward order (the first is nearest the loss). Values whose infinities a mask made on
         purpose (numerics.deliberate_infinities) are left out."""
-        if surely_finite(self.values.values()) and surely_finite(self.grads.values()):
+        if surely_finite(arrays_of(self.values)) and surely_finite(arrays_of(self.grads)):
             return [], []
         graph = self.graph
         order = [*graph.leaves, *(t for i in graph.topological_order() for t in graph.nodes[i].outputs)]

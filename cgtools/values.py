@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import ml_dtypes  # registers bfloat16, float8_*, int4 … with numpy, by name
@@ -37,6 +38,7 @@ def carries_gradient(value) -> bool:
     return value is not None and differentiable(value.dtype)
 
 
+@cache  # by dtype: a dtype's name is slow to make, and backward asks once per tensor
 def differentiable(dtype) -> bool:
     """Whether a tensor of this dtype carries a gradient (ml_dtypes' kinds say 'f' for float8_e5m2 alone)."""
     return np.dtype(dtype).name in GRAD_DTYPES

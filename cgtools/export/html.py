@@ -22,7 +22,7 @@ import numpy as np
 from cgtools.export.colours import MEASURES, edge_colours
 from cgtools.export.grouping import diagram_scene
 from cgtools.export.hierarchy import Scope, common_prefix, has_hierarchy, scopes
-from cgtools.export.labels import format_shape, format_tensor
+from cgtools.export.labels import format_tensor, format_type
 from cgtools.export.layout import positions
 from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View, alerting, at, schedule
 from cgtools.export.themes import theme
@@ -64,7 +64,7 @@ def tensor_text(name: str, value, grad, loss: str | None, share=None) -> dict:
     """What hovering an edge shows, in parts the page reveals with the steps: the tensor's name and type, its
     value, its gradient (and for one read of a shared tensor, what this read adds), written out up to
     TOOLTIP_ELEMENTS elements and summarised past that."""
-    text = {"head": name + (f"\n{value.dtype} {format_shape(value.shape)}" if value is not None else "")}
+    text = {"head": name + ("\n" + format_type(value) if value is not None else "")}
     if value is not None:
         text["value"] = "value: " + format_tensor(value, 6, inline=TOOLTIP_ELEMENTS)
     if grad is not None and loss is not None:
@@ -91,7 +91,7 @@ def page_colouring(scene: Scene, t: dict) -> dict:
 def to_html(graph, run=None, view: View = View()) -> str:
     """The interactive page of `graph` (with a run's values and gradients)."""
     with collector_paused():  # the scene is gone by the time the page's text is made: a third less memory
-        return fill_template(page_doc(graph, run, view))
+        return fill_template(page_json(page_doc(graph, run, view)))
 
 
 def page_doc(graph, run, view: View) -> dict:
@@ -221,6 +221,8 @@ def group_table(scene: Scene, scope_of: dict, where: dict) -> dict[Scope, dict]:
 
 def stage_labels(lines, *, node: bool = False) -> list[str]:
     """An element's label at each of the page's STAGES."""
+    if all(line.until is None for line in lines):  # nothing in it waits for the run (most ops): one label
+        return [vis_label([line[:2] for line in lines], node=node)] * len(STAGES)
     return [vis_label(at(lines, reveal), node=node) for reveal in STAGES]
 
 
@@ -328,7 +330,7 @@ def node_info(graph, ops: dict, model: str, kind: str, run) -> dict:
         rows.append(["doc", leaf.doc])
     if run is not None and model in run.values:
         value = run.values[model]
-        rows += [["tensor", f"{value.dtype} {format_shape(value.shape)}"],
+        rows += [["tensor", format_type(value)],
                  ["value", format_tensor(value, 6, inline=TOOLTIP_ELEMENTS)]]
         if model in run.grads:
             rows.append([f"∂{run.loss}/∂{model}", format_tensor(run.grads[model], 6, inline=TOOLTIP_ELEMENTS)])
@@ -350,9 +352,17 @@ def script_json(doc) -> str:
         ">", "\\u003e").replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-def fill_template(doc: dict) -> str:
+def page_json(doc: dict) -> str:
+    """script_json of the page's data, field by field, each freed from `doc` (emptied) once it is text: a
+    100,000-node page's data as Python objects and as text are not held whole at once."""
+    fields = [f"{script_json(key)}:{script_json(doc.pop(key))}" for key in list(doc)]
+    return "{" + ",".join(fields) + "}"
+
+
+def fill_template(data: str) -> str:
+    """The page with its data (JSON text) and vis-network filled in."""
     page = resources.files("cgtools.export").joinpath("page.html").read_text(encoding="utf-8")
     vis = resources.files("pyvis").joinpath("lib/vis-9.1.2/vis-network.min.js").read_text(encoding="utf-8")
-    parts = {"/*CGTOOLS_DATA*/": script_json(doc), "/*VIS_NETWORK*/": vis.replace("</script", "<\\/script")}
+    parts = {"/*CGTOOLS_DATA*/": data, "/*VIS_NETWORK*/": vis.replace("</script", "<\\/script")}
     # one pass over the template only: text inserted for one marker is never searched for another
     return re.sub("|".join(re.escape(m) for m in parts), lambda m: parts[m.group(0)], page)

@@ -18,11 +18,19 @@ import networkx as nx
 from cgtools.errors import CgError, did_you_mean
 from cgtools.export.colours import MEASURES, Colouring, magnitudes
 from cgtools.export.folding import listed_inside, weight_line
-from cgtools.export.labels import format_shape, format_tensor, has_non_finite, op_symbol, shorten
+from cgtools.export.labels import (
+    float_summaries,
+    format_shape,
+    format_tensor,
+    format_type,
+    has_non_finite,
+    op_symbol,
+    shorten,
+)
 from cgtools.export.themes import theme
 from cgtools.numerics import deliberate_infinities
 from cgtools.ops import get_op
-from cgtools.runs import surely_finite
+from cgtools.runs import arrays_of, surely_finite
 
 SHOW = ("values", "grads", "shapes", "names", "constants", "leaves")
 DEFAULT_SHOW = frozenset({"values", "grads", "names"})
@@ -224,8 +232,12 @@ class Facts:
         self.grads = run.grads if run is not None else {}
         self.shares = run.use_grads if run is not None else {}
         self.inside = listed_inside(graph, self.G, view.show)
-        self.masked = frozenset() if run is None or surely_finite(self.values.values()) else deliberate_infinities(
-            graph, self.values)  # no alert for these
+        # a run whose values (gradients) are all finite needs no look at each for an alert
+        self.finite_values = run is None or surely_finite(arrays_of(self.values))
+        self.finite_grads = run is None or surely_finite(arrays_of(self.grads)) and surely_finite(self.shares.values())
+        self.masked = frozenset() if self.finite_values else deliberate_infinities(graph, self.values)  # no alert
+        self.summaries = {} if run is None else float_summaries(
+            [*arrays_of(self.values), *arrays_of(self.grads), *self.shares.values()], view.precision)
         self.folded = {} if "constants" in view.show else {
             name: format_tensor(leaf.value, view.precision) if leaf.value is not None and leaf.value.size <= 6
             else name for name, leaf in graph.leaves.items()
@@ -245,9 +257,9 @@ class Facts:
             head = f"{head} {format_shape(value.shape)}".strip()
         bare = (head, role or "value") if head else ("", "blank")
         if value is not None and "values" in show:
-            text = format_tensor(value, self.view.precision)
+            text = self.written(value)
             text = f"{head} = {text}" if head else text
-            bad = has_non_finite(value) and tensor not in self.masked
+            bad = not self.finite_values and has_non_finite(value) and tensor not in self.masked
             lines = [Line(("⚠ " if bad else "") + text, "alert" if bad else role or "value", ("values", tensor), bare)]
         else:
             lines = [Line(*bare)]
@@ -255,6 +267,11 @@ class Facts:
         if "grads" in show and grad is not None and self.loss is not None:
             lines.append(self.grad_line(f"∂{self.loss}/∂{shorten(tensor)} = ", grad, "grad", ("grads", tensor)))
         return lines
+
+    def written(self, array) -> str:
+        """format_tensor(array) at the view's precision; a small tensor's summary was made with the others'."""
+        found = self.summaries.get(id(array))
+        return found[1] if found is not None and found[0] is array else format_tensor(array, self.view.precision)
 
     def drops(self, key: str) -> bool:
         """Whether a leaf or op of the graph is not drawn: folded into its reader's symbol or listed inside it."""
@@ -275,11 +292,11 @@ class Facts:
         source = self.inside.source[name]
         text = f"{leaf.kind if leaf is not None else 'weight'} {source}" + (f" (as {name})" if source != name else "")
         if value is not None:  # without "values" shown, a weight mapped from disk is not read
-            text += f": {value.dtype} {format_shape(value.shape)}"
-            text += f" = {format_tensor(value, self.view.precision)}" if "values" in self.view.show else ""
+            text += ": " + format_type(value)
+            text += f" = {self.written(value)}" if "values" in self.view.show else ""
         grad = self.grads.get(name)
         if grad is not None and self.loss is not None:
-            text += f"; ∂{self.loss}/∂{name} = {format_tensor(grad, self.view.precision)}"
+            text += f"; ∂{self.loss}/∂{name} = {self.written(grad)}"
         return text
 
     def use_lines(self, tensor: str, use: tuple[str, int]) -> list[Line]:
@@ -290,15 +307,15 @@ class Facts:
         return [self.grad_line(f"∂{self.loss}/∂{shorten(tensor)} += ", share, "share", ("uses", use))]
 
     def grad_line(self, prefix: str, grad, role: str, until: tuple) -> Line:
-        text = prefix + format_tensor(grad, self.view.precision)
-        if has_non_finite(grad):
+        text = prefix + self.written(grad)
+        if not self.finite_grads and has_non_finite(grad):
             return Line("⚠ " + text, f"alert_{role}", until)
         return Line(text, role, until)
 
     def edge(self, tensor: str, lines: list[Line]) -> dict:
         """What an edge carrying `tensor` says, and its hover text: the name, dtype and shape."""
         value = self.values.get(tensor)
-        described = f"{value.dtype} {format_shape(value.shape)}" if value is not None else ""
+        described = format_type(value) if value is not None else ""
         return {"tensor": tensor, "lines": lines, "hover": (f"{tensor}: {described}" if described else tensor,)}
 
 
