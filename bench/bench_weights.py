@@ -73,7 +73,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--width", type=int, default=4096)
-    parser.add_argument("--cgtools", default=shutil.which("cgtools") or "cgtools")
+    parser.add_argument("--cgtools", default=str(Path(sys.executable).with_name("cgtools")))  # as installed
     parser.add_argument("--keep", metavar="DIR", help="Write the model into DIR (kept; reused when it is there).")
     args = parser.parse_args()
     layers = max(1, round(args.gib * 2**30 / (4 * args.width**2)))

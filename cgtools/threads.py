@@ -29,7 +29,8 @@ _blas_libraries: list | None = None  # threadpoolctl's controllers of the BLAS l
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # parallel_map's (process id, size, threads)
 _own_baseline = (time.monotonic(), time.process_time())  # where this process's own CPU use is counted from
 PROC_STAT = "/proc/stat"
-MEASURED_WINDOW = (0.1, 60.0)  # seconds: a shorter window holds too few clock ticks, a longer one is stale
+MEASURED_WINDOW = (0.25, 60.0)  # seconds: a shorter window holds too few clock ticks, a longer one is stale
+BUSY_SHARE = 0.75  # the share of a core other processes must use for it to count as busy
 
 
 def usable_cores() -> int:
@@ -93,11 +94,11 @@ def measured_busy() -> float | None:
 
 
 def busy_elsewhere() -> int:
-    """Cores kept busy by other processes, to the nearest core: measured since the last decision where Linux
-    tells, else the 1-minute load average less this process's share, rounded down."""
+    """Cores kept busy by other processes: measured since the last decision where Linux tells, else the
+    1-minute load average less this process's share, rounded down."""
     measured = measured_busy()
-    if measured is not None:
-        return round(measured)
+    if measured is not None:  # a core counts as taken when others used three quarters of it: ticks are coarse
+        return int(measured + 1 - BUSY_SHARE)
     if not hasattr(os, "getloadavg"):
         return 0
     try:

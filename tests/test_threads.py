@@ -100,6 +100,8 @@ def test_busy_cores_are_measured_from_linux_accounting_less_this_process(monkeyp
     assert threads.thread_count() == 2
     monkeypatch.setattr(threads, "_last_sample", (10.0, 1000, 3.0))
     assert threads.measured_busy() == pytest.approx(2.0)
+    monkeypatch.setattr(threads, "_last_sample", (10.0, 1015, 3.0))  # 1.7 cores: one taken, the other still ours
+    assert threads.measured_busy() == pytest.approx(1.7) and threads.busy_elsewhere() == 1
     monkeypatch.setattr(threads, "_last_sample", (10.45, 1000, 3.0))  # 0.05 s: too few ticks to tell
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert threads.measured_busy() is None and threads.thread_count() == 4
@@ -107,7 +109,7 @@ def test_busy_cores_are_measured_from_linux_accounting_less_this_process(monkeyp
     assert threads.measured_busy() is None
 
 
-def test_a_process_spinning_beside_takes_its_core_from_the_count():
+def test_a_process_spinning_beside_takes_its_core_from_the_count(monkeypatch):
     """A real spinning process, measured through /proc/stat within a second: never more threads than the
     cores it leaves (fewer when others are busy too)."""
     import multiprocessing
@@ -117,7 +119,7 @@ def test_a_process_spinning_beside_takes_its_core_from_the_count():
     spinner = multiprocessing.get_context("fork").Process(target=spin, daemon=True)
     spinner.start()
     try:
-        threads.measured_busy()  # the window starts now, with the spinner running
+        monkeypatch.setattr(threads, "_last_sample", threads.cpu_sample())  # the window starts with the spinner
         time.sleep(0.5)
         assert threads.thread_count() <= max(1, cores - 1)
     finally:

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.ops.base import Operation, register_op
-from cgtools.ops.unary import blockwise, erf
+from cgtools.ops.unary import BLOCK, blockwise, erf
 
 
 def log_softmax(x, axis):
@@ -56,20 +56,20 @@ class LeakyRelu(Operation):
 
 
 def sigmoid(x):
-    """1 / (1 + e^-x) on cache-sized blocks (float16 in float32); e^-x overflows to infinity for x < -88 in
-    float32, and σ is then 0, as it should be."""
-    if x.dtype.kind != "f":
-        return 1 / (1 + np.exp(-x))
-
+    """(tanh(x/2) + 1)/2, which never overflows (1/(1 + e^-x) does, for x < -88 in float32); big tensors on
+    cache-sized blocks, float16 in float32."""
     def logistic(block):
-        np.negative(block, out=block)
-        np.exp(block, out=block)
-        block += 1.0
-        np.reciprocal(block, out=block)
+        block *= 0.5
+        np.tanh(block, out=block)
+        block *= 0.5
+        block += 0.5
 
-    with np.errstate(over="ignore"):
-        flat = blockwise(x.astype(np.result_type(x, np.float32)).reshape(-1), logistic)
-    return flat.reshape(x.shape).astype(x.dtype, copy=False)
+    y = np.array(x, np.result_type(x, np.float32))  # a copy to work in (integers as floats)
+    if y.size <= BLOCK:
+        logistic(y)  # one block: no need for the blocks' bookkeeping
+    else:
+        y = blockwise(y.reshape(-1), logistic).reshape(x.shape)
+    return y.astype(x.dtype, copy=False) if x.dtype.kind == "f" else y
 
 
 @register_op("Sigmoid")
