@@ -31,6 +31,7 @@ from cgtools.cli.options import (
     parse_sets,
     parts_drawn,
     random_inputs_options,
+    run_output_options,
     show_items,
     split_names,
     upstream_gradient,
@@ -55,29 +56,25 @@ def cli(ctx):
 @UPSTREAM_OPTION
 @LABELS_OPTION
 @LOSS_FN_OPTION
-@click.option("--json", "as_json", is_flag=True, help='Print {"values": {...}, "grads": {...}} as JSON.')
-@click.option("--stats", is_flag=True, help="Print per tensor, value and gradient: dtype, shape, min, max, mean, "
-              "std, the fraction of zeros, and the NaN and infinity counts, instead of the values.")
-@click.option("--check-numerics", is_flag=True, help="Stop at the first node making a NaN or an infinity (not a "
-              "mask's -inf), forward or backward: print it, its op, attributes and its inputs' statistics; exit 1.")
-@click.option("--all", "every_row", is_flag=True, help="Print every tensor's row even on a graph of over 1,000 "
-              "tensors (by default its inputs, params and outputs).")
-@PRECISION_OPTION
+@run_output_options
 def run(graph, sets, inputs_file, random, kinds, no_backward, loss, upstream, labels_file, loss_fn, as_json, stats,
-        check_numerics, every_row, precision):
+        check_numerics, every_row, precision, profile):
     """Run GRAPH forward and backward; print every tensor's value and gradient."""
+    from cgtools.cli.reporting import note_rows_left_out
     from cgtools.export.table import run_json, run_table, shown_tensors, stats_table
+    from cgtools.profile import profiled
 
     # unlike render, run says so when backward cannot start (several outputs, a loss that is no scalar)
     g, values = loaded(graph, sets, inputs_file, random, kinds)
     g, loss = attach_loss(g, values, labels_file, loss_fn, loss, upstream)
     backward = {"loss": loss, "seed": upstream_gradient(upstream)} if not no_backward else {"backward": False}
-    result = checked_run(g, values, check_numerics=check_numerics, **backward)
+    with profiled(g, profile) as timings:
+        result = checked_run(g, values, check_numerics=check_numerics, **backward)
     names = shown_tensors(result, every_row or as_json)
     click.echo(run_json(result) if as_json else (stats_table if stats else run_table)(result, precision, names))
-    if len(names) < len(result.values):
-        note(f"{len(result.values) - len(names):,} of {len(result.values):,} tensors left out: the table shows the "
-             "graph's inputs, params and outputs (not params past 1,000); --all prints every row")
+    note_rows_left_out(len(names), len(result.values))
+    if profile:
+        click.echo(timings.report())
 
 
 @cli.command()

@@ -82,6 +82,24 @@ def random_inputs_options(command):
     return wrapped
 
 
+def run_output_options(command):
+    """How `run` prints its result: --json, --stats, --check-numerics, --all, --precision and --profile."""
+    for option in reversed((
+            click.option("--json", "as_json", is_flag=True, help='Print {"values": {...}, "grads": {...}} as JSON.'),
+            click.option("--stats", is_flag=True, help="Print per tensor, value and gradient: dtype, shape, min, max, "
+                         "mean, std, the fraction of zeros, and the NaN and infinity counts, instead of the values."),
+            click.option("--check-numerics", is_flag=True, help="Stop at the first node making a NaN or an infinity "
+                         "(not a mask's -inf), forward or backward: print it, its op, attributes and its inputs' "
+                         "statistics; exit 1."),
+            click.option("--all", "every_row", is_flag=True, help="Print every tensor's row even on a graph of over "
+                         "1,000 tensors (by default its inputs, params and outputs)."),
+            PRECISION_OPTION,
+            click.option("--profile", is_flag=True, help="Also print where the time went: each op type's forward and "
+                         "backward milliseconds and the slowest nodes (the run interpreted, each op timed)."))):
+        command = option(command)
+    return command
+
+
 def graph_options(command):
     """GRAPH and its values, as run, info and gradcheck take them: the argument, --set, --inputs, --random-inputs
     with --dim, and --params/--constants (the command receives graph, sets, inputs_file, random and kinds), and

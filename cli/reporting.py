@@ -11,6 +11,12 @@ PROGRESS_FROM = 12  # frames; shorter sequences draw in a blink
 INTERNAL_ERROR = 70  # exit code of a bug in cgtools (sysexits' EX_SOFTWARE); an input's fault exits 1
 
 
+def note_rows_left_out(shown: int, tensors: int) -> None:
+    if shown < tensors:
+        note(f"{tensors - shown:,} of {tensors:,} tensors left out: the table shows the graph's inputs, params and "
+             "outputs (not params past 1,000); --all prints every row")
+
+
 def note(text: str) -> None:
     from cgtools.errors import terminal_safe
 

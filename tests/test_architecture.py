@@ -24,7 +24,7 @@ LAYERS = [
     ("formats", ["cgtools.onnx.read", "cgtools.onnx.roles", "cgtools.onnx.write", "cgtools.expr", "cgtools.tensor"]),
     ("export", ["cgtools.export"]),
     ("façade", ["cgtools.io", "cgtools.optim", "cgtools.train", "cgtools.compare", "cgtools.gradcheck",
-                 "cgtools.info", "cgtools.losses"]),
+                 "cgtools.info", "cgtools.losses", "cgtools.profile"]),
     ("applications", ["cgtools.cli", "cgtools.onnx.conformance", "cgtools"]),
 ]
 MAX_FUNCTION_LINES = 60
