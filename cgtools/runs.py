@@ -11,7 +11,7 @@ from cgtools import notebook
 from cgtools.errors import node_place
 from cgtools.numerics import deliberate_infinities, non_finite
 
-SMALL = 4_096  # elements; arrays up to this size are checked for NaN and infinity together, CHUNK at a time
+SMALL = 4_096  # elements; arrays up to this size are checked for NaN and infinity together, BATCH at a time
 BATCH = (1 << 20) // SMALL  # small arrays checked at once: at most a million elements
 
 

@@ -33,11 +33,15 @@ MEASURED_WINDOW = (0.25, 60.0)  # seconds: a shorter window holds too few clock 
 BUSY_SHARE = 0.75  # the share of a core other processes must use for it to count as busy
 
 
-def usable_cores() -> int:
+def usable_core_set() -> set:
     """The cores this process may run on: its affinity mask where the system has one, else every core."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        return os.sched_getaffinity(0)
+    return set(range(os.cpu_count() or 1))
+
+
+def usable_cores() -> int:
+    return len(usable_core_set())
 
 
 def own_load() -> float:
@@ -70,8 +74,7 @@ def busy_ticks(cores: set) -> int | None:
 
 
 def cpu_sample() -> tuple[float, int | None, float]:
-    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
-    return time.monotonic(), busy_ticks(cores), time.process_time()
+    return time.monotonic(), busy_ticks(usable_core_set()), time.process_time()
 
 
 _last_sample = cpu_sample()

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from cgtools.numerics import non_finite
 from cgtools.values import is_float
 
 INLINE_ELEMENTS = 6  # tensors up to this size are written out in full
@@ -152,5 +153,4 @@ def op_symbol(cls, inputs: list[str], folded: dict[str, str]) -> str:
 
 
 def has_non_finite(value) -> bool:
-    a = np.asarray(value) if value is not None else None
-    return a is not None and (a.dtype.kind == "c" or is_float(a.dtype)) and not np.isfinite(a).all()
+    return value is not None and non_finite(np.asarray(value))
