@@ -23,42 +23,67 @@ DRY_RUN_ELEMENTS = 2**24  # elements of zeros a dry run (validate, convert) may 
 
 def check(graph: Graph, places: list[str] | None = None) -> None:
     """The semantic checks: names, references, ops, attributes, arity and cycles. `places` names the nodes
-    in messages as their file does (`node 3 (Mul 'c')`), one per node; by default `nodes[3]`."""
-    def at(i: int) -> str:
-        return places[i] if places else f"nodes[{i}]"
-
+    in messages as their file does (`node 3 (Mul 'c')`), one per node; by default `nodes[3]`. Each pass is
+    over whole lists at once; only when it finds a problem does a walk node by node say which comes first."""
+    nodes = graph.nodes
     made_by: dict[str, int | None] = dict.fromkeys(graph.leaves)  # tensor -> the node making it; None: a leaf
-    node_names: dict[str, int] = {}
-    for i, node in enumerate(graph.nodes):
-        for j, out in enumerate(node.outputs):
-            if out in made_by:
-                k = made_by[out]
-                maker = f"the {graph.leaves[out].kind} {out!r}" if k is None else f"nodes[{k}]"
-                raise CgError(f"tensor {out!r} is made twice: already by {maker}", where=f"{at(i)}.outputs[{j}]")
-            made_by[out] = i
-        if node.name in node_names or node.name in graph.leaves:
-            other = (f"nodes[{node_names[node.name]}]" if node.name in node_names
-                     else f"the {graph.leaves[node.name].kind} {node.name!r}")
-            raise CgError(f"node name {node.name!r} is already taken by {other}; give the node its own \"name\"",
-                          where=f"{at(i)}.name")
-        node_names[node.name] = i
-    well_formed = set()  # (op, outputs, inputs given or empty, attribute names) of nodes found well-formed
-    for i, node in enumerate(graph.nodes):
-        for j, tensor in enumerate(node.inputs):
-            if tensor and tensor not in made_by:
-                raise CgError(f"unknown tensor {tensor!r}{did_you_mean(tensor, made_by)}",
-                              where=f"{at(i)}.inputs[{j}]")
-        form = (node.op, len(node.outputs), *map(bool, node.inputs), *node.attrs)
-        if form in well_formed and not node.attrs:  # a chain of 100,000 Tanh checks one Tanh
-            continue
-        _check_node(node, form not in well_formed, places[i] if places else None, i)
-        well_formed.add(form)
+    made_by.update((out, i) for i, node in enumerate(nodes) for out in node.outputs)
+    names = {node.name for node in nodes}
+    if (len(made_by) < len(graph.leaves) + sum(len(node.outputs) for node in nodes) or len(names) < len(nodes)
+            or not names.isdisjoint(graph.leaves)):
+        _refuse_repeats(graph, places)
+    read = {tensor for node in nodes for tensor in node.inputs}
+    read.discard("")
+    if not read.issubset(made_by):
+        _refuse_unknown_inputs(graph, made_by, places)
+    # nodes alike (op, output count, inputs, no attributes) pass or fail alike: a chain of 100,000 Tanh checks one
+    forms = [(node.op, len(node.outputs), len(node.inputs)) if not node.attrs and "" not in node.inputs else i
+             for i, node in enumerate(nodes)]
+    firsts = {}
+    for i, form in enumerate(forms):
+        firsts.setdefault(form, i)
+    for i in sorted(firsts.values()):
+        _check_node(nodes[i], True, places[i] if places else None, i)
     for j, out in enumerate(graph.outputs):
         if out not in made_by:
             raise CgError(f"unknown tensor {out!r}{did_you_mean(out, made_by)}", where=f"outputs[{j}]")
     if graph.loss is not None and graph.loss not in made_by:
         raise CgError(f"unknown tensor {graph.loss!r}{did_you_mean(graph.loss, made_by)}", where="loss")
     graph.topological_order()  # raises on a cycle, naming it
+
+
+def _place(places: list[str] | None, i: int) -> str:
+    return places[i] if places else f"nodes[{i}]"
+
+
+def _refuse_repeats(graph: Graph, places: list[str] | None) -> None:
+    """The first tensor made twice, or node name taken twice, in file order, as a CgError."""
+    made_by: dict[str, int | None] = dict.fromkeys(graph.leaves)
+    node_names: dict[str, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for j, out in enumerate(node.outputs):
+            if out in made_by:
+                k = made_by[out]
+                maker = f"the {graph.leaves[out].kind} {out!r}" if k is None else f"nodes[{k}]"
+                raise CgError(f"tensor {out!r} is made twice: already by {maker}",
+                              where=f"{_place(places, i)}.outputs[{j}]")
+            made_by[out] = i
+        if node.name in node_names or node.name in graph.leaves:
+            other = (f"nodes[{node_names[node.name]}]" if node.name in node_names
+                     else f"the {graph.leaves[node.name].kind} {node.name!r}")
+            raise CgError(f"node name {node.name!r} is already taken by {other}; give the node its own \"name\"",
+                          where=f"{_place(places, i)}.name")
+        node_names[node.name] = i
+
+
+def _refuse_unknown_inputs(graph: Graph, made_by: dict, places: list[str] | None) -> None:
+    """The first node, in file order, that reads an unknown tensor or is itself malformed, as a CgError."""
+    for i, node in enumerate(graph.nodes):
+        for j, tensor in enumerate(node.inputs):
+            if tensor and tensor not in made_by:
+                raise CgError(f"unknown tensor {tensor!r}{did_you_mean(tensor, made_by)}",
+                              where=f"{_place(places, i)}.inputs[{j}]")
+        _check_node(node, True, places[i] if places else None, i)
 
 
 def _check_node(node: Node, arity: bool, place: str | None, i: int) -> None:

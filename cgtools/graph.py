@@ -252,6 +252,8 @@ def in_file_order(nodes: list[Node]) -> list[int] | None:
     """Node indices in a topological order, the earliest in the file first among those ready (Kahn's algorithm
     with a heap: linear in the edges, on indices rather than a networkx graph); None when there is a cycle."""
     producer = {out: i for i, node in enumerate(nodes) for out in node.outputs}
+    if all(producer.get(t, -1) < i for i, node in enumerate(nodes) for t in node.inputs):
+        return list(range(len(nodes)))  # each node reads only earlier ones: the heap would give the file's order
     readers: list[list[int]] = [[] for _ in nodes]
     waiting = [0] * len(nodes)
     for i, node in enumerate(nodes):

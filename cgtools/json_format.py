@@ -179,36 +179,36 @@ def _parts(doc: dict, folder: Path, file: str | None) -> dict:
     npz_cache: dict = {}
     leaves, places, total = [], {}, 0
     for plural, kind in (("inputs", "input"), ("params", "param"), ("constants", "constant")):
-        for i, entry in enumerate(doc.get(plural, [])):
-            if entry["name"] in places:
-                raise CgError(f"tensor {entry['name']!r} is declared twice: already at {places[entry['name']]}",
+        for i, entry in enumerate(doc.get(plural, [])):  # places written out only in messages: 100,000 leaves
+            name = entry["name"]
+            if name in places:
+                raise CgError(f"tensor {name!r} is declared twice: already at {'{}[{}]'.format(*places[name])}",
                               file=file, where=f"{plural}[{i}].name")
-            places[entry["name"]] = f"{plural}[{i}]"
-            shape = _declared_shape(entry, f"{plural}[{i}].shape", file)
+            places[name] = (plural, i)
+            shape = _declared_shape(entry, plural, i, file) if "shape" in entry else None
             try:
                 value = None if "value" not in entry else tensor_values.decode(
                     entry["value"], dtype=entry.get("dtype"), shape=shape, folder=folder, npz_cache=npz_cache,
                     budget=MAX_TOTAL_ELEMENTS - total)
             except CgError as e:
                 raise e.within(f"{plural}[{i}].value").located(file=file) from None
-            total += 0 if value is None else value.size
-            if total > MAX_TOTAL_ELEMENTS:
-                raise CgError(f"expected at most {MAX_TOTAL_ELEMENTS:,} elements in all the values of a graph, "
-                              f"found {total:,} by this one", file=file, where=f"{plural}[{i}].value")
-            leaves.append(Leaf(entry["name"], kind, value, entry.get("dtype"), shape, entry.get("doc", "")))
+            if value is not None:
+                total += value.size
+                if total > MAX_TOTAL_ELEMENTS:
+                    raise CgError(f"expected at most {MAX_TOTAL_ELEMENTS:,} elements in all the values of a graph, "
+                                  f"found {total:,} by this one", file=file, where=f"{plural}[{i}].value")
+            leaves.append(Leaf(name, kind, value, entry.get("dtype"), shape, entry.get("doc", "")))
     nodes = [Node(n["op"], list(n.get("inputs", [])), list(n["outputs"]), dict(n.get("attrs", {})),
                   n.get("name", ""), n.get("doc", ""), tuple(n.get("scope", ()))) for n in doc["nodes"]]
     return dict(leaves=leaves, nodes=nodes, outputs=doc["outputs"], loss=doc.get("loss"), name=doc.get("name", ""),
                 doc=doc.get("doc", ""), opset=doc.get("opset"), path=file, outer=doc.get("outer", ()))
 
 
-def _declared_shape(entry: dict, where: str, file: str | None) -> tuple | None:
-    if "shape" not in entry:
-        return None
+def _declared_shape(entry: dict, plural: str, i: int, file: str | None) -> tuple:
     try:
         checked_size(entry["shape"])
     except CgError as e:
-        raise e.located(file=file, where=where) from None
+        raise e.located(file=file, where=f"{plural}[{i}].shape") from None
     return tuple(entry["shape"])
 
 
