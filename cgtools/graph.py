@@ -216,10 +216,10 @@ class Graph:
         json_format.save(self, path)
 
     @classmethod
-    def from_dict(cls, doc, *, file: str | None = None) -> Graph:
+    def from_dict(cls, doc, *, file: str | None = None, _within_limits: bool = False) -> Graph:
         """The checked graph a document of the JSON format describes (`file`: where it was read from)."""
         with collector_paused():  # a 100,000-node graph makes millions of small objects and no cycle
-            parts = json_format.parts_of(doc, file)
+            parts = json_format.parts_of(doc, file, checked=_within_limits)
             try:
                 graph = cls(**parts)
                 checks.check(graph)
@@ -231,7 +231,7 @@ class Graph:
     def read(cls, path: str | os.PathLike) -> Graph:
         """The checked graph of a .json file."""
         with collector_paused():  # and so does the reading of its file
-            return cls.from_dict(json_format.read_document(path), file=str(path))
+            return cls.from_dict(json_format.read_document(path), file=str(path), _within_limits=True)
 
 
 def annotate(G: nx.MultiDiGraph, run) -> None:

@@ -21,8 +21,8 @@ from cgtools.limits import (
     MAX_DOCUMENT_BYTES,
     MAX_TOTAL_ELEMENTS,
     check_document,
+    checked_json,
     checked_size,
-    parse_json,
 )
 from cgtools.parts import LEAF_KINDS, Leaf, Node
 
@@ -74,7 +74,7 @@ def schema_markdown() -> str:
 
 
 def read_document(path) -> dict:
-    """The JSON document of a graph file, its keys unique."""
+    """The JSON document of a graph file, its keys unique, checked within the limits (limits.checked_json)."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -91,15 +91,17 @@ def read_document(path) -> dict:
     except (OSError, UnicodeDecodeError) as e:
         raise CgError(f"cannot read: {e}", file=str(path)) from None
     try:
-        return parse_json(text)
+        return checked_json(text)
     except CgError as e:
         raise e.located(file=str(path)) from None
 
 
-def parts_of(doc, file: str | None = None) -> dict:
-    """Graph(**parts): the leaves, nodes and outputs a document describes, once it fits the JSON Schema."""
+def parts_of(doc, file: str | None = None, checked: bool = False) -> dict:
+    """Graph(**parts): the leaves, nodes and outputs a document describes, once it fits the JSON Schema; `checked`:
+    the document is read_document's, already within the limits."""
     try:
-        check_document(doc)
+        if not checked:
+            check_document(doc)
     except CgError as e:
         raise e.located(file=file) from None
     if not fits_schema(doc):

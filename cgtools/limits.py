@@ -101,6 +101,28 @@ def parse_json(text: str):
                       "levels are needed") from None
 
 
+def checked_json(text: str):
+    """parse_json(text), then check_document. First tried at the speed of Python's own reader, without a call
+    per number and per object: kept when no run of digits is long enough for a literal past MAX_NUMBER_DIGITS or
+    float64's range, every float is finite, no key is given twice (as many keys as `":` in the text) and
+    _surely_fine finds nothing; else read again, number by number (a 100,000-node graph: 0.3 s against 0.8)."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):  # the careful reading says what is wrong
+        doc = None
+    if doc is not None and LONG_DIGITS not in text.encode("utf-8", "replace").translate(_DIGITS_ONLY):
+        keys = _surely_fine(doc)
+        if keys is not None and keys == text.count('":') and not re.search(r'"\s+:', text):
+            return doc
+    doc = parse_json(text)
+    check_document(doc)
+    return doc
+
+
+LONG_DIGITS = b"0" * 300  # a run of digits past which a literal may be too long, or beyond float64's range
+_DIGITS_ONLY = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # bytes.translate: digits as 0, all else " "
+
+
 def _unique_keys(pairs):
     """An object's fields as a dict, refusing a field given twice (JSON would silently keep the last)."""
     fields = dict(pairs)
@@ -118,7 +140,7 @@ def check_document(doc) -> None:
     or a string no file can hold (text_problem) before anything recursive (the schema's validator,
     numpy) walks it; iterative, so any depth is safe here, and in the document's order, so the first problem
     in the file is the one reported."""
-    if _surely_fine(doc):
+    if _surely_fine(doc) is not None:
         return
     stack = [(doc, ())]
     while stack:
@@ -138,32 +160,51 @@ def check_document(doc) -> None:
         stack.extend((value, (*place, key)) for key, value in reversed(items) if isinstance(value, (dict, list, str)))
 
 
-def _surely_fine(doc) -> bool:
+def _surely_fine(doc) -> int | None:
     """Whether check_document would find nothing, found quickly: level by level, places not kept, every string
-    searched at once. A 100,000-node graph takes 0.2 s here and 4 s in the walk that places a problem."""
-    level, strings, depth = [doc], [], 0
+    searched at once, a list of numbers summed at once. The document's count of keys when so; None when it may
+    hold a problem, or a float that is not finite (checked_json reads such a document again). A 100,000-node
+    graph takes 0.3 s here and 4 s in the walk that places a problem."""
+    level, strings, depth, keys = [doc], [], 0, 0
     while level:
         deeper = []
         for item in level:
             if type(item) is dict:
                 strings.extend(item)  # its keys
+                keys += len(item)
                 item = item.values()
             elif type(item) is not list:
-                return False  # a document that is one number or string: the walk is as quick
+                return None  # a document that is one number or string: the walk is as quick
+            elif len(item) > 2 and set(map(type, item)) <= _NUMBERS:  # a tensor's numbers: no step per number
+                if not _finite_sum(item):
+                    return None
+                continue
             for value in item:
                 kind = type(value)
                 if kind is str:
                     strings.append(value)
                 elif kind is dict or kind is list:
                     deeper.append(value)
-                elif kind is UnreadableNumber:
-                    return False
+                elif kind is UnreadableNumber or kind is float and value - value != 0:  # inf - inf is NaN
+                    return None
         level, depth = deeper, depth + 1
         if level and depth > MAX_NESTING:
-            return False
+            return None
     try:
-        return max(map(len, strings), default=0) <= MAX_NAME_LENGTH and not _UNWRITABLE.search("".join(strings))
+        fine = max(map(len, strings), default=0) <= MAX_NAME_LENGTH and not _UNWRITABLE.search("".join(strings))
     except TypeError:  # a key that is no string (a dict given to load): the walk says where
+        return None
+    return keys if fine else None
+
+
+_NUMBERS = frozenset({float, int})
+
+
+def _finite_sum(numbers: list) -> bool:
+    """Whether the numbers are all finite (False too when their sum passes float64's range: look closer)."""
+    try:
+        return math.isfinite(sum(numbers))
+    except OverflowError:  # an integer past float64's range
         return False
 
 

@@ -245,3 +245,51 @@ def test_the_page_data_written_field_by_field_is_the_whole_documents_json():
     whole = script_json(doc)
     assert page_json(doc) == whole and doc == {}
     assert json.loads(whole)["nodes"] and "<" not in whole and "&" not in whole
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": 1, "b": [1.5, 2, 3, 4], "a": 2}',  # a key given twice
+    '{"a" : 1, "a": 2}',  # twice, one with a space before its colon
+    '{"x": [1' + "0" * 250 + 'e99, 1, 2]}',  # beyond float64's range with a two-digit exponent
+    '{"x": [1.5, 2.5, 1e999]}', '{"x": Infinity}', '{"x": [NaN, 1, 2]}',
+    '{"x": ' + "9" * 5000 + '}', '{"x": 1.' + "5" * 1200 + '}',
+    '{"n": "a\\u0000b"}', '{"n": "\\ud800"}', '{"n": "' + "a" * 1100 + '"}',
+    json.dumps({"x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}),
+    '{"a": {"b": [1, {"c": "d"}], "e": null, "f": true}, "g": [1.25, -2.5e-3, 7]}',
+])
+def test_a_document_read_quickly_is_read_as_the_careful_reader_reads_it(text):
+    """checked_json takes Python's reader at its own speed where that is safe; on every document it accepts or
+    refuses what parse_json then check_document accept or refuse, with the same message."""
+    from cgtools.errors import CgError
+    from cgtools.limits import check_document, checked_json, parse_json
+
+    def outcome(read):
+        try:
+            return "ok", json.dumps(read(), allow_nan=True, sort_keys=True)
+        except CgError as e:
+            return "refused", str(e)
+
+    def careful():
+        doc = parse_json(text)
+        check_document(doc)
+        return doc
+
+    assert outcome(lambda: checked_json(text)) == outcome(careful)
+
+
+def test_a_chain_is_read_without_a_call_per_number_or_per_object():
+    """A chain's document through checked_json: none of parse_json's hooks (one call per number, one per object)
+    runs, and the document is parse_json's."""
+    from cgtools.limits import checked_json, parse_json
+
+    text = json.dumps(chain_document(3_000, np.random.default_rng(0)))
+
+    def hook_calls(read) -> int:
+        profile = cProfile.Profile()
+        profile.runcall(read, text)
+        return sum(calls for (_, _, function), (_, calls, *_) in pstats.Stats(profile).stats.items()
+                   if function in ("parse", "_unique_keys"))
+
+    assert hook_calls(parse_json) > 10_000
+    assert hook_calls(checked_json) == 0
+    assert checked_json(text) == parse_json(text)
