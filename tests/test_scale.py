@@ -293,3 +293,26 @@ def test_a_chain_is_read_without_a_call_per_number_or_per_object():
     assert hook_calls(parse_json) > 10_000
     assert hook_calls(checked_json) == 0
     assert checked_json(text) == parse_json(text)
+
+
+def test_the_layered_layout_walks_plain_lists_in_networkx_topological_order():
+    """adjacency gives networkx's own topological order (the layout's layers keep their order within) and each
+    node's neighbours once, on a multigraph with parallel edges; a cycle is refused as networkx refuses it."""
+    import networkx as nx
+
+    from cgtools.export.layout import adjacency, longest_path_ranks
+
+    rng = np.random.default_rng(3)
+    D = nx.MultiDiGraph()
+    D.add_nodes_from(f"n{i}" for i in rng.permutation(200))
+    for _ in range(600):
+        a, b = sorted(rng.choice(200, 2, replace=False))
+        D.add_edge(f"n{a}", f"n{b}")
+    order, preds, succs = adjacency(D)
+    assert order == list(nx.topological_sort(D))
+    assert all(preds[n] == list(D.predecessors(n)) and succs[n] == list(D.successors(n)) for n in D)
+    ranks = longest_path_ranks(D)
+    assert all(ranks[v] > ranks[u] for u, v in D.edges())
+    D.add_edge(order[-1], order[0])
+    with pytest.raises(nx.NetworkXUnfeasible):
+        adjacency(D)

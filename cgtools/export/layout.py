@@ -88,17 +88,39 @@ def rank_spans(G: nx.MultiDiGraph) -> int:
     return spans * 2 if any(lines for _, _, lines in G.edges(data="lines")) else spans
 
 
-def longest_path_ranks(G: nx.MultiDiGraph) -> dict:
+def longest_path_ranks(G: nx.MultiDiGraph, links: tuple | None = None) -> dict:
     """Each node's rank: one past its latest predecessor; a leaf sits just before its first reader, not with
-    every other leaf in rank 0."""
-    order = list(nx.topological_sort(G))
+    every other leaf in rank 0. `links`: adjacency(G), when already made."""
+    order, preds, succs = links or adjacency(G)
     rank: dict = {}
     for n in order:
-        rank[n] = max((rank[p] + 1 for p in G.predecessors(n)), default=0)
+        rank[n] = max([rank[p] for p in preds[n]], default=-1) + 1
     for n in order:
-        if G.in_degree(n) == 0 and G.out_degree(n):
-            rank[n] = min(rank[s] for s in G.successors(n)) - 1
+        if not preds[n] and succs[n]:
+            rank[n] = min([rank[s] for s in succs[n]]) - 1
     return rank
+
+
+def adjacency(G: nx.MultiDiGraph) -> tuple[list, dict, dict]:
+    """G's nodes in networkx's topological order (generation by generation, as nx.topological_sort gives them),
+    and each node's predecessors and successors, each once, as plain lists: one pass over G's adjacency, where
+    networkx's views cost a call per neighbour."""
+    preds = {n: list(near) for n, near in G.pred.items()}
+    succs = {n: list(near) for n, near in G.succ.items()}
+    waiting = {n: len(near) for n, near in preds.items()}
+    generation, order = [n for n, count in waiting.items() if not count], []
+    while generation:
+        order += generation
+        ready = []
+        for n in generation:
+            for s in succs[n]:
+                waiting[s] -= 1
+                if not waiting[s]:
+                    ready.append(s)
+        generation = ready
+    if len(order) < len(preds):
+        raise nx.NetworkXUnfeasible("the graph has a cycle")
+    return order, preds, succs
 
 
 def dot_positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None]]:
@@ -116,30 +138,29 @@ def dot_positions(scene: Scene) -> tuple[dict[str, Point], list[Point | None]]:
 
 
 def layered_positions(D: nx.MultiDiGraph, rankdir: str) -> dict[str, tuple[float, float]]:
-    order = list(nx.topological_sort(D))
-    rank = longest_path_ranks(D)
+    links = order, preds, succs = adjacency(D)
+    rank = longest_path_ranks(D, links)
     layers: dict[int, list] = defaultdict(list)
     for n in order:
         layers[rank[n]].append(n)
     place = {n: i for layer in layers.values() for i, n in enumerate(layer)}
 
     def reorder(layer, neighbours):
-        if len(layer) < 2:  # nothing to order (most layers of a long chain)
-            return
-
         def barycentre(n):
-            near = [place[m] for m in neighbours(n)]
+            near = [place[m] for m in neighbours[n]]
             return sum(near) / len(near) if near else place[n]
 
         layer.sort(key=barycentre)
         place.update((n, i) for i, n in enumerate(layer))
 
     ranks = sorted(layers)
+    down = [layers[r] for r in ranks[1:] if len(layers[r]) > 1]  # a layer of one has nothing to order (most
+    up = [layers[r] for r in reversed(ranks[:-1]) if len(layers[r]) > 1]  # layers of a long chain)
     for _ in range(SWEEPS):  # fewer crossings: order each layer by its neighbours' places, down then up
-        for r in ranks[1:]:
-            reorder(layers[r], D.predecessors)
-        for r in reversed(ranks[:-1]):
-            reorder(layers[r], D.successors)
+        for layer in down:
+            reorder(layer, preds)
+        for layer in up:
+            reorder(layer, succs)
     return place_layers(D, layers, rank, rankdir)
 
 
@@ -147,31 +168,34 @@ def extent(lines) -> tuple[float, float]:
     """A label's rough width and height in px, from its lines (all shown)."""
     if not lines:
         return 0.0, 0.0
-    return max(len(line.text) for line in lines) * CHAR + 24, len(lines) * LINE + 12
+    return max([len(line.text) for line in lines]) * CHAR + 24, len(lines) * LINE + 12
 
 
 def place_layers(D, layers: dict, rank: dict, rankdir: str) -> dict[str, Point]:
     """Coordinates with room for every label: each layer as deep as its widest node, plus the widest edge
     label leaving it; neighbours in a layer as far apart as their sizes ask."""
     horizontal = rankdir in ("LR", "RL")
-    size = {n: extent(D.nodes[n]["lines"]) for n in D}
-    along_of = (lambda wh: wh[0]) if horizontal else (lambda wh: wh[1])
-    across_of = (lambda wh: wh[1]) if horizontal else (lambda wh: wh[0])
+    along_size, across_size = {}, {}  # each node's size along the layers' direction and across it
+    for n, lines in D.nodes(data="lines"):
+        width, height = extent(lines)
+        along_size[n], across_size[n] = (width, height) if horizontal else (height, width)
     labels: dict[int, float] = defaultdict(float)
     for u, _, lines in D.edges(data="lines"):
-        labels[rank[u]] = max(labels[rank[u]], along_of(extent(lines)))
+        if lines:
+            labels[rank[u]] = max(labels[rank[u]], extent(lines)[0 if horizontal else 1])
     along, at, previous = {}, 0.0, None
     for r in sorted(layers):
-        half = max(along_of(size[n]) for n in layers[r]) / 2
+        half = max([along_size[n] for n in layers[r]]) / 2
         if previous is not None:
             at += along[previous][1] + labels[previous] + half + GAP
         along[r], previous = (at, half), r
+    point = {"LR": lambda a, b: (a, b), "RL": lambda a, b: (-a, b), "TB": lambda a, b: (b, a),
+             "BT": lambda a, b: (b, -a)}[rankdir]
     out = {}
     for r, layer in layers.items():
-        spans = [across_of(size[n]) + GAP for n in layer]
-        offset = -sum(spans) / 2
+        spans = [across_size[n] + GAP for n in layer]
+        offset, a = -sum(spans) / 2, along[r][0]
         for n, span in zip(layer, spans):
-            a, b = along[r][0], offset + span / 2
+            out[n] = point(a, offset + span / 2)
             offset += span
-            out[n] = {"LR": (a, b), "RL": (-a, b), "TB": (b, a), "BT": (b, -a)}[rankdir]
     return out
