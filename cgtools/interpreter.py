@@ -82,10 +82,10 @@ def _compile_plan(graph) -> Plan:
             forward = bound_forward(op, node.attrs)
         else:
             forward = plain.get(node.op) or plain.setdefault(node.op, bound_forward(op, node.attrs))
-        ins = tuple([slots[t] for t in node.inputs])
+        ins = tuple(map(slots.__getitem__, node.inputs))
         gather = itemgetter(*ins) if ins else (lambda _: ())
-        steps.append(Step(forward, op.backward, ins, tuple([slots[t] for t in node.outputs]), node_place(i, node),
-                          gather, len(ins) == 1, node.name))
+        steps.append(Step(forward, op.backward, ins, tuple(map(slots.__getitem__, node.outputs)),
+                          node_place(i, node), gather, len(ins) == 1, node.name))
     leaf_slots = [slots[name] for name in graph.leaves]
     constants = {slots[leaf.name] for leaf in graph.leaves_of("constant")}
     return Plan(slots, names, steps, leaf_slots, constants)

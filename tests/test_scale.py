@@ -316,3 +316,22 @@ def test_the_layered_layout_walks_plain_lists_in_networkx_topological_order():
     D.add_edge(order[-1], order[0])
     with pytest.raises(nx.NetworkXUnfeasible):
         adjacency(D)
+
+
+@pytest.mark.parametrize("example", ["mlp_xent.json", "logistic_regression.json", "affine_square.json"])
+def test_stage_labels_marked_once_per_line_are_the_labels_of_each_stage(example):
+    """The page's three labels of every node and edge (shared tensors' shares, gradients, names with shapes)
+    are vis_label of the lines as each stage shows them."""
+    from cgtools.export.grouping import diagram_scene
+    from cgtools.export.html import STAGES, stage_labels, vis_label
+    from cgtools.export.scene import View, at
+
+    graph = cgtools.load(ROOT / "examples" / example)
+    run = graph.run(per_use=True)
+    for view in (View(), View(show=frozenset({"values", "grads", "names", "shapes"}))):
+        scene = diagram_scene(graph, run, view).graph
+        items = [(d["lines"], True) for _, d in scene.nodes(data=True)]
+        items += [(d["lines"], False) for *_, d in scene.edges(data=True)]
+        assert any(line.until for lines, _ in items for line in lines)
+        for lines, node in items:
+            assert stage_labels(lines, node=node) == [vis_label(at(lines, stage), node=node) for stage in STAGES]

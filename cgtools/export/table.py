@@ -32,11 +32,13 @@ def run_table(run, precision: int = 4, names: list[str] | None = None) -> str:
     comes from (input, param, constant or the op that made it), its shape, its value and its gradient (blank for
     a tensor without one)."""
     graph = run.graph
-    kinds = {name: leaf.kind for name, leaf in graph.leaves.items()}
-    kinds.update((out, f"{n.op}") for n in graph.nodes for out in n.outputs)
+    names = list(run.values) if names is None else names
+    wanted = set(names)  # a huge graph's table shows a few of its tensors: look up only theirs
+    kinds = {name: leaf.kind for name, leaf in graph.leaves.items() if name in wanted}
+    kinds.update((out, n.op) for n in graph.nodes for out in n.outputs if out in wanted)
     grad_head = f"∂{run.loss}/∂·" if run.loss else "gradient"
     rows = [("tensor", "from", "shape", "value", grad_head)]
-    for name in run.values if names is None else names:
+    for name in names:
         value, grad = run.values[name], run.grads.get(name)
         rows.append((name, kinds[name], format_shape(value.shape), format_tensor(value, precision),
                      "" if grad is None else format_tensor(grad, precision)))
