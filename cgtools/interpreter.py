@@ -286,14 +286,21 @@ def flow_of(plan: Plan, vals: list) -> Flow:
         requires = [False] * len(vals)
         for i in plan.leaf_slots:
             requires[i] = i not in plan.constant_slots and carries_gradient(vals[i])
-        steps = []
+        steps, unary_needs = [], (True,)
         for k, step in enumerate(plan.steps):
             ins = step.ins
-            needs = (requires[ins[0]],) if step.unary else tuple([requires[i] for i in ins])
-            if True in needs:
-                wanted = ((0, ins[0]),) if step.unary else tuple([(pos, i) for pos, i in enumerate(ins) if requires[i]])
-                steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place, ins))
-                for i in step.outs:
-                    requires[i] = carries_gradient(vals[i])
+            if step.unary:
+                if not requires[ins[0]]:
+                    continue
+                needs, wanted = unary_needs, ((0, ins[0]),)
+            else:
+                needs = tuple([requires[i] for i in ins])
+                if True not in needs:
+                    continue
+                wanted = tuple([(pos, i) for pos, i in enumerate(ins) if requires[i]])
+            steps.append(BackwardStep(k, step.backward, wanted, step.outs, needs, step.place, ins))
+            for i in step.outs:
+                value = vals[i]  # carries_gradient, without its call for the common case: an array
+                requires[i] = differentiable(value.dtype) if type(value) is np.ndarray else carries_gradient(value)
         flow = plan.flows[key] = Flow(requires, steps[::-1])
     return flow
