@@ -335,3 +335,63 @@ def test_stage_labels_marked_once_per_line_are_the_labels_of_each_stage(example)
         assert any(line.until for lines, _ in items for line in lines)
         for lines, node in items:
             assert stage_labels(lines, node=node) == [vis_label(at(lines, stage), node=node) for stage in STAGES]
+
+
+SAMPLE = [0.001953125, -0.001953125, 2.0**-15, 0.5, -0.0, 0.1, 1e-5, 1e-4, 9.999995e-5, 123.456, 1234567.5,
+          12345678.0, 9999999.0, 9999999.5, 99999.95, 1e30, -3.4e38, 1.17549435e-38, 1e-45, 1.0000005, 2.5,
+          0.3333333, 7.0, -42.0, 1e7, 16777215.0, 0.000123456789]
+
+
+def test_the_page_writes_numbers_as_python_does(tmp_path, open_page):
+    """formatNumber (page.html) against labels.format_number on float32 values at 4 and 6 digits: ties (2⁻⁹
+    at 6 digits, rounded to even as Python does), integers, -0, exponents either side of the fixed range,
+    denormals, and a spread of random magnitudes."""
+    from cgtools.export.labels import format_number
+
+    rng = np.random.default_rng(5)
+    values = np.concatenate([np.array(SAMPLE, np.float32),
+                             (rng.standard_normal(300) * 10.0 ** rng.integers(-12, 12, 300)).astype(np.float32)])
+    graph = cgtools.load({"cgtools": "1.0", "inputs": [{"name": "x", "value": [1.0]}],
+                          "nodes": [{"op": "Neg", "inputs": ["x"], "outputs": ["y"]}], "outputs": ["y"]})
+    page_file = tmp_path / "page.html"
+    page_file.write_bytes(draw(graph, fmt="html"))
+    page = open_page(page_file).page
+    page.wait_for_function("window.cgtools && window.cgtools.drawn")
+    numbers = [float(v) for v in values]
+    for digits in (4, 6):
+        written = page.evaluate(f"{json.dumps(numbers)}.map((v) => window.cgtools.formatNumber(v, {digits}))")
+        assert written == [format_number(v, digits) for v in numbers]
+
+
+def test_a_large_pages_tooltips_are_numbers_the_page_writes_as_python_would(tmp_path, open_page, monkeypatch):
+    """Past LIGHT_FROM nodes a page ships float32 tensors' tooltips as numbers (tips.py); each edge's tooltip
+    the page writes is the text tensor_text writes for a small page: matrices, a scalar, a shared tensor's
+    share, ties and integers among the values. A NaN sends every tooltip back to text."""
+    from cgtools.export import html
+
+    x = np.array(SAMPLE[:12], np.float32).reshape(3, 4)
+    doc = {"cgtools": "1.0", "inputs": [{"name": "x", "value": x.tolist(), "dtype": "float32"}],
+           "params": [{"name": "w", "value": [0.5, -1.25, 3.0, 2.0**-9], "dtype": "float32"},
+                      {"name": "s", "value": 1.5, "dtype": "float32"}],
+           "nodes": [{"op": "Mul", "inputs": ["x", "w"], "outputs": ["y"]},
+                     {"op": "Tanh", "inputs": ["y"], "outputs": ["z"]},
+                     {"op": "Add", "inputs": ["z", "y"], "outputs": ["u"]},
+                     {"op": "ReduceSum", "inputs": ["u"], "outputs": ["t"], "attrs": {"keepdims": 0}},
+                     {"op": "Mul", "inputs": ["t", "s"], "outputs": ["loss"]}], "outputs": ["loss"]}
+    graph = cgtools.load(doc)
+    run = graph.run(per_use=True)
+    monkeypatch.setattr(html, "LIGHT_FROM", 3)
+    data = html.page_doc(graph, run, html.View())
+    assert data["numbers"] and any("shape" in tip for tip in data["tensors"])
+    page_file = tmp_path / "page.html"
+    page_file.write_text(html.to_html(graph, run))
+    page = open_page(page_file).page
+    page.wait_for_function("window.cgtools && window.cgtools.drawn")
+    monkeypatch.setattr(html, "LIGHT_FROM", 10_000)
+    expected = [[t["head"], t.get("value"), t.get("grad")] for t in html.page_doc(graph, run, html.View())["tensors"]]
+    assert any("this read adds" in (grad or "") for _, _, grad in expected)
+    for i, parts in enumerate(expected):
+        assert page.evaluate(f"window.cgtools.tipText({i})") == "\n".join(p for p in parts if p)
+    monkeypatch.setattr(html, "LIGHT_FROM", 3)
+    bad = graph.run({"x": np.where(x > 100, np.nan, x)}, per_use=True)
+    assert not html.page_doc(graph, bad, html.View())["numbers"]

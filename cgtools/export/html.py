@@ -26,13 +26,13 @@ from cgtools.export.labels import format_tensor, format_type
 from cgtools.export.layout import positions
 from cgtools.export.scene import FORWARD, NOTHING, Reveal, Scene, Schedule, View, alerting, schedule
 from cgtools.export.themes import theme
+from cgtools.export.tips import TOOLTIP_ELEMENTS, Numbers, compact_tip, packable
 from cgtools.memory import collector_paused
 
 DRAW_LIMIT = 25_000  # nodes; past this the page draws WINDOW of them at a time (vis-network: ~0.4 ms a node)
 WINDOW = 2_000  # nodes; the part of a larger graph the page draws, around the node search finds
 LIGHT_FROM = 1_500  # nodes; past this edge labels appear only on hover or when zoomed in
 GROUP_FROM = 300  # nodes; a model this big with a hierarchy opens grouped at depth 1 unless a depth is asked
-TOOLTIP_ELEMENTS = 64  # a hovered tensor is written out up to this size, summarised past it
 # vis-network's html mode has three marks, each with its own font: <b>, <i> and <code>. Which role wears
 # which differs between node labels (b: symbols and params, i: names, code: gradients) and edge labels
 # (i: gradients, code: NaN alerts); the page gives each mark its theme colour. The steps pick among
@@ -107,7 +107,11 @@ def page_doc(graph, run, view: View) -> dict:
     for key, data in scene.graph.nodes(data=True):  # weights listed inside an op: their values in its panel
         hover, weights = data["hover"], data.get("weights", ())
         info[key]["rows"] += [["weight", text] for text in hover[len(hover) - len(weights):]]
-    edge_elements, tensors, label_nodes, edges = page_edges(scene, plan, run, label_at, big, t)
+    numbers = Numbers() if big and run is not None else None  # tooltips as numbers the page writes out
+    edge_elements, tensors, label_nodes, edges = page_edges(scene, plan, run, label_at, big, t, numbers)
+    if numbers is not None and not numbers.finite():  # a NaN or an infinity: the tooltips as text
+        numbers = None
+        edge_elements, tensors, label_nodes, edges = page_edges(scene, plan, run, label_at, big, t, numbers)
     elements += edge_elements
     nodes += label_nodes
     return {
@@ -115,6 +119,7 @@ def page_doc(graph, run, view: View) -> dict:
         "nodes": nodes, "styles": styles, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
         "colouring": page_colouring(scene, t), "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
         "window": WINDOW, "along": "x" if scene.view.rankdir in ("LR", "RL") else "y",
+        "numbers": numbers.text() if numbers is not None else "",
         **page_groups(graph, scene, where, nodes, getattr(view, "collapse", None)),
         "steps": page_steps(plan, ids, len(graph.nodes)) if run is not None else {"active": [], "names": []},
     }
@@ -263,9 +268,11 @@ def node_look(kind: str, ellipse: bool, marked: bool, loss: bool, t: dict) -> di
             "shapeProperties": {"borderDashes": kind == "constant"}, "borderWidth": 4 if marked else 3 if loss else 1.5}
 
 
-def page_edges(scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) -> tuple[list, list, list, list]:
-    """The scene's edges: their step elements and hover texts, in edge order; the text nodes carrying the
-    labels Graphviz placed; the edges (with no label on a big graph: they come when zoomed in)."""
+def page_edges(scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict,
+               numbers: Numbers | None = None) -> tuple[list, list, list, list]:
+    """The scene's edges: their step elements and hover texts, in edge order (float32 ones as offsets into
+    `numbers` when given: tips.py); the text nodes carrying the labels Graphviz placed; the edges (with no label
+    on a big graph: they come when zoomed in)."""
     values = run.values if run is not None else {}
     grads = run.grads if run is not None else {}
     loss = run.loss if run is not None else None
@@ -284,7 +291,11 @@ def page_edges(scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) 
                     tensor_text(name, body["run"].values.get(name), None, None))
         else:
             share = run.use_grads.get(use) if run is not None and use else None
-            text = tensor_text(name, values.get(name), grads.get(name), loss, share)
+            value, grad = values.get(name), grads.get(name) if loss is not None else None
+            share = share if grad is not None else None
+            text = (compact_tip(f"{name}\n{format_type(value)}", value, grad, share, numbers)
+                    if numbers is not None and value is not None and packable(value, grad, share)
+                    else tensor_text(name, value, grad, loss, share))
         tensors.append(text)
         label = labels[-1]
         if label_at is not None and label_at[i] is not None and label:  # where Graphviz put the label
