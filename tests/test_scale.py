@@ -343,7 +343,7 @@ SAMPLE = [0.001953125, -0.001953125, 2.0**-15, 0.5, -0.0, 0.1, 1e-5, 1e-4, 9.999
 
 
 def test_the_page_writes_numbers_as_python_does(tmp_path, open_page):
-    """formatNumber (page.html) against labels.format_number on float32 values at 4 and 6 digits: ties (2⁻⁹
+    """formatNumber (page.html) against labels.format_number on float32 and float64 values at 4 and 6 digits: ties (2⁻⁹
     at 6 digits, rounded to even as Python does), integers, -0, exponents either side of the fixed range,
     denormals, and a spread of random magnitudes."""
     from cgtools.export.labels import format_number
@@ -357,16 +357,17 @@ def test_the_page_writes_numbers_as_python_does(tmp_path, open_page):
     page_file.write_bytes(draw(graph, fmt="html"))
     page = open_page(page_file).page
     page.wait_for_function("window.cgtools && window.cgtools.drawn")
-    numbers = [float(v) for v in values]
+    numbers = [float(v) for v in values] + (rng.standard_normal(200) * 10.0 ** rng.integers(-12, 12, 200)).tolist()
     for digits in (4, 6):
         written = page.evaluate(f"{json.dumps(numbers)}.map((v) => window.cgtools.formatNumber(v, {digits}))")
         assert written == [format_number(v, digits) for v in numbers]
 
 
 def test_a_large_pages_tooltips_are_numbers_the_page_writes_as_python_would(tmp_path, open_page, monkeypatch):
-    """Past LIGHT_FROM nodes a page ships float32 tensors' tooltips as numbers (tips.py); each edge's tooltip
-    the page writes is the text tensor_text writes for a small page: matrices, a scalar, a shared tensor's
-    share, ties and integers among the values. A NaN sends every tooltip back to text."""
+    """Past LIGHT_FROM nodes a page ships float32 and float64 tensors' tooltips as numbers (tips.py); each
+    edge's tooltip the page writes is the text tensor_text writes for a small page: matrices, a scalar, a shared
+    tensor's share, ties and integers among the values (float32, then float64). A NaN sends every tooltip back
+    to text."""
     from cgtools.export import html
 
     x = np.array(SAMPLE[:12], np.float32).reshape(3, 4)
@@ -378,20 +379,25 @@ def test_a_large_pages_tooltips_are_numbers_the_page_writes_as_python_would(tmp_
                      {"op": "Add", "inputs": ["z", "y"], "outputs": ["u"]},
                      {"op": "ReduceSum", "inputs": ["u"], "outputs": ["t"], "attrs": {"keepdims": 0}},
                      {"op": "Mul", "inputs": ["t", "s"], "outputs": ["loss"]}], "outputs": ["loss"]}
+    wide = {**doc, "inputs": [{"name": "x", "value": x.tolist()}],
+            "params": [{**p, "dtype": "float64"} for p in doc["params"]]}
+    for document, width in ((doc, "32"), (wide, "64")):
+        graph = cgtools.load(document)
+        run = graph.run(per_use=True)
+        monkeypatch.setattr(html, "LIGHT_FROM", 3)
+        data = html.page_doc(graph, run, html.View())
+        assert data["numbers"][width] and all(tip["width"] == width for tip in data["tensors"])
+        page_file = tmp_path / f"page{width}.html"
+        page_file.write_text(html.to_html(graph, run))
+        page = open_page(page_file).page
+        page.wait_for_function("window.cgtools && window.cgtools.drawn")
+        monkeypatch.setattr(html, "LIGHT_FROM", 10_000)
+        tips = html.page_doc(graph, run, html.View())["tensors"]
+        expected = [[t["head"], t.get("value"), t.get("grad")] for t in tips]
+        assert any("this read adds" in (grad or "") for _, _, grad in expected)
+        for i, parts in enumerate(expected):
+            assert page.evaluate(f"window.cgtools.tipText({i})") == "\n".join(p for p in parts if p)
+    monkeypatch.setattr(html, "LIGHT_FROM", 3)
     graph = cgtools.load(doc)
-    run = graph.run(per_use=True)
-    monkeypatch.setattr(html, "LIGHT_FROM", 3)
-    data = html.page_doc(graph, run, html.View())
-    assert data["numbers"] and any("shape" in tip for tip in data["tensors"])
-    page_file = tmp_path / "page.html"
-    page_file.write_text(html.to_html(graph, run))
-    page = open_page(page_file).page
-    page.wait_for_function("window.cgtools && window.cgtools.drawn")
-    monkeypatch.setattr(html, "LIGHT_FROM", 10_000)
-    expected = [[t["head"], t.get("value"), t.get("grad")] for t in html.page_doc(graph, run, html.View())["tensors"]]
-    assert any("this read adds" in (grad or "") for _, _, grad in expected)
-    for i, parts in enumerate(expected):
-        assert page.evaluate(f"window.cgtools.tipText({i})") == "\n".join(p for p in parts if p)
-    monkeypatch.setattr(html, "LIGHT_FROM", 3)
     bad = graph.run({"x": np.where(x > 100, np.nan, x)}, per_use=True)
     assert not html.page_doc(graph, bad, html.View())["numbers"]
