@@ -119,7 +119,7 @@ def page_doc(graph, run, view: View) -> dict:
         "nodes": nodes, "styles": styles, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
         "colouring": page_colouring(scene, t), "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
         "window": WINDOW, "along": "x" if scene.view.rankdir in ("LR", "RL") else "y",
-        "numbers": numbers.texts() if numbers is not None else {},
+        "numbers": numbers.text() if numbers is not None else "",
         **page_groups(graph, scene, where, nodes, getattr(view, "collapse", None)),
         "steps": page_steps(plan, ids, len(graph.nodes)) if run is not None else {"active": [], "names": []},
     }
