@@ -84,7 +84,8 @@ def said_step(step, history) -> None:
 def watch_options(plot, frames_dir, every, fmt) -> int:
     """--plot, --frames and --every checked before training (which takes long): the snapshots' spacing."""
     from cgtools.errors import CgError
-    from cgtools.export.frames import NotAFolder, frames_folder as ready_folder
+    from cgtools.export.frames import NotAFolder
+    from cgtools.export.frames import frames_folder as ready_folder
     from cgtools.export.plot import plot_format
 
     if plot is not None:
@@ -112,5 +113,6 @@ def watched(g, history, snapshots: list, plot, frames_dir, fmt: str, stem: str) 
         click.echo(f"{write_plot(history, plot, title=f'training {g.name or stem}')}: loss plot", err=True)
     if frames_dir is not None:
         written = write_snapshots(g, snapshots, View(), fmt.lower(), frames_dir, stem)
-        click.echo(f"{frames_dir}: {len(written.frames)} snapshots" + (f" and {written.pdf.name}" if written.pdf
-                                                                        else ""), err=True)
+        said = (f"{written.frames[0]}: {len(snapshots)} snapshots on one page" if fmt.lower() == "html" else
+                f"{frames_dir}: {len(written.frames)} snapshots" + (f" and {written.pdf.name}" if written.pdf else ""))
+        click.echo(said, err=True)

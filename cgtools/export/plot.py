@@ -78,7 +78,9 @@ def draw_accuracy(ax, history, t: dict) -> None:
     ax.plot(history.epoch_ends(), history.accuracy, color=t["grad"], linewidth=2.2, marker="o", markersize=4,
             gid="accuracy")
     ax.set_ylabel("accuracy after epoch")
-    ax.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    from matplotlib.ticker import PercentFormatter
+
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     tidy(ax, t)
 
 
