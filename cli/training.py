@@ -42,10 +42,13 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
     import cgtools
     from cgtools import optim
     from cgtools import train as training
+    from cgtools.cli.drawing import refuse_oversized
     from cgtools.json_format import check_save, save
 
     every = watch_options(plot, frames_dir, every, fmt)
     g = cgtools.load(graph, **kinds)
+    if frames_dir is not None:  # refused before training, not after
+        refuse_oversized(g, fmt, fmt.lower() != "html", None)
     arrays = training.load_data(data, g)
     target = Path(output) if output else Path(graph)
     check_save(g, target, weights=weights, inputs=(data,))  # before training, not after

@@ -159,6 +159,10 @@ def test_the_pages_slider_puts_each_snapshots_theta_on_the_graph(capsys, tmp_pat
         assert page.inner_text("#caption").startswith(f"step {step} · ")
         shown = float(re.search(r"θ = ([\d.]+)", theta_label()).group(1))
         assert shown == pytest.approx(theta(step), rel=1e-3)
+    page.keyboard.press("Home")  # a clicker's keys step through the snapshots
+    assert page.inner_text("#caption").startswith("step 0 · epoch 1 · loss 9")
+    page.keyboard.press("PageDown")
+    assert page.inner_text("#caption").startswith("step 5 · ") and f"θ = {theta(5):.4g}" in theta_label()
     assert opened.errors == [] and opened.external_requests() == []
 
 

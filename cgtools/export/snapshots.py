@@ -15,7 +15,7 @@ from pathlib import Path
 from cgtools.export.dot import display_graph, dot_text, render
 from cgtools.export.frames import FrameFiles, frames_folder, pinned, write_drawings
 from cgtools.export.grouping import diagram_scene
-from cgtools.export.html import fill_template, flat, page_doc, page_json, stage_labels, tensor_text
+from cgtools.export.html import fill_template, flat, node_info, page_doc, page_json, stage_labels, tensor_text
 from cgtools.export.labels import format_number
 from cgtools.export.layout import FRAMES_LIMIT, refuse_oversized
 from cgtools.export.scene import Line, Scene, View
@@ -84,20 +84,23 @@ def snapshot_page(graph, snapshots: list, view: View) -> str:
     """The interactive page of the last snapshot, with every snapshot's labels and tooltips for its slider."""
     doc = page_doc(graph, snapshots[-1].run, view)
     ids = {node["id"] for node in doc["nodes"]}
-    doc["snapshots"] = [snapshot_labels(diagram_scene(graph, snapshot.run, flat(view)), snapshot, ids)
+    doc["snapshots"] = [snapshot_labels(graph, diagram_scene(graph, snapshot.run, flat(view)), snapshot, ids)
                         for snapshot in snapshots]
     return fill_template(page_json(doc))
 
 
-def snapshot_labels(scene: Scene, snapshot, ids: set) -> dict:
+def snapshot_labels(graph, scene: Scene, snapshot, ids: set) -> dict:
     """What the page's slider puts on the graph for one snapshot: its caption, each node's and edge's label
-    by page id (an edge's label on its label node `T<i>` where Graphviz placed one) and each edge's tooltip."""
+    by page id (an edge's label on its label node `T<i>` where Graphviz placed one), each edge's tooltip and
+    what a click on an input or param shows."""
     run = snapshot.run
     labels = [[key, stage_labels(data["lines"], node=True)[-1]] for key, data in scene.graph.nodes(data=True)]
+    info = {key: node_info(graph, {}, data["model"], data["kind"], run)["rows"]
+            for key, data in scene.graph.nodes(data=True) if data["kind"] in ("input", "param")}
     tensors = []
     for i, (_, _, data) in enumerate(scene.graph.edges(data=True)):
         labels.append([f"T{i}" if f"T{i}" in ids else f"E{i}", stage_labels(data["lines"])[-1]])
         name = data["tensor"]
         share = run.use_grads.get(data["use"]) if data["use"] else None
         tensors.append(tensor_text(name, run.values.get(name), run.grads.get(name), run.loss, share))
-    return {"caption": caption(snapshot), "labels": labels, "tensors": tensors}
+    return {"caption": caption(snapshot), "labels": labels, "tensors": tensors, "info": info}
