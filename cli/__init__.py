@@ -37,6 +37,7 @@ from cgtools.cli.options import (
     upstream_gradient,
 )
 from cgtools.cli.reporting import INTERNAL_ERROR, checked_run, note, run_for_drawing, write_frame_files
+from cgtools.cli.training import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -47,6 +48,9 @@ def cli(ctx):
     """Computation graphs: run them forward and backward, and draw them with values and gradients."""
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
+
+
+cli.add_command(train)
 
 
 @cli.command()
@@ -262,55 +266,6 @@ def convert(source, target, weights, kinds):
 
     for written in convert_files(source, target, weights=weights, **kinds):
         click.echo(str(written))
-
-
-@cli.command()
-@click.argument("graph", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, type=click.Path(dir_okay=False),
-              help="An .npz with one array per graph input (examples along the first axis).")
-@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--lr", type=float, default=0.1, show_default=True, help="Learning rate.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
-@click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD momentum.")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch shuffling.")
-@click.option("-o", "--output", metavar="OUT", help="Write the trained graph here; default: back into GRAPH.")
-@WEIGHTS_OPTION
-@leaf_kinds_option
-@THREADS_OPTION
-def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output, weights, kinds):
-    """Train GRAPH's params on DATA with SGD or Adam; write the trained params back (large ones to an .npz)."""
-    from pathlib import Path
-
-    import cgtools
-    from cgtools import optim
-    from cgtools import train as training
-    from cgtools.json_format import check_save, save
-
-    g = cgtools.load(graph, **kinds)
-    arrays = training.load_data(data, g)
-    target = Path(output) if output else Path(graph)
-    check_save(g, target, weights=weights, inputs=(data,))  # before training, not after
-    opt = optim.SGD(g, lr, momentum) if optimizer == "sgd" else optim.Adam(g, lr)
-    per_epoch = -(-len(next(iter(arrays.values()))) // batch_size)
-    latest = {"loss": float("nan")}
-
-    def show(_):
-        return f"loss {latest['loss']:.4f}"
-
-    with click.progressbar(length=epochs * per_epoch, label="training", item_show_func=show,
-                           file=sys.stderr) as bar:
-        def on_batch(epoch, loss):
-            latest["loss"] = loss
-            bar.update(1, loss)
-
-        history = training.train(g, arrays, opt, epochs=epochs, batch_size=batch_size, seed=seed,
-                                 on_batch=on_batch)
-    accuracy = training.accuracy(g, arrays)
-    click.echo(f"loss {history[0]:.4f} -> {history[-1]:.4f} over {epochs} epochs"
-               + (f"; accuracy {accuracy:.1%}" if accuracy is not None else ""))
-    written = save(g, target, weights=weights, inputs=(data,))
-    click.echo("\n".join(map(str, filter(None, (target, written)))))
 
 
 @cli.command()
