@@ -101,7 +101,8 @@ class Pow(Operation):
             return str(int(n))
         power = "" if n == 2 else f"^{n - 1:g}" if float(n).is_integer() else f"^({n - 1:g})"
         coefficient = "−" if n == -1 else f"{n:g}"
-        return (coefficient + terms["x"] + power).replace("-", "−")
+        times = "" if len(terms["x"]) == 1 or n == -1 else "·"  # 2d, but 2·hidden
+        return (coefficient + times + terms["x"] + power).replace("-", "−")
 
     @staticmethod
     def forward(ctx, x, exponent):
