@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 import cgtools
-from cgtools.export.chain import NO_FORMULA
+from cgtools.export.chain import NO_FORMULA, Chains, Partial
 from cgtools.export.frames import Frames
 from cgtools.export.html import to_html
-from cgtools.export.labels import format_number
+from cgtools.export.labels import format_number, format_shape
 from cgtools.export.scene import View, make_scene
 from cgtools.ops import REGISTRY, Operation, register_op
 from cgtools.ops.base import WITHOUT_FORMULA, has_gradient
+from cgtools.parts import Node
 from helpers import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -185,3 +186,40 @@ def test_chain_text_is_escaped_and_in_the_html_tooltip(tmp_path):
 def test_show_chain_on_the_command_line(cli):
     result = cli("render", EXAMPLES / "affine_square.json", "--show", "chian", "-f", "dot", "-o", "-")
     assert result.returncode == 1 and "chain" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_line_keeps_its_fractions_for_typesetting():
+    """A ChainLine's steps hold Partial fractions, so TeX can write ∂e/∂c as \\frac{\\partial e}{\\partial c}."""
+    graph = cgtools.load(EXAMPLES / "square_times_3x.json")
+    chains = Chains(graph, graph.run(per_use=True), {"three": "3", "two": "2"}, 4)
+    total = chains.total("x")
+    assert [part for part in total.steps[0] if isinstance(part, Partial)] == [
+        Partial("L", "f"), Partial("f", "x"), Partial("L", "g"), Partial("g", "x")]
+    assert total.steps[1:] == (("24 + 12",), ("36",)) and total.complete
+    assert chains.edge("x", "g", 1, True).text == "∂L/∂x += ∂L/∂g · ∂g/∂x = 4 · 3 = 12"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18", "gpt_block"])
+def test_real_models_get_a_line_on_every_edge_into_an_op(name, exported):
+    model = exported(name)
+    graph = cgtools.load(model.path)
+    summed = Node("ReduceSum", ["y"], ["L"], {"keepdims": 0})
+    graph = cgtools.Graph(list(graph.leaves.values()), [*graph.nodes, summed], ["L"])
+    run = graph.run({"x": model.x.numpy()}, per_use=True)
+    S = make_scene(graph, run, View(show=frozenset({"grads", "chain"}))).graph
+    ops = {node.name: node for node in graph.nodes}
+    for _, v, data in S.edges(data=True):
+        if S.nodes[v]["kind"] != "op":
+            continue
+        op = ops[S.nodes[v]["model"]].op
+        assert data["chain"].startswith(f"∂L/∂{data['tensor'][:5]}"), (op, data["chain"])
+        assert (NO_FORMULA in data["chain"]) == (op in WITHOUT_FORMULA), (op, data["chain"])
+        shape = run.grads[data["tensor"]].shape
+        assert data["chain"].endswith(format_shape(shape) if shape else number(run.grads[data["tensor"]]))
+    if name == "resnet18":  # the classifier's Gemm (transB = 1): ∂L/∂X = ∂L/∂y·W, as the engine computes it
+        gemm = next(node for node in graph.nodes if node.op == "Gemm")
+        into = next(d["chain"] for _, v, d in S.edges(data=True) if S.nodes[v]["model"] == gemm.name)
+        assert into.endswith(f"= ∂L/∂y·{gemm.inputs[1]} [1×512]")
+        np.testing.assert_allclose(run.grads["y"] @ run.values[gemm.inputs[1]], run.grads[gemm.inputs[0]],
+                                   rtol=1e-5, atol=1e-7)

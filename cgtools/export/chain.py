@@ -76,24 +76,29 @@ def chain_line(loss: str, tensor: str, uses: list[Use], result, precision: int =
     lhs, number = Partial(loss, tensor), (lambda v: format_number(np.asarray(v).item(), precision))
     scalar = np.ndim(result) == 0 and all(np.ndim(u.up) == 0 for u in uses)
     if len(uses) > 1:
-        terms = " + ".join(f"{Partial(loss, u.out)} · {Partial(u.out, tensor)}" for u in uses)
-        steps = [(terms,)]
+        terms = [part for k, u in enumerate(uses) for part in ((" + ",) if k else ()) + product(loss, u.out, tensor)]
+        steps = [tuple(terms)]
         if scalar and all(u.value is not None for u in uses):
             steps += [(" + ".join(number(u.value) for u in uses),), (number(result),)]
         return ChainLine(lhs, tuple(steps), "" if scalar else format_shape(np.shape(result)), share, scalar)
     (use,) = uses
     seed = use.out == loss
     if use.local is None:
-        steps = [((NO_FORMULA, " · ", Partial(loss, loss)) if seed else (Partial(loss, use.out), " · ", NO_FORMULA))]
-    elif scalar:
-        worked = times(Partial(loss, loss), use, tensor, after=True) if seed else times(number(use.up), use, tensor)
-        steps = [worked] if seed else [(Partial(loss, use.out), " · ", Partial(use.out, tensor)), worked]
+        steps = [(NO_FORMULA, " · ", Partial(loss, loss)) if seed else (Partial(loss, use.out), " · ", NO_FORMULA)]
     else:
-        worked = applied(Partial(loss, use.out), use, tensor, np.shape(use.up) != np.shape(result))
-        steps = [worked] if seed else [(Partial(loss, use.out), " · ", Partial(use.out, tensor)), worked]
+        if scalar:
+            worked = times(Partial(loss, loss), use, tensor, after=True) if seed else times(number(use.up), use, tensor)
+        else:
+            worked = applied(Partial(loss, use.out), use, tensor, np.shape(use.up) != np.shape(result))
+        steps = [worked] if seed else [product(loss, use.out, tensor), worked]
     if scalar or np.ndim(result) == 0:
         return ChainLine(lhs, (*steps, (number(result),)), "", share, True)
     return ChainLine(lhs, tuple(steps), format_shape(np.shape(result)), share)
+
+
+def product(loss: str, out: str, tensor: str) -> tuple:
+    """The chain rule's product: ∂L/∂out · ∂out/∂in."""
+    return Partial(loss, out), " · ", Partial(out, tensor)
 
 
 def times(up, use: Use, tensor: str, after: bool = False) -> tuple:
@@ -121,8 +126,11 @@ def applied(up: Partial, use: Use, tensor: str, summed: bool) -> tuple:
 
 def with_upstream(formula: str, up) -> tuple:
     """A formula holding "{up}" with the upstream gradient put in its place."""
-    pieces = formula.split("{up}")
-    return tuple(part for k, piece in enumerate(pieces) for part in ((up,) if k else ()) + ((piece,) if piece else ()))
+    parts = []
+    for k, piece in enumerate(formula.split("{up}")):
+        parts += [up] if k else []
+        parts += [piece] if piece else []
+    return tuple(parts)
 
 
 def wrapped(formula: str) -> str:

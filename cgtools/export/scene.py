@@ -248,7 +248,8 @@ class Facts:
                           if not self.drops(u) and not self.drops(v))
         readers.update(graph.outputs)
         self.shared = {name for name, n in readers.items() if n > 1}
-        self.chains = Chains(graph, run, self.folded, view.precision) if "chain" in view.show and run else None
+        chained = "chain" in view.show and run is not None
+        self.chains = Chains(graph, run, self.folded, view.precision) if chained else None
 
     def tensor_lines(self, tensor: str, role: str | None = None) -> list[Line]:
         """The tensor's value (`c = 3`) and whole gradient (`∂e/∂c = 10`). Before its value is revealed the
