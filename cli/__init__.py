@@ -164,7 +164,8 @@ def info(graph, sets, inputs_file, random, kinds):
               f"(up to {WIDE_UP_TO} nodes), top to bottom for a deep model.")
 @PRECISION_OPTION
 @click.option("--show", default="values,grads,names", show_default=True, metavar="ITEMS",
-              help="What to write, comma-separated, among: values, grads, shapes, names.")
+              help="What to write, comma-separated, among: values, grads, shapes, names, chain (how each gradient "
+                   "is made: upstream gradient times local derivative).")
 @click.option("--draw-constants", "draw_constants", is_flag=True,
               help="Draw constants as nodes instead of folding them into the ops that read them.")
 @click.option("--leaves", "draw_leaves", is_flag=True, help="Draw weights as nodes, not listed inside their ops.")

@@ -278,6 +278,8 @@ def page_edges(scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict) 
         else:
             share = run.use_grads.get(use) if run is not None and use else None
             text = tensor_text(name, values.get(name), grads.get(name), loss, share)
+            if data.get("chain"):  # how the gradient is made, as the label writes it
+                text["grad"] = text.get("grad", "") + "\n" + data["chain"]
         tensors.append(text)
         label = labels[-1]
         if label_at is not None and label_at[i] is not None and label:  # where Graphviz put the label
