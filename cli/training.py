@@ -29,8 +29,8 @@ from cgtools.cli.options import THREADS_OPTION, WEIGHTS_OPTION, frames_folder, l
               "the step's loss, every --every steps (and the first and last) into DIR, all on one layout.")
 @click.option("--every", type=int, metavar="K", help="With --frames: a snapshot every K steps (default 1).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "html"], case_sensitive=False),
-              default="svg", show_default=True, help="With --frames: the snapshots' format; pdf also writes one "
-              "multi-page PDF, html one page with a slider over the snapshots.")
+              help="With --frames: the snapshots' format (default svg); pdf also writes one multi-page PDF, html "
+              "one page with a slider over the snapshots.")
 @WEIGHTS_OPTION
 @leaf_kinds_option
 @THREADS_OPTION
@@ -46,9 +46,10 @@ def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output
     from cgtools.json_format import check_save, save
 
     every = watch_options(plot, frames_dir, every, fmt)
+    fmt = (fmt or "svg").lower()
     g = cgtools.load(graph, **kinds)
     if frames_dir is not None:  # refused before training, not after
-        refuse_oversized(g, fmt, fmt.lower() != "html", None)
+        refuse_oversized(g, fmt, fmt != "html", None)
     arrays = training.load_data(data, g)
     target = Path(output) if output else Path(graph)
     check_save(g, target, weights=weights, inputs=(data,))  # before training, not after
@@ -94,13 +95,14 @@ def watch_options(plot, frames_dir, every, fmt) -> int:
     if plot is not None:
         plot_format(plot)
     if frames_dir is None:
-        if every is not None:
-            raise CgError("--every needs --frames DIR: where the snapshots go")
+        if every is not None or fmt is not None:
+            raise CgError(f"{'--every' if every is not None else '-f/--format'} needs --frames DIR: where the "
+                          "snapshots go")
         return 1
     if every is not None and every < 1:
         raise CgError(f"expected --every a number of steps, 1 or more, found {every}")
     try:
-        ready_folder(frames_folder(frames_dir), "svg" if fmt == "html" else fmt)
+        ready_folder(frames_folder(frames_dir), "svg" if fmt in (None, "html") else fmt.lower())
     except NotAFolder as e:
         raise CgError(f"--frames {e.detail}") from None
     return every or 1
@@ -115,7 +117,7 @@ def watched(g, history, snapshots: list, plot, frames_dir, fmt: str, stem: str) 
     if plot is not None:
         click.echo(f"{write_plot(history, plot, title=f'training {g.name or stem}')}: loss plot", err=True)
     if frames_dir is not None:
-        written = write_snapshots(g, snapshots, View(), fmt.lower(), frames_dir, stem)
-        said = (f"{written.frames[0]}: {len(snapshots)} snapshots on one page" if fmt.lower() == "html" else
+        written = write_snapshots(g, snapshots, View(), fmt, frames_dir, stem)
+        said = (f"{written.frames[0]}: {len(snapshots)} snapshots on one page" if fmt == "html" else
                 f"{frames_dir}: {len(written.frames)} snapshots" + (f" and {written.pdf.name}" if written.pdf else ""))
         click.echo(said, err=True)

@@ -169,6 +169,7 @@ def test_the_pages_slider_puts_each_snapshots_theta_on_the_graph(capsys, tmp_pat
 @pytest.mark.parametrize("options, message", [
     (("--frames", "F", "--every", "0"), "expected --every a number of steps, 1 or more, found 0"),
     (("--every", "2"), "--every needs --frames DIR: where the snapshots go"),
+    (("-f", "pdf"), "-f/--format needs --frames DIR: where the snapshots go"),
     (("--plot", "loss.txt"), "expected a plot file ending in .svg, .png, .pdf, found 'loss.txt'"),
     (("--frames", "a_file"), "--frames 'a_file' is a file; expected a folder"),
 ])
