@@ -38,9 +38,9 @@ SUPERSCRIPTS = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺ⁿᵀ", [*"0123456789
 SUBSCRIPTS = dict(zip("₀₁₂₃₄₅₆₇₈₉", "0123456789"))
 # ASCII characters TeX reads as commands, written as themselves: in maths, and in text
 MATH_ASCII = {"\\": r"\backslash", "{": r"\{", "}": r"\}", "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&",
-              "_": r"\_", "^": r"\mbox{\textasciicircum}", "~": r"\mbox{\textasciitilde}", '"': r"\mbox{\textquotedbl}"}
-TEXT_ASCII = {**MATH_ASCII, "\\": r"\textbackslash{}", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}",
-              "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", '"': r"\textquotedbl{}"}
+              "_": r"\_", "^": r"\mbox{\^{}}", "~": r"\mbox{\~{}}", '"': r"\mbox{\texttt{\char34}}"}
+TEXT_ASCII = {**MATH_ASCII, "\\": r"$\backslash$", "^": r"\^{}", "~": r"\~{}", "<": "$<$", ">": "$>$", "|": "$|$",
+              '"': r"\texttt{\char34}"}  # written so in any font encoding, OT1 too
 ACCENTS = {"\u0301": "\\'", "\u0300": "\\`", "\u0302": "\\^", "\u0308": '\\"', "\u0303": "\\~", "\u0327": "\\c ",
            "\u030c": "\\v ", "\u0304": "\\="}
 # characters that end a name: spaces, operators, brackets, and every character written as a maths symbol
@@ -198,7 +198,7 @@ class Palette:
         return self.names.get(colour[1:7].lower()) or self.define(f"cgcolour{len(self.defined)}", colour)
 
     def definitions(self) -> str:
-        return "".join(rf"\definecolor{{{name}}}{{HTML}}{{{hex_}}}" + "\n" for name, hex_ in self.defined)
+        return "".join(rf"\definecolor{{{name}}}{{HTML}}{{{hex_}}}%" + "\n" for name, hex_ in self.defined)  # no spaces
 
 
 def n(v) -> str:
