@@ -95,7 +95,8 @@ def test_every_example_compiles_to_a_page_the_size_of_its_picture(example, tmp_p
     x0, y0, x1, y1 = map(float, layout["bb"].split(","))
     box = pdf.pages[0].mediabox
     assert len(pdf.pages) == 1
-    pad, scale = 2 * 0.2 * 72, 10 / 18  # one Graphviz point is 1em/18 (slide theme), the article's em 10 pt
+    # one Graphviz point is 1em/18 (slide theme), the article's em is 10 TeX points, the PDF's unit 72.27/72 of one
+    pad, scale = 2 * 0.2 * 72, 10 / 18 * 72 / 72.27
     assert float(box.width) == pytest.approx((x1 - x0 + pad) * scale, rel=0.002)
     assert float(box.height) == pytest.approx((y1 - y0 + pad) * scale, rel=0.002)
 
