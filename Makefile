@@ -43,8 +43,12 @@ demo: setup
 	$(BIN)/cgtools render examples/affine_square.json -o demo/affine_square.html
 
 # The pictures the README shows.
-pictures: setup chromium
+pictures: setup chromium tex
+	$(call need,command -v pdftoppm,poppler-utils,,--no-install-recommends)
 	mkdir -p demo
+	$(BIN)/cgtools render examples/affine_square.json -o demo/affine_square.tex
+	cd demo && pdflatex -interaction=nonstopmode -halt-on-error affine_square.tex >/dev/null
+	pdftoppm -png -r 150 -singlefile demo/affine_square.pdf docs/affine_square_tex
 	$(BIN)/cgtools render examples/affine_square.json -o docs/affine_square.png
 	$(BIN)/cgtools render examples/square_times_3x.json -o docs/square_times_3x.png
 	mkdir -p docs/gallery
