@@ -36,7 +36,7 @@ from cgtools.cli.options import (
     split_names,
     upstream_gradient,
 )
-from cgtools.cli.reporting import INTERNAL_ERROR, checked_run, note, run_for_drawing, write_frame_files
+from cgtools.cli.reporting import INTERNAL_ERROR, checked_run, note, run_for_drawing
 from cgtools.cli.training import train
 
 
@@ -143,7 +143,8 @@ def info(graph, sets, inputs_file, random, kinds):
 @PARAM_OPTION
 @click.option("-o", "--output", metavar="OUT", help="Output file; '-' writes DOT or SVG to stdout. "
               "Default: beside GRAPH, with the format's suffix.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "html"], case_sensitive=False),
+@click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "html", "tex"],
+                                                          case_sensitive=False),
               help="Output format; default: from OUT's suffix, else svg.")
 @SET_OPTION
 @INPUTS_OPTION
@@ -194,6 +195,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     from cgtools.export import draw
     from cgtools.export.scene import View
 
+    from .drawing import frame_files
     from .paths import choose_format, output_path
 
     shown = show_items(show, draw_constants) | ({"leaves"} if draw_leaves else set())
@@ -217,11 +219,11 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     run = None if no_values else run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
-    colouring = edge_colouring(color_by, against, g if expression is not None else graph, sets, run)
+    colouring = edge_colouring(color_by, against, g if expression is not None else graph, sets, run, fmt)
     view = View(theme.lower(), rankdir.upper(), precision, shown, colouring, **parts_drawn(collapse, focus, depth),
                 bodies=bodies)
     if frames_dir is not None:
-        write_frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
+        frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
     if target is not None or output == "-":
         deliver(draw(g, run, view, fmt), target)
 

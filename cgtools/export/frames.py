@@ -43,8 +43,7 @@ class Frames:
     def layout(self) -> dict:
         """Positions from one `dot` layout of the complete diagram, with every label at full length."""
         if self._layout is None:
-            full = dot_text(display_graph(self.scene))
-            self._layout = json.loads(render(full, "json"))
+            self._layout = json_layout(self.scene)
         return self._layout
 
     def dot(self, reveal: Reveal) -> str:
@@ -65,7 +64,7 @@ def pinned(D, layout: dict) -> str:
     for key, data in D.nodes(data=True):
         obj = placed[key]
         data.update(pos=f"{obj['pos']}!", width=obj["width"], height=obj["height"], fixedsize="true")
-    edges = sorted(layout.get("edges", []), key=lambda e: e["_gvid"])
+    edges = placed_edges(layout)
     if len(edges) != D.number_of_edges():
         raise CgError("the frame's edges do not match the layout")  # pragma: no cover - same graph both times
     for (_, _, data), placed_edge in zip(D.edges(data=True), edges):
@@ -75,6 +74,17 @@ def pinned(D, layout: dict) -> str:
     if "lp" in layout:
         D.graph["graph"]["lp"] = layout["lp"]
     return dot_text(D)
+
+
+def json_layout(scene) -> dict:
+    """Graphviz's layout of the complete diagram (`dot -Tjson`): positions, sizes and drawing operations of
+    every node and edge, with every label at full length. Frames and the TeX picture are drawn on it."""
+    return json.loads(render(dot_text(display_graph(scene)), "json"))
+
+
+def placed_edges(layout: dict) -> list[dict]:
+    """The layout's edges in the display graph's order."""
+    return sorted(layout.get("edges", []), key=lambda e: e["_gvid"])
 
 
 def merge_pdfs(pages: list[bytes]) -> bytes:
@@ -119,11 +129,9 @@ def frames_folder(folder: Path | str, fmt: str) -> Path:
     folder = Path(folder)
     if fmt == "html":
         raise CgError("frames are drawn as svg, png, pdf or dot; the HTML page steps through them itself")
-    if folder.exists() and not folder.is_dir():
-        raise NotAFolder(f"{str(folder)!r} is a file; expected a folder")
-    if not folder.parent.resolve().is_dir():
-        raise CgError(f"no such folder {str(folder.parent)!r} to make {folder.name!r} in")
-    folder.mkdir(exist_ok=True)
+    if fmt == "tex":  # one file of Beamer overlays, not a file per frame
+        raise CgError("TeX frames are one file of Beamer overlays: cgtools.export.tex.write_overlays")
+    make_folder(folder)
     return folder
 
 
@@ -145,6 +153,15 @@ def write_drawings(frames, folder: Path, stem: str, *, progress=None) -> FrameFi
     pdf = folder / f"{stem}-frames.pdf"
     write_atomic(pdf, lambda f: f.write(merged))
     return FrameFiles(written, pdf)
+
+
+def make_folder(folder: Path) -> None:
+    """The frames' folder, made if missing inside an existing one."""
+    if folder.exists() and not folder.is_dir():
+        raise NotAFolder(f"{str(folder)!r} is a file; expected a folder")
+    if not folder.parent.resolve().is_dir():
+        raise CgError(f"no such folder {str(folder.parent)!r} to make {folder.name!r} in")
+    folder.mkdir(exist_ok=True)
 
 
 def remove_stale_frames(folder: Path, stem: str, fmt: str) -> None:
