@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup graphviz chromium tex demo pictures test test-fast conformance bench lint docs clean
+.PHONY: setup graphviz chromium tex demo pictures lecture test test-fast conformance bench lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +55,13 @@ pictures: setup chromium tex
 	for graph in examples/*.json; do $(BIN)/cgtools render $$graph -o docs/gallery/$$(basename $$graph .json).png; done
 	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o docs/mlp_xent.png
 	$(BIN)/cgtools render examples/affine_square.json -f png --frames docs/frames
+	$(BIN)/cgtools render examples/affine_square.json --show values,grads,chain -f png --frames docs/chain_frames
 	$(BIN)/cgtools render examples/mlp_xent.json --rankdir TB -o demo/mlp_xent.html
 	$(BIN)/python docs/screenshot.py demo/mlp_xent.html docs/mlp_xent_html.png --hover h --height 900
+
+# Every graph of the lecture, with the commands that make them: docs/lecture/README.md.
+lecture: setup tex
+	$(BIN)/python docs/lecture.py docs/lecture
 
 test: setup chromium tex
 	$(BIN)/python -m pytest -q
