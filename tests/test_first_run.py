@@ -25,7 +25,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # what `run` never needs: the drawing code and its packages, the other runtimes, the comparison and authoring code
 NOT_NEEDED = ("onnx.reference", "onnxruntime", "torch", "pyvis", "jinja2", "jsonschema", "graphviz", "scipy",
               "networkx", "cgtools.export.scene", "cgtools.export.dot", "cgtools.export.html", "cgtools.export.layout",
-              "cgtools.compare", "cgtools.gradcheck", "cgtools.expr", "cgtools.train", "cgtools.optim")
+              "cgtools.compare", "cgtools.gradcheck", "cgtools.expr", "cgtools.train", "cgtools.optim",
+              "cgtools.onnx.write")
 
 # runs `cgtools run` in a fresh interpreter, recording what the ONNX checker was given and which plans compiled
 PROBE = r"""
