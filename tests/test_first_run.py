@@ -106,10 +106,11 @@ def test_one_run_is_interpreted_not_compiled(seen):
 
 # ---- inline weights, mapped from the file ----------------------------------------------------------------
 
-def weights_model(path: Path, width: int = 600, relus: int = 1, **tensor_fields) -> Path:
-    """x [1, width] → MatMul w (float32, width², its raw_data inline) → + b (float64 cast: int64 c) → Relu ×
-    `relus` → y, written to `path`: over WALKED_FROM bytes, so its weights are mapped. `tensor_fields` replace
-    fields of w's TensorProto (to make it one the walk leaves alone)."""
+def weights_model(path: Path, width: int = 600, relus: int = 1, pad: int = 0, **tensor_fields) -> Path:
+    """x [1, width] → MatMul w (float32, width², its raw_data inline) → + b (float32 cast of int64 c) → Relu ×
+    `relus` → y, written to `path`: over WALKED_FROM bytes, so its weights are lifted. `pad` letters of the
+    first node's name move the weights' offsets in the file; `tensor_fields` replace fields of w's TensorProto
+    (to make it one the walk leaves alone)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -121,8 +122,8 @@ def weights_model(path: Path, width: int = 600, relus: int = 1, **tensor_fields)
         elif value is not None:
             setattr(w, field, value)
     c = numpy_helper.from_array(np.arange(width, dtype=np.int64), "c")  # 8 bytes a value, mapped too
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Cast", ["c"], ["b"], to=1),
-             helper.make_node("Add", ["h", "b"], ["r0"])]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="m" * pad),
+             helper.make_node("Cast", ["c"], ["b"], to=1), helper.make_node("Add", ["h", "b"], ["r0"])]
     nodes += [helper.make_node("Relu", [f"r{i}"], [f"r{i + 1}"]) for i in range(relus)]
     nodes[-1].output[0] = "y"
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
@@ -140,28 +141,43 @@ def mapped_file(array: np.ndarray) -> str | None:
     return None
 
 
-def test_large_inline_weights_are_maps_of_the_file_and_run_as_onnxruntime_does(tmp_path):
+def aligned_weights_model(path: Path) -> Path:
+    """weights_model with w's bytes at an offset that is a multiple of 4, so it is mapped."""
+    for pad in range(4):
+        if without_weights(weights_model(path, pad=pad))[1]["w"].offset % 4 == 0:
+            return path
+    raise AssertionError("no padding aligns w")
+
+
+def test_large_inline_weights_are_maps_of_the_file_where_aligned_and_run_as_onnxruntime_does(tmp_path):
+    """A weight at an offset that is a multiple of its item size is a map of the file; any other is copied
+    once into aligned memory (numpy would copy an unaligned array at every use). Both equal onnx's reading."""
     import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
 
-    path = weights_model(tmp_path / "w.onnx")
-    assert path.stat().st_size >= WALKED_FROM
-    graph = cgtools.load(path)
-    for name in ("w", "c"):
-        value = graph.leaves[name].value
-        assert mapped_file(value) == str(path.resolve())
-        expected = numpy_helper.to_array(next(t for t in onnx.load(path).graph.initializer if t.name == name))
-        assert value.dtype == expected.dtype and np.array_equal(value, expected)
-    x = np.random.default_rng(1).standard_normal((1, 600)).astype(np.float32)
-    (y,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    np.testing.assert_allclose(graph.run({"x": x}, backward=False).values["y"], y, rtol=1e-4, atol=1e-4)
+    seen = set()
+    for pad in range(8):
+        path = weights_model(tmp_path / f"w{pad}.onnx", pad=pad)
+        assert path.stat().st_size >= WALKED_FROM
+        lifted, graph = without_weights(path)[1], cgtools.load(path)
+        for name in ("w", "c"):
+            value, aligned = graph.leaves[name].value, lifted[name].offset % lifted[name].dtype.itemsize == 0
+            assert (mapped_file(value) == str(path.resolve())) == aligned and value.flags.aligned
+            expected = numpy_helper.to_array(next(t for t in onnx.load(path).graph.initializer if t.name == name))
+            assert value.dtype == expected.dtype and np.array_equal(value, expected)
+            seen.add(aligned)
+        x = np.random.default_rng(1).standard_normal((1, 600)).astype(np.float32)
+        (y,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+        np.testing.assert_allclose(graph.run({"x": x}, backward=False).values["y"], y, rtol=1e-4, atol=1e-4)
+    assert seen == {True, False}
 
 
 def test_writing_into_a_mapped_weight_changes_neither_the_file_nor_another_load(tmp_path):
-    path = weights_model(tmp_path / "w.onnx")
+    path = aligned_weights_model(tmp_path / "w.onnx")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     first, second = cgtools.load(path), cgtools.load(path)
+    assert mapped_file(first.leaves["w"].value) == str(path.resolve())
     original = second.leaves["w"].value.copy()
     first.leaves["w"].value[:] = 7.0  # copy-on-write: the pages written become this load's own
     assert np.all(first.leaves["w"].value == 7.0)
@@ -219,14 +235,15 @@ def test_a_truncated_model_with_large_weights_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
-def test_a_real_models_weights_are_mapped_and_equal_to_onnxs_reading(exported, name):
+def test_a_real_models_weights_are_lifted_aligned_and_equal_to_onnxs_reading(exported, name):
     import onnx
     from onnx import numpy_helper
 
     model = exported(name)
-    graph = cgtools.load(model.path)
+    graph, lifted = cgtools.load(model.path), without_weights(model.path)[1]
     expected = {t.name: numpy_helper.to_array(t) for t in onnx.load(model.path).graph.initializer}
-    mapped = [name for name in expected if mapped_file(graph.leaves[name].value)]
-    assert sum(expected[n].nbytes for n in mapped) > 0.99 * sum(a.nbytes for a in expected.values())
+    assert sum(expected[n].nbytes for n in lifted) > 0.99 * sum(a.nbytes for a in expected.values())
+    assert any(mapped_file(graph.leaves[n].value) for n in lifted)
     for key, array in expected.items():
-        assert np.array_equal(graph.leaves[key].value, array), key
+        value = graph.leaves[key].value
+        assert value.flags.aligned and value.dtype == array.dtype and np.array_equal(value, array), key

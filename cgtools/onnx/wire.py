@@ -2,7 +2,7 @@
 finds where each of the main graph's initializers keeps its raw_data, so the model can be parsed, and checked,
 without them. Otherwise every byte of the weights is copied four times before a run (the file read, protobuf's
 parse, the checker's own parse, the array taken from the message); mapped, they are read from the page cache
-when an op first uses them.
+when an op first uses them (or once at load, for those at an offset not a multiple of their item size).
 
 Only what is unambiguous is lifted out: a tensor whose sole data is a raw_data of exactly the bytes its dtype
 (one value a byte or more, as numpy holds it) and dims need; anything else stays in the message for onnx to
@@ -64,8 +64,11 @@ def without_weights(path: Path) -> tuple[bytes, dict[str, Lifted]] | None:
 
 
 def mapped_weights(path: Path, lifted: dict[str, Lifted], maps) -> dict[str, np.ndarray]:
-    """The lifted weights as copy-on-write maps of the file (files.mapped_array, `maps` as it takes them)."""
-    return {name: mapped_array(path, w.offset, w.dtype, w.shape, maps=maps) for name, w in lifted.items()}
+    """The lifted weights as copy-on-write maps of the file (files.mapped_array, `maps` as it takes them); one
+    whose bytes lie at an address its dtype cannot be read from directly is copied (from the page cache) into
+    memory of its own, as numpy would copy it again at every use."""
+    weights = {name: mapped_array(path, w.offset, w.dtype, w.shape, maps=maps) for name, w in lifted.items()}
+    return {name: array if array.flags.aligned else np.array(array) for name, array in weights.items()}
 
 
 def checked_bytes(onnx, model, data: bytes, lifted: dict[str, Lifted]) -> bytes:
