@@ -8,6 +8,8 @@ time of `cgtools run MODEL --inputs X.npz --upstream-grad ones` as a whole proce
 (b) the median wall time of `cgtools run --help` (the interpreter's and click's start-up), against (c) the
 median in-process time of `graph.run(feed, seed=np.ones_like)` once warm (plan compiled, caches filled).
 Target: (a − b) / c ≤ 2 for every model. `--folder` keeps the exported models there for the next call.
+`--against OTHER` (another installation's `cgtools`, e.g. the code before a change) times its commands too,
+alternating with this one's, run for run, so both see the same load on a shared machine.
 
 The commands run as an installed cgtools does, from cached bytecode: PYTHONDONTWRITEBYTECODE is dropped from
 their environment, the bytecode goes to a temporary PYTHONPYCACHEPREFIX, and one run of each command before
@@ -33,15 +35,16 @@ from timing import median_times, record
 TARGET = 2.0
 
 
-def wall_seconds(command: list[str], repeat: int, env: dict) -> float:
-    """The median wall time of `command` as a whole process after one run not counted, its output thrown away;
-    it must succeed."""
-    times = []
+def wall_seconds(commands: list[list[str]], repeat: int, env: dict) -> list[float]:
+    """The median wall time of each command as a whole process after one run not counted, its output thrown
+    away, the commands taking turns; each must succeed."""
+    times = [[] for _ in commands]
     for _ in range(repeat + 1):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+        for command, taken in zip(commands, times):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            taken.append(time.perf_counter() - start)
+    return [statistics.median(taken[1:]) for taken in times]
 
 
 def steady_seconds(model: Path, feed: Path, repeat: int) -> float:
@@ -64,25 +67,29 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--folder", help="where the models are exported (kept); default: a temporary folder")
+    parser.add_argument("--against", metavar="OTHER", help="another `cgtools` command to time beside this one")
     args = parser.parse_args()
-    cgtools_command = [str(Path(sys.executable).with_name("cgtools"))]  # the installed command, as users run it
+    commands = [[str(Path(sys.executable).with_name("cgtools"))]]  # the installed command, as users run it
+    commands += [[args.against]] if args.against else []
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "bytecode")
-        start_up = wall_seconds([*cgtools_command, "run", "--help"], args.repeat, env)
-        print(f"{'model':<16}{'CLI s':>8}{'start-up s':>12}{'steady s':>10}{'ratio':>8}   (median of {args.repeat})")
+        start_ups = wall_seconds([[*c, "run", "--help"] for c in commands], args.repeat, env)
+        print(f"{'model':<16}{'CLI s':>8}{'start-up s':>12}{'steady s':>10}{'ratio':>8}"
+              f"{'   OTHER: CLI s, start-up s, ratio' if args.against else ''}   (median of {args.repeat})")
         folder = Path(args.folder or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for name in (n.strip() for n in args.models.split(",")):
             model = model_file(name, folder)
             feed = inputs_file(model, folder)
-            cli = wall_seconds([*cgtools_command, "run", str(model), "--inputs", str(feed), "--upstream-grad",
-                                "ones"], args.repeat, env)
+            clis = wall_seconds([[*c, "run", str(model), "--inputs", str(feed), "--upstream-grad", "ones"]
+                                 for c in commands], args.repeat, env)
             steady = steady_seconds(model, feed, max(args.repeat, 3))
-            ratio = (cli - start_up) / steady
-            print(f"{name:<16}{cli:8.2f}{start_up:12.2f}{steady:10.3f}{ratio:7.2f}×"
+            ratio, *other = [(cli - start_up) / steady for cli, start_up in zip(clis, start_ups)]
+            against = f"   {clis[1]:8.2f}{start_ups[1]:8.2f}{other[0]:7.2f}×" if other else ""
+            print(f"{name:<16}{clis[0]:8.2f}{start_ups[0]:12.2f}{steady:10.3f}{ratio:7.2f}×{against}"
                   f"{'' if ratio <= TARGET else '  over the target'}", flush=True)
-            record(f"{name}: first run, `cgtools run` less its --help start-up", cli - start_up,
+            record(f"{name}: first run, `cgtools run` less its --help start-up", clis[0] - start_ups[0],
                    peer="the same run warm in Python", theirs=steady, target=f"≤ {TARGET:g}×", met=ratio <= TARGET)
 
 

@@ -11,7 +11,6 @@ from cgtools.graph import Graph
 from cgtools.json_format import save
 from cgtools.onnx.mapping import require_onnx
 from cgtools.onnx.read import load_onnx
-from cgtools.onnx.write import save_onnx
 
 
 def load(source, *, params=(), constants=()) -> Graph:
@@ -66,4 +65,6 @@ def convert(source, target, *, params=(), constants=(), weights=None) -> list[Pa
         graph = load(source, params=params, constants=constants)
         written = save(graph, target, weights=weights, inputs=(source,))
         return [target, written] if written else [target]
+    from cgtools.onnx.write import save_onnx  # here: loading a model never needs the writer
+
     return [save_onnx(load(source, params=params, constants=constants), target)]

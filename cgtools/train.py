@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,22 +39,66 @@ def batches(data: dict, size: int, rng) -> Iterator[dict]:
         yield {key: a[pick] for key, a in data.items()}
 
 
+@dataclass
+class Step:
+    """One step of training: its number (from 0), its epoch (from 1), the batch's loss, the run that made it
+    (the params' values before the step and their gradients) and whether it ends its epoch."""
+
+    number: int
+    epoch: int
+    loss: float
+    run: object
+    ends_epoch: bool
+
+
 def train(graph, data: dict, optimizer, *, epochs: int, batch_size: int, seed: int = 0,
-          on_batch: Callable[[int, float], None] | None = None) -> list[float]:
-    """Train in place (the graph's param values change); returns each epoch's mean loss."""
+          on_step: Callable[[Step], None] | None = None) -> list[float]:
+    """Train in place (the graph's param values change); returns each epoch's mean loss. A loss of one value
+    per example is averaged over the batch."""
     rng = np.random.default_rng(seed)
+    per_epoch = -(-len(next(iter(data.values()))) // batch_size)
     history = []
     for epoch in range(epochs):
         losses = []
-        for batch in batches(data, batch_size, rng):
+        for k, batch in enumerate(batches(data, batch_size, rng)):
             optimizer.zero_grad()
-            run = graph.run(batch)  # forward, then backward from the loss
+            run = graph.run(batch, seed=batch_mean)  # forward, then backward from the loss
             optimizer.step(run)
-            losses.append(float(run.values[run.loss]))
-            if on_batch:
-                on_batch(epoch, losses[-1])
+            losses.append(float(np.mean(run.values[run.loss])))
+            if on_step:
+                on_step(Step(epoch * per_epoch + k, epoch + 1, losses[-1], run, k == per_epoch - 1))
         history.append(float(np.mean(losses)))
     return history
+
+
+def batch_mean(loss: np.ndarray) -> np.ndarray:
+    """The seed gradient of a batch's mean loss: 1/n for each of its n values (1 for a scalar loss)."""
+    return np.full(loss.shape, 1 / loss.size, loss.dtype)
+
+
+@dataclass
+class History:
+    """What training said, step by step: each step's loss and epoch and, after each epoch, the accuracy where
+    the graph's loss tells it. The numbers `cgtools train --plot` draws and `--print-steps` prints."""
+
+    losses: list[float] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+
+    def record(self, step: Step, accuracy: float | None = None) -> None:
+        self.losses.append(step.loss)
+        self.epochs.append(step.epoch)
+        if accuracy is not None:
+            self.accuracy.append(accuracy)
+
+    def epoch_means(self) -> list[float]:
+        """Each epoch's mean loss, as train() returns them."""
+        return [float(np.mean([loss for loss, e in zip(self.losses, self.epochs) if e == epoch]))
+                for epoch in sorted(set(self.epochs))]
+
+    def epoch_ends(self) -> list[int]:
+        """The number of the step ending each epoch."""
+        return [k for k, e in enumerate(self.epochs) if k + 1 == len(self.epochs) or self.epochs[k + 1] != e]
 
 
 def accuracy(graph, data: dict) -> float | None:

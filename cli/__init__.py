@@ -36,7 +36,8 @@ from cgtools.cli.options import (
     split_names,
     upstream_gradient,
 )
-from cgtools.cli.reporting import INTERNAL_ERROR, checked_run, note, run_for_drawing, write_frame_files
+from cgtools.cli.reporting import INTERNAL_ERROR, checked_run, note, run_for_drawing
+from cgtools.cli.training import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -47,6 +48,9 @@ def cli(ctx):
     """Computation graphs: run them forward and backward, and draw them with values and gradients."""
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
+
+
+cli.add_command(train)
 
 
 @cli.command()
@@ -139,7 +143,8 @@ def info(graph, sets, inputs_file, random, kinds):
 @PARAM_OPTION
 @click.option("-o", "--output", metavar="OUT", help="Output file; '-' writes DOT or SVG to stdout. "
               "Default: beside GRAPH, with the format's suffix.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "html"], case_sensitive=False),
+@click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "html", "tex"],
+                                                          case_sensitive=False),
               help="Output format; default: from OUT's suffix, else svg.")
 @SET_OPTION
 @INPUTS_OPTION
@@ -160,7 +165,8 @@ def info(graph, sets, inputs_file, random, kinds):
               f"(up to {WIDE_UP_TO} nodes), top to bottom for a deep model.")
 @PRECISION_OPTION
 @click.option("--show", default="values,grads,names", show_default=True, metavar="ITEMS",
-              help="What to write, comma-separated, among: values, grads, shapes, names.")
+              help="What to write, comma-separated, among: values, grads, shapes, names, chain (how each gradient "
+                   "is made: upstream gradient times local derivative).")
 @click.option("--draw-constants", "draw_constants", is_flag=True,
               help="Draw constants as nodes instead of folding them into the ops that read them.")
 @click.option("--leaves", "draw_leaves", is_flag=True, help="Draw weights as nodes, not listed inside their ops.")
@@ -189,6 +195,7 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     from cgtools.export import draw
     from cgtools.export.scene import View
 
+    from .drawing import frame_files
     from .paths import choose_format, output_path
 
     shown = show_items(show, draw_constants) | ({"leaves"} if draw_leaves else set())
@@ -212,11 +219,11 @@ def render(graph, expression, params, output, fmt, sets, inputs_file, random, ki
     run = None if no_values else run_for_drawing(g, sets, not no_backward, loss=loss, seed=upstream_gradient(upstream))
     if run is not None and run.grads and upstream:
         note(f"gradients of {run.loss!r} from the upstream gradient {upstream}")
-    colouring = edge_colouring(color_by, against, g if expression is not None else graph, sets, run)
+    colouring = edge_colouring(color_by, against, g if expression is not None else graph, sets, run, fmt)
     view = View(theme.lower(), rankdir.upper(), precision, shown, colouring, **parts_drawn(collapse, focus, depth),
                 bodies=bodies)
     if frames_dir is not None:
-        write_frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
+        frame_files(g, run, view, fmt, frames_folder(frames_dir), Path(graph).stem)
     if target is not None or output == "-":
         deliver(draw(g, run, view, fmt), target)
 
@@ -262,55 +269,6 @@ def convert(source, target, weights, kinds):
 
     for written in convert_files(source, target, weights=weights, **kinds):
         click.echo(str(written))
-
-
-@cli.command()
-@click.argument("graph", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, type=click.Path(dir_okay=False),
-              help="An .npz with one array per graph input (examples along the first axis).")
-@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--lr", type=float, default=0.1, show_default=True, help="Learning rate.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
-@click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD momentum.")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch shuffling.")
-@click.option("-o", "--output", metavar="OUT", help="Write the trained graph here; default: back into GRAPH.")
-@WEIGHTS_OPTION
-@leaf_kinds_option
-@THREADS_OPTION
-def train(graph, data, epochs, lr, optimizer, momentum, batch_size, seed, output, weights, kinds):
-    """Train GRAPH's params on DATA with SGD or Adam; write the trained params back (large ones to an .npz)."""
-    from pathlib import Path
-
-    import cgtools
-    from cgtools import optim
-    from cgtools import train as training
-    from cgtools.json_format import check_save, save
-
-    g = cgtools.load(graph, **kinds)
-    arrays = training.load_data(data, g)
-    target = Path(output) if output else Path(graph)
-    check_save(g, target, weights=weights, inputs=(data,))  # before training, not after
-    opt = optim.SGD(g, lr, momentum) if optimizer == "sgd" else optim.Adam(g, lr)
-    per_epoch = -(-len(next(iter(arrays.values()))) // batch_size)
-    latest = {"loss": float("nan")}
-
-    def show(_):
-        return f"loss {latest['loss']:.4f}"
-
-    with click.progressbar(length=epochs * per_epoch, label="training", item_show_func=show,
-                           file=sys.stderr) as bar:
-        def on_batch(epoch, loss):
-            latest["loss"] = loss
-            bar.update(1, loss)
-
-        history = training.train(g, arrays, opt, epochs=epochs, batch_size=batch_size, seed=seed,
-                                 on_batch=on_batch)
-    accuracy = training.accuracy(g, arrays)
-    click.echo(f"loss {history[0]:.4f} -> {history[-1]:.4f} over {epochs} epochs"
-               + (f"; accuracy {accuracy:.1%}" if accuracy is not None else ""))
-    written = save(g, target, weights=weights, inputs=(data,))
-    click.echo("\n".join(map(str, filter(None, (target, written)))))
 
 
 @cli.command()

@@ -15,12 +15,15 @@ def auto_rankdir(graph) -> str:
     return "LR" if len(graph.nodes) + len(graph.leaves) <= WIDE_UP_TO else "TB"
 
 
-def edge_colouring(color_by: str | None, against: str | None, source, sets: dict, run):
+def edge_colouring(color_by: str | None, against: str | None, source, sets: dict, run, fmt: str = "svg"):
     """What render colours edges by; for differences, GRAPH (`source`) compared on the drawing's inputs with
     onnxruntime, onnx's ReferenceEvaluator or another graph. Without the numbers asked for, a note."""
     from cgtools.errors import CgError
     from cgtools.export.colours import Colouring
 
+    if fmt == "tex" and (color_by or against):  # refused before a comparison is run for nothing
+        raise CgError(f"-f tex draws no colour scale: --{'color-by' if color_by else 'against'} needs -f svg, png, "
+                      "pdf or html")
     if against and color_by not in (None, "diff"):
         raise CgError(f"--against is what --color-by diff compares with; it does nothing with --color-by {color_by}")
     color_by = (color_by or ("diff" if against else "")).lower()
@@ -59,6 +62,23 @@ def refuse_oversized(graph, fmt: str, frames: bool, part_drawn) -> None:
         refuse_oversized(len(graph.nodes), graph, FRAMES_LIMIT, "frames")
     elif fmt != "html":
         refuse_oversized(len(graph.nodes), graph, GRAPHVIZ_LIMIT)
+
+
+def frame_files(graph, run, view, fmt: str, folder, stem: str) -> None:
+    """`--frames`: the frames' files, or for tex one file of Beamer overlays; what was written, said on stderr."""
+    if fmt != "tex":
+        from cgtools.cli.reporting import write_frame_files
+
+        return write_frame_files(graph, run, view, fmt, folder, stem)
+    from cgtools.errors import CgError
+    from cgtools.export.frames import NotAFolder
+    from cgtools.export.tex import write_overlays
+
+    try:
+        path, steps = write_overlays(graph, run, view, folder, stem)
+    except NotAFolder as e:
+        raise CgError(f"--frames {e.detail}") from None
+    click.echo(f"{folder}: {steps} frames as Beamer overlays in {path.name}", err=True)
 
 
 def deliver(data: bytes, target, *, path_to_stderr: bool = False) -> None:

@@ -242,7 +242,7 @@ def show_items(show: str, draw_constants: bool) -> frozenset:
 
     items = {s.strip().lower() for s in show.split(",") if s.strip()}
     if not items:
-        raise CgError("--show needs at least one of values, grads, shapes, names")
+        raise CgError("--show needs at least one of values, grads, shapes, names, chain")
     if "constants" in items:
         raise CgError("constants are drawn as nodes with --draw-constants, not --show")
     return frozenset(items | ({"constants"} if draw_constants else set()))

@@ -7,7 +7,7 @@ from pathlib import Path
 from cgtools.errors import CgError, did_you_mean
 from cgtools.export import FORMATS
 
-TEXT_FORMATS = ("svg", "dot")  # the ones `-o -` can write to standard output
+TEXT_FORMATS = ("svg", "dot", "tex")  # the ones `-o -` can write to standard output
 
 
 def choose_format(fmt: str | None, out: str | None) -> str:

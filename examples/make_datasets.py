@@ -25,6 +25,13 @@ def moons(rng, n=300):
     return np.where(labels[:, None] == 0, upper, lower) + rng.normal(0, 0.12, (n, 2)), labels
 
 
+def secret_rounds(n=8, secret=4.0):
+    """The secret-number game's rounds: the number x said and the answer y = x + secret; training the guess
+    ŷ = x + θ walks θ to the secret."""
+    x = np.arange(n, dtype=float)
+    return x, x + secret
+
+
 def dense(rng, fan_in, fan_out):
     return np.round(rng.normal(0, 1 / np.sqrt(fan_in), (fan_in, fan_out)), 3).tolist()
 
@@ -55,6 +62,8 @@ def main():
                  {"op": "MatMul", "inputs": ["h", "W2"], "outputs": ["hW2"]},
                  {"op": "Add", "inputs": ["hW2", "b2"], "outputs": ["logits"]},
                  {"op": "SoftmaxCrossEntropyLoss", "inputs": ["logits", "labels"], "outputs": ["L"]}])
+    x, y = secret_rounds()
+    np.savez(HERE / "data" / "secret_number.npz", x=x, y=y)
     for doc in (logistic, mlp):
         (HERE / f"{doc['name']}.json").write_text(json.dumps(doc, indent=2) + "\n")
 

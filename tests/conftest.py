@@ -48,6 +48,15 @@ def graphviz():
     assert shutil.which("dot"), "Graphviz's `dot` is missing: run `make test` (installs it) or apt-get install graphviz"
 
 
+@pytest.fixture(scope="session")
+def pdflatex():
+    """TeX's pdflatex, which compiles `-f tex` output. Missing is a failure, not a skip: `make test` installs it."""
+    found = shutil.which("pdflatex")
+    assert found, ("pdflatex is missing: run `make test` (installs it) or apt-get install texlive-latex-base "
+                   "texlive-pictures texlive-latex-recommended")
+    return found
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]

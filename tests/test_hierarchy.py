@@ -20,7 +20,7 @@ def test_leaves_live_where_their_readers_do():
     found = scopes(scoped_graph())
     assert found["a"] == ("net", "layer1") and found["b"] == ("net", "layer2", "mul")
     assert found["w1"] == ("net", "layer1") and found["w2"] == ("net", "layer2", "mul")
-    assert found["x"] == ("net",)  # read in layer1 and in net itself
+    assert found["x"] == ()  # the graph's input is drawn outside every module, though only net reads it
 
 
 def test_common_prefix_and_cuts():

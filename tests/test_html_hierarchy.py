@@ -115,10 +115,12 @@ def test_page_data_names_each_module_with_its_ops_members_and_centroid(exported)
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.json")))
-def test_lecture_graphs_have_no_groups(example):
+def test_lecture_graphs_group_only_by_the_scopes_they_record(example):
     graph = cgtools.load(EXAMPLES / example)
     data = page_data(draw(graph, None, Collapsed(collapse=1), fmt="html").decode())
-    assert data["groups"] == [] and not any("cg" in node for node in data["nodes"])
+    modules = sorted({node.scope[0] for node in graph.nodes if node.scope})  # training_schematic: net, criterion
+    assert sorted(group["name"] for group in data["groups"]) == modules
+    assert any("cg" in node for node in data["nodes"]) == bool(modules)
 
 
 def scoped_chain(blocks: int, outer=("net",)):

@@ -1,11 +1,12 @@
 """Drawing graphs: what a diagram shows (scene.py), drawn as DOT/SVG/PNG/PDF through Graphviz (dot.py), as
-slide frames (frames.py) or as one interactive HTML page (html.py); labels and themes."""
+slide frames (frames.py), as a TikZ picture or Beamer overlays (tex.py) or as one interactive HTML page (html.py);
+labels and themes."""
 
 from __future__ import annotations
 
 from cgtools.errors import CgError
 
-FORMATS = ("svg", "png", "pdf", "dot", "html")
+FORMATS = ("svg", "png", "pdf", "dot", "html", "tex")
 
 
 def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
@@ -21,6 +22,10 @@ def draw(graph, run=None, view=None, fmt: str = "svg") -> bytes:
         from cgtools.export.html import to_html
 
         return to_html(graph, run, view).encode()
+    if fmt == "tex":
+        from cgtools.export.tex import to_tex
+
+        return to_tex(graph, run, view).encode()
     if not (view.focus or view.collapse):  # the diagram has a box per op at least: refused before it is made
         refuse_oversized(len(graph.nodes), graph)
     with collector_paused():

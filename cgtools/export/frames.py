@@ -43,34 +43,48 @@ class Frames:
     def layout(self) -> dict:
         """Positions from one `dot` layout of the complete diagram, with every label at full length."""
         if self._layout is None:
-            full = dot_text(display_graph(self.scene))
-            self._layout = json.loads(render(full, "json"))
+            self._layout = json_layout(self.scene)
         return self._layout
 
     def dot(self, reveal: Reveal) -> str:
         """A frame as DOT, pinned to the shared layout."""
-        layout = self.layout()
-        D = display_graph(self.scene, reveal)
-        D.graph["graph"]["bb"] = layout["bb"]
-        placed = {obj["name"]: obj for obj in layout.get("objects", [])}
-        for key, data in D.nodes(data=True):
-            obj = placed[key]
-            data.update(pos=f"{obj['pos']}!", width=obj["width"], height=obj["height"], fixedsize="true")
-        edges = sorted(layout.get("edges", []), key=lambda e: e["_gvid"])
-        if len(edges) != D.number_of_edges():
-            raise CgError("the frame's edges do not match the layout")  # pragma: no cover - same graph both times
-        for (_, _, data), placed_edge in zip(D.edges(data=True), edges):
-            data["pos"] = placed_edge["pos"]
-            if "lp" in placed_edge:
-                data["lp"] = placed_edge["lp"]
-        if "lp" in layout:
-            D.graph["graph"]["lp"] = layout["lp"]
-        return dot_text(D)
+        return pinned(display_graph(self.scene, reveal), self.layout())
 
     def __iter__(self):
         for reveal in self.reveals:
             text = self.dot(reveal)
             yield text.encode() if self.fmt == "dot" else render(text, self.fmt, engine="neato", args=("-n2",))
+
+
+def pinned(D, layout: dict) -> str:
+    """The display graph `D` as DOT, every node, edge and label where `layout` (`dot -Tjson` of the same graph)
+    put them, for `neato -n2`."""
+    D.graph["graph"]["bb"] = layout["bb"]
+    placed = {obj["name"]: obj for obj in layout.get("objects", [])}
+    for key, data in D.nodes(data=True):
+        obj = placed[key]
+        data.update(pos=f"{obj['pos']}!", width=obj["width"], height=obj["height"], fixedsize="true")
+    edges = placed_edges(layout)
+    if len(edges) != D.number_of_edges():
+        raise CgError("the frame's edges do not match the layout")  # pragma: no cover - same graph both times
+    for (_, _, data), placed_edge in zip(D.edges(data=True), edges):
+        data["pos"] = placed_edge["pos"]
+        if "lp" in placed_edge:
+            data["lp"] = placed_edge["lp"]
+    if "lp" in layout:
+        D.graph["graph"]["lp"] = layout["lp"]
+    return dot_text(D)
+
+
+def json_layout(scene) -> dict:
+    """Graphviz's layout of the complete diagram (`dot -Tjson`): positions, sizes and drawing operations of
+    every node and edge, with every label at full length. Frames and the TeX picture are drawn on it."""
+    return json.loads(render(dot_text(display_graph(scene)), "json"))
+
+
+def placed_edges(layout: dict) -> list[dict]:
+    """The layout's edges in the display graph's order."""
+    return sorted(layout.get("edges", []), key=lambda e: e["_gvid"])
 
 
 def merge_pdfs(pages: list[bytes]) -> bytes:
@@ -106,15 +120,24 @@ def write_frames(graph, run, view: View | None = None, fmt: str = "svg", folder:
 
     `progress`, if given, is called with the frames and returns a context manager whose value is iterated in
     their place, e.g. a progress bar: `lambda frames: click.progressbar(frames, length=len(frames))`."""
+    folder = frames_folder(folder, fmt)
+    return write_drawings(Frames(graph, run, view or View(), fmt), folder, stem, progress=progress)
+
+
+def frames_folder(folder: Path | str, fmt: str) -> Path:
+    """The folder frames are written into, made if missing (inside an existing one)."""
     folder = Path(folder)
     if fmt == "html":
         raise CgError("frames are drawn as svg, png, pdf or dot; the HTML page steps through them itself")
-    if folder.exists() and not folder.is_dir():
-        raise NotAFolder(f"{str(folder)!r} is a file; expected a folder")
-    if not folder.parent.resolve().is_dir():
-        raise CgError(f"no such folder {str(folder.parent)!r} to make {folder.name!r} in")
-    folder.mkdir(exist_ok=True)
-    frames = Frames(graph, run, view or View(), fmt)
+    if fmt == "tex":  # one file of Beamer overlays, not a file per frame
+        raise CgError("TeX frames are one file of Beamer overlays: cgtools.export.tex.write_overlays")
+    make_folder(folder)
+    return folder
+
+
+def write_drawings(frames, folder: Path, stem: str, *, progress=None) -> FrameFiles:
+    """Write `frames` (a sized iterable of drawings in `frames.fmt`) as write_frames does."""
+    fmt = frames.fmt
     remove_stale_frames(folder, stem, fmt)
     width = len(str(len(frames) - 1))
     written, pages = [], []
@@ -130,6 +153,15 @@ def write_frames(graph, run, view: View | None = None, fmt: str = "svg", folder:
     pdf = folder / f"{stem}-frames.pdf"
     write_atomic(pdf, lambda f: f.write(merged))
     return FrameFiles(written, pdf)
+
+
+def make_folder(folder: Path) -> None:
+    """The frames' folder, made if missing inside an existing one."""
+    if folder.exists() and not folder.is_dir():
+        raise NotAFolder(f"{str(folder)!r} is a file; expected a folder")
+    if not folder.parent.resolve().is_dir():
+        raise CgError(f"no such folder {str(folder.parent)!r} to make {folder.name!r} in")
+    folder.mkdir(exist_ok=True)
 
 
 def remove_stale_frames(folder: Path, stem: str, fmt: str) -> None:

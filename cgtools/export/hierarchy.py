@@ -22,9 +22,10 @@ def common_prefix(scopes) -> Scope:
 
 
 def scopes(graph) -> dict[str, Scope]:
-    """The scope of every op (by node name) and of every leaf (by tensor name): a leaf lives where all its
-    readers do (a conv's weight inside the conv's module; an input read across modules at their common root).
-    So does an exporter's unscoped Identity copy of a leaf, and the leaf is read where its copies are."""
+    """The scope of every op (by node name) and of every leaf (by tensor name): a weight lives where all its
+    readers do (a conv's weight inside the conv's module; one read across modules at their common root). So
+    does an exporter's unscoped Identity copy of a leaf, and the leaf is read where its copies are. The graph's
+    inputs stay at the root: what flows into the model is drawn outside every module."""
     found: dict[str, Scope] = {node.name: tuple(node.scope) for node in graph.nodes}
     copies = {node.outputs[0]: node for node in graph.nodes
               if node.op == "Identity" and not node.scope and node.inputs and node.inputs[0] in graph.leaves}
@@ -40,6 +41,7 @@ def scopes(graph) -> dict[str, Scope]:
                 readers.setdefault(tensor, []).append(found[node.name])
     for name in [*graph.leaves, *(copy.name for copy in copies.values())]:
         found[name] = common_prefix(readers.get(name, ()))
+    found.update((leaf.name, ()) for leaf in graph.leaves_of("input"))
     return found
 
 

@@ -294,8 +294,10 @@ def page_edges(scene: Scene, plan: Schedule, run, label_at, big: bool, t: dict,
             value, grad = values.get(name), grads.get(name) if loss is not None else None
             share = share if grad is not None else None
             text = (compact_tip(f"{name}\n{format_type(value)}", value, grad, share, numbers)
-                    if numbers is not None and value is not None and packable(value, grad, share)
-                    else tensor_text(name, value, grad, loss, share))
+                    if numbers is not None and value is not None and not data.get("chain")
+                    and packable(value, grad, share) else tensor_text(name, value, grad, loss, share))
+            if data.get("chain"):  # how the gradient is made, as the label writes it
+                text["grad"] = text.get("grad", "") + "\n" + data["chain"]
         tensors.append(text)
         label = labels[-1]
         if label_at is not None and label_at[i] is not None and label:  # where Graphviz put the label

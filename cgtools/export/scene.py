@@ -16,6 +16,7 @@ from typing import NamedTuple
 import networkx as nx
 
 from cgtools.errors import CgError, did_you_mean
+from cgtools.export.chain import Chains
 from cgtools.export.colours import MEASURES, Colouring, magnitudes
 from cgtools.export.folding import listed_inside, weight_line
 from cgtools.export.labels import (
@@ -32,7 +33,7 @@ from cgtools.numerics import deliberate_infinities
 from cgtools.ops import get_op
 from cgtools.runs import arrays_of, surely_finite
 
-SHOW = ("values", "grads", "shapes", "names", "constants", "leaves")
+SHOW = ("values", "grads", "shapes", "names", "constants", "leaves", "chain")
 DEFAULT_SHOW = frozenset({"values", "grads", "names"})
 RANKDIRS = ("LR", "TB", "BT", "RL")
 # The roles of label lines, by what they say; each exporter decides how a role looks.
@@ -166,7 +167,8 @@ def make_scene(graph, run=None, view: View = View()) -> Scene:
         tensor = data["tensor"]
         use = (v, slot) if tensor in facts.shared else None
         lines = facts.use_lines(tensor, use) if use else facts.tensor_lines(tensor)
-        S.add_edge(ids[u], ids[v], **facts.edge(tensor, lines), slot=slot, use=use)
+        lines, chain = facts.chained(lines, tensor, (v, slot))
+        S.add_edge(ids[u], ids[v], **facts.edge(tensor, lines), slot=slot, use=use, chain=chain)
     add_outputs(S, facts, ids)
     measure_and_mark(S, ids, facts)
     title = [Line(text, role) for text, role in ((graph.name, "title"), (graph.doc, "doc")) if text]
@@ -246,6 +248,8 @@ class Facts:
                           if not self.drops(u) and not self.drops(v))
         readers.update(graph.outputs)
         self.shared = {name for name, n in readers.items() if n > 1}
+        chained = "chain" in view.show and run is not None
+        self.chains = Chains(graph, run, self.folded, view.precision) if chained else None
 
     def tensor_lines(self, tensor: str, role: str | None = None) -> list[Line]:
         """The tensor's value (`c = 3`) and whole gradient (`∂e/∂c = 10`). Before its value is revealed the
@@ -266,7 +270,18 @@ class Facts:
         grad = self.grads.get(tensor)
         if "grads" in show and grad is not None and self.loss is not None:
             lines.append(self.grad_line(f"∂{self.loss}/∂{shorten(tensor)} = ", grad, "grad", ("grads", tensor)))
-        return lines
+        return self.chained(lines, tensor)[0] if tensor in self.shared else lines
+
+    def chained(self, lines: list[Line], tensor: str, use: tuple[str, int] | None = None) -> tuple[list[Line], str]:
+        """With "chain" shown, the chain rule making the gradient on an edge (`use`: its reader and slot) or a
+        shared tensor's node (the sum of its uses), and its text; it replaces the gradient line it ends in."""
+        share = use is not None and tensor in self.shared
+        chain = self.chains and (self.chains.edge(tensor, *use, share) if use else self.chains.total(tensor))
+        if not chain:
+            return lines, ""
+        role, until = ("share", ("uses", use)) if share else ("grad", ("grads", tensor))
+        kept = [line for line in lines if not (chain.complete and line.role == role)]
+        return [*kept, Line(chain.text, role, until)], chain.text
 
     def written(self, array) -> str:
         """format_tensor(array) at the view's precision; a small tensor's summary was made with the others'."""

@@ -13,7 +13,7 @@ from cgtools.checks import check
 from cgtools.errors import CgError
 from cgtools.graph import Graph
 from cgtools.limits import checked_size
-from cgtools.onnx.external import check_external_data, external_array
+from cgtools.onnx.external import MAPPINGS, check_external_data, external_array
 from cgtools.onnx.mapping import (
     LOADER_OPS,
     LOSS_KEY,
@@ -31,6 +31,7 @@ from cgtools.onnx.mapping import (
     require_onnx,
 )
 from cgtools.onnx.roles import is_weight, readers_of
+from cgtools.onnx.wire import checked_bytes, mapped_weights, without_weights
 from cgtools.ops import REGISTRY
 from cgtools.parts import Leaf, Node
 from cgtools.values import DTYPES
@@ -104,15 +105,17 @@ def _array(tensor, where: str, file: str) -> tuple[np.ndarray, str]:
 # ---- the file -------------------------------------------------------------------------------------------
 
 def _read_model(path: Path):
-    """The ModelProto at `path`, checked, its external data too (inside its folder only) but left unread."""
+    """The ModelProto at `path`, checked, its external data too (inside its folder only) but left unread; and
+    its large inline weights, memory-mapped where the file holds them (wire.py), by name."""
     onnx = require_onnx()
     file = str(path)
     if not path.exists():
         raise CgError("no such file", file=file)
     if path.is_dir():
         raise CgError("expected an ONNX model file, found a folder", file=file)
+    data, lifted = without_weights(path) or (None, {})
     try:
-        data = path.read_bytes()  # read once: the checker is given the same bytes
+        data = path.read_bytes() if data is None else data  # read once: the checker is given the same bytes
         model = onnx.load_model_from_string(data)
     except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise CgError(f"cannot read as an ONNX model (is the file complete?): {first_line(e)}", file=file) from None
@@ -121,11 +124,11 @@ def _read_model(path: Path):
                       "the file is corrupt or of another kind", file=file)
     check_text_and_sizes(model, file)
     external = check_external_data(onnx, model, path)
-    try:  # the bytes read, not the model serialized again (that costs more than the check); from its file, the
-        onnx.checker.check_model(file if external else data)  # checker finds external data
+    try:  # the bytes read, not the model serialized again (costlier than the check); external data: from its file
+        onnx.checker.check_model(file if external else checked_bytes(onnx, model, data, lifted))
     except Exception as e:  # noqa: BLE001 - onnx.checker.ValidationError and protobuf's size errors
         raise CgError(f"not a valid ONNX model: {first_line(e)}", file=file) from None
-    return model
+    return model, mapped_weights(path, lifted, MAPPINGS.get(None))
 
 
 def _check_model_types_and_ops(model, file: str) -> None:
@@ -151,11 +154,11 @@ def load_onnx(path) -> Graph:
     require_onnx()
     path = Path(path)
     file = str(path)
-    model = _read_model(path)
+    model, weights = _read_model(path)
     _check_model_types_and_ops(model, file)
     g = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
-    leaves = _leaves(model, file)
+    leaves = _leaves(model, weights, file)
     nodes, places = _nodes(g, leaves, opset, file)
     loss = next((p.value for p in model.metadata_props if p.key == LOSS_KEY), None)
     tensors = set(leaf.name for leaf in leaves) | {out for node in nodes for out in node.outputs}
@@ -207,10 +210,10 @@ def _typed_leaf(v) -> Leaf:
     return Leaf(v.name, "input", None, onnx_dtype_name(v.type.tensor_type.elem_type), dims if fixed else None)
 
 
-def _leaves(model, file: str) -> list[Leaf]:
+def _leaves(model, weights: dict, file: str) -> list[Leaf]:
     """Graph inputs (with their defaults from IR 4 on), then the other initializers: the ones read as weights
     as params, the others as constants (roles.py); cgtools writes its constants as Constant nodes, so in its own
-    models every float initializer is a param."""
+    models every float initializer is a param. `weights` holds the initializers already mapped, by name."""
     g = model.graph
     readers = readers_of(g)
     ours = model.producer_name == "cgtools"
@@ -225,7 +228,9 @@ def _leaves(model, file: str) -> list[Leaf]:
             continue
         value = None
         if entry.name in initializers:
-            value, _ = _array(initializers.pop(entry.name), f"graph input {entry.name!r}", file)
+            tensor = initializers.pop(entry.name)
+            value = weights.get(entry.name)
+            value = _array(tensor, f"graph input {entry.name!r}", file)[0] if value is None else value
         dims = _dims_of(entry.type)
         try:
             checked_size([d for d in dims or () if isinstance(d, int)])
@@ -235,7 +240,7 @@ def _leaves(model, file: str) -> list[Leaf]:
         leaves.append(Leaf(entry.name, "input", value, onnx_dtype_name(entry.type.tensor_type.elem_type),
                            dims if fixed else None, entry.doc_string, None if fixed or value is not None else dims))
     for name, tensor in initializers.items():
-        value, widened = _array(tensor, f"initializer {name!r}", file)
+        value, widened = (weights[name], "") if name in weights else _array(tensor, f"initializer {name!r}", file)
         weight = value.dtype.kind == "f" if ours else is_weight(name, value, readers)
         kind = "param" if weight else "constant"
         doc = "; ".join(part for part in (widened, tensor.doc_string) if part)

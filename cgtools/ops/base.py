@@ -66,10 +66,25 @@ class Operation:
     # False where backward passes nothing (or zeros) back although an output may be a float: a random draw, a
     # bit pattern, a count; `cgtools ops` says "no gradient" for these and for ops without a backward
     gradient: bool = True
+    # the local derivative ∂Y/∂input per input, as diagrams write the chain rule: a formula over the node's
+    # tensors, "{b}" the name of the tensor given as input b, "{Y}" the output's, "{alpha}" an attribute's
+    # value; the last one serves the rest of variadic inputs. A formula holding "{up}" is the whole ∂L/∂input
+    # with "{up}" standing for ∂L/∂Y (MatMul's transposes). None for an input without a gradient; no formulas
+    # at all (local_gradients None) and the op must be listed in WITHOUT_FORMULA
+    local_gradients: tuple[str | None, ...] | None = None
 
     @staticmethod
     def forward(ctx, *inputs, **attrs):
         raise NotImplementedError
+
+    @classmethod
+    def local_gradient(cls, slot: int, terms: dict[str, str], constants: dict[str, float]) -> str | None:
+        """The formula of input `slot` filled in with `terms` (names and attribute values as written); an op
+        whose formula is simpler for a constant input (`constants`, by input name) overrides this."""
+        if not cls.local_gradients:
+            return None
+        template = cls.local_gradients[min(slot, len(cls.local_gradients) - 1)]
+        return None if template is None else template.format_map(terms)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -184,6 +199,22 @@ def register_op(op_type: str):
         return cls
 
     return register
+
+
+# Built-in ops with a gradient but no formula for their local derivative: a diagram's chain rule says
+# "local gradient" for them. Every other built-in op with a gradient states `local_gradients` (a test enforces it).
+WITHOUT_FORMULA = frozenset({
+    "AffineGrid", "Attention", "AveragePool", "BatchNormalization", "CausalConvWithState", "CenterCropPad",
+    "Col2Im", "Compress", "ConcatFromSequence", "ConvTranspose", "CumProd", "CumSum", "DFT", "DeformConv",
+    "DepthToSpace", "DequantizeLinear", "Det", "Dropout", "Einsum", "GRU", "GatherElements", "GatherND", "Gelu",
+    "GlobalMaxPool", "GridSample", "GroupNormalization", "Hardmax", "If", "InstanceNormalization", "LRN",
+    "LSTM", "LayerNormalization", "LinearAttention", "Loop", "LpNormalization", "LpPool", "MaxPool",
+    "MaxUnpool", "MeanVarianceNormalization", "Mish", "Mod", "OneHot", "Optional", "OptionalGetElement", "Pad",
+    "RMSNormalization", "RNN", "Range", "Resize", "ReverseSequence", "RoiAlign", "RotaryEmbedding", "STFT",
+    "Scan", "Scatter", "ScatterElements", "ScatterND", "SequenceAt", "SequenceConstruct", "SequenceErase",
+    "SequenceInsert", "SequenceMap", "SpaceToDepth", "Split", "SplitToSequence", "SwiGLU", "Swish",
+    "TensorScatter", "Tile", "TopK", "Trilu", "Upsample",
+})
 
 
 def get_op(op_type: str) -> type[Operation]:

@@ -51,6 +51,7 @@ class Cast(_Cast):
     16 bfloat16, 17 float8_e4m3fn …)"""
 
     symbol = "cast"
+    local_gradients = ("1",)
 
     @staticmethod
     def forward(ctx, input, *, to: int, saturate: int = 1, round_mode: str = "up"):
@@ -64,6 +65,7 @@ class CastLike(_Cast):
     """input converted to the element type of target_type"""
 
     symbol = "cast like"
+    local_gradients = ("1", None)
 
     @staticmethod
     def forward(ctx, input, target_type, *, saturate: int = 1, round_mode: str = "up"):

@@ -137,6 +137,7 @@ class Conv(Operation):
     """convolution of X (N×C×…) with weights W (M×C/group×k…), plus bias B (ONNX's cross-correlation)"""
 
     symbol = "conv"
+    local_gradients = ("convᵀ({up}, {W})", "conv({X}, {up})", "1")
 
     @staticmethod
     def forward(ctx, X, W, B=None, *, auto_pad: AutoPad = "NOTSET", dilations: list[int] = (), group: int = 1,
@@ -350,6 +351,7 @@ class GlobalAveragePool(Operation):
     """the mean over all spatial axes (N×C×… → N×C×1×…)"""
 
     symbol = "global avg pool"
+    local_gradients = ("expand({up})/{n}",)
 
     @staticmethod
     def forward(ctx, X):

@@ -14,6 +14,7 @@ class Add(Operation):
 
     symbol = "+"
     infix = True
+    local_gradients = ("1", "1")
 
     @staticmethod
     def forward(ctx, a, b):
@@ -30,6 +31,7 @@ class Sub(Operation):
 
     symbol = "−"
     infix = True
+    local_gradients = ("1", "−1")
 
     @staticmethod
     def forward(ctx, a, b):
@@ -46,6 +48,7 @@ class Mul(Operation):
 
     symbol = "×"
     infix = True
+    local_gradients = ("{b}", "{a}")
 
     @staticmethod
     def forward(ctx, a, b):
@@ -64,6 +67,7 @@ class Div(Operation):
 
     symbol = "÷"
     infix = True
+    local_gradients = ("1/{b}", "−{a}/{b}²")
 
     @staticmethod
     def forward(ctx, a, b):
@@ -85,6 +89,20 @@ class Pow(Operation):
     """x ** exponent"""
 
     symbol = "pow"
+    local_gradients = ("{exponent}·{x}^({exponent} − 1)", "{Y}·ln {x}")
+
+    @classmethod
+    def local_gradient(cls, slot, terms, constants):
+        """By a constant exponent n: n·x^(n−1) written out, 2x for n = 2, 1 for n = 1."""
+        n = constants.get("exponent")
+        if slot != 0 or n is None:
+            return super().local_gradient(slot, terms, constants)
+        if n in (0, 1):
+            return str(int(n))
+        power = "" if n == 2 else f"^{n - 1:g}" if float(n).is_integer() else f"^({n - 1:g})"
+        coefficient = "−" if n == -1 else f"{n:g}"
+        times = "" if len(terms["x"]) == 1 or n == -1 else "·"  # 2d, but 2·hidden
+        return (coefficient + times + terms["x"] + power).replace("-", "−")
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -109,6 +127,7 @@ class Where(Operation):
     """x where condition holds, else y"""
 
     symbol = "where"
+    local_gradients = (None, "[{condition}]", "[¬{condition}]")
 
     @staticmethod
     def forward(ctx, condition, x, y):
@@ -148,6 +167,7 @@ class Max(_Extremum):
     """elementwise maximum of the inputs"""
 
     symbol = "max"
+    local_gradients = ("[{inputs} = {Y}]",)
 
     pick = staticmethod(np.maximum)
 
@@ -157,6 +177,7 @@ class Min(_Extremum):
     """elementwise minimum of the inputs"""
 
     symbol = "min"
+    local_gradients = ("[{inputs} = {Y}]",)
 
     pick = staticmethod(np.minimum)
 
@@ -166,6 +187,16 @@ class Clip(Operation):
     """x limited to [min, max] (either bound optional)"""
 
     symbol = "clip"
+    local_gradients = ("[{min} ≤ {x} ≤ {max}]", "[{x} < {min}]", "[{x} > {max}]")
+
+    @classmethod
+    def local_gradient(cls, slot, terms, constants):
+        """x's with the bounds given: [x ≥ min] without max, [x ≤ max] without min."""
+        if slot == 0 and not terms["max"]:
+            return f"[{terms['x']} ≥ {terms['min']}]" if terms["min"] else "1"
+        if slot == 0 and not terms["min"]:
+            return f"[{terms['x']} ≤ {terms['max']}]"
+        return super().local_gradient(slot, terms, constants)
 
     @staticmethod
     def forward(ctx, x, min=None, max=None):
@@ -207,6 +238,7 @@ class Sum(Operation):
     """the elementwise sum of the inputs"""
 
     symbol = "sum"
+    local_gradients = ("1",)
 
     @staticmethod
     def forward(ctx, *inputs):
@@ -223,6 +255,7 @@ class Mean(Operation):
     """the elementwise mean of the inputs"""
 
     symbol = "mean"
+    local_gradients = ("1/{n}",)
 
     @staticmethod
     def forward(ctx, *inputs):

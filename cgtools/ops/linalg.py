@@ -16,6 +16,7 @@ class MatMul(Operation):
 
     symbol = "@"
     infix = True
+    local_gradients = ("{up}·{b}ᵀ", "{a}ᵀ·{up}")
 
     @staticmethod
     def forward(ctx, a, b):
@@ -72,6 +73,23 @@ class Gemm(Operation):
     """alpha·A'B' + beta·C, where A' and B' are A and B, transposed if asked"""
 
     symbol = "Gemm"
+    local_gradients = ("{up}·{B}ᵀ", "{A}ᵀ·{up}", "{beta}")
+
+    @classmethod
+    def local_gradient(cls, slot, terms, constants):
+        """With A', B' (transposed if asked) and alpha written: ∂L/∂A' = α·∂L/∂Y·B'ᵀ, ∂L/∂B' = α·A'ᵀ·∂L/∂Y."""
+        if slot == 2:
+            return terms["beta"]
+        flipped = {n: terms["trans" + n] == "1" for n in "AB"}
+
+        def primed(n: str, transposed: bool = False) -> str:  # A' or A'ᵀ, as A or Aᵀ
+            return terms[n] + ("ᵀ" if flipped[n] != transposed else "")
+
+        if slot == 0:
+            product = primed("B") + "·{up}ᵀ" if flipped["A"] else "{up}·" + primed("B", True)
+        else:
+            product = "{up}ᵀ·" + primed("A") if flipped["B"] else primed("A", True) + "·{up}"
+        return product if terms["alpha"] == "1" else f"{terms['alpha']}·{product}"
 
     @staticmethod
     def forward(ctx, A, B, C=None, *, alpha: float = 1.0, beta: float = 1.0, transA: int = 0,

@@ -62,12 +62,25 @@ def picked_grad(grad, w, reduction, denominator):
     return grad if w is None else grad * w
 
 
+class _Loss(Operation):
+    """A loss reduced by its `reduction`: its formulas end in "{mean}", the division by the count of what is
+    averaged (`count`) for reduction "mean" and nothing otherwise."""
+
+    count = "N"  # the batch items the mean is over
+
+    @classmethod
+    def local_gradient(cls, slot, terms, constants):
+        mean = "/" + cls.count.format_map(terms) if terms["reduction"] == "mean" else ""
+        return super().local_gradient(slot, {**terms, "mean": mean}, constants)
+
+
 @register_op("SoftmaxCrossEntropyLoss")
-class SoftmaxCrossEntropyLoss(Operation):
+class SoftmaxCrossEntropyLoss(_Loss):
     """−log softmax(scores)[label], weighted, over a batch (scores N×C×…, labels N×… integers)"""
 
     symbol = "cross-entropy"
     outputs = ("output", "log_prob")
+    local_gradients = ("(softmax({scores}) − onehot({labels}))·{up}{mean}", None, None)
 
     @staticmethod
     def forward(ctx, scores, labels, weights=None, *, reduction: Reduction = "mean", ignore_index: int = None):
@@ -94,10 +107,11 @@ class SoftmaxCrossEntropyLoss(Operation):
 
 
 @register_op("NegativeLogLikelihoodLoss")
-class NegativeLogLikelihoodLoss(Operation):
+class NegativeLogLikelihoodLoss(_Loss):
     """−input[label], weighted, over a batch (input N×C×…: log-probabilities, labels N×… integers)"""
 
     symbol = "NLL"
+    local_gradients = ("−onehot({target})·{up}{mean}", None, None)
 
     @staticmethod
     def forward(ctx, input, target, weight=None, *, reduction: Reduction = "mean", ignore_index: int = None):
@@ -115,10 +129,12 @@ class NegativeLogLikelihoodLoss(Operation):
 
 
 @register_op("MSELoss")
-class MSELoss(Operation):
+class MSELoss(_Loss):
     """mean of (input − target)² (or its sum, or per element)"""
 
     symbol = "MSE"
+    local_gradients = ("2({input} − {target})·{up}{mean}", "−2({input} − {target})·{up}{mean}")
+    count = "{n}"  # every element
 
     @staticmethod
     def forward(ctx, input, target, *, reduction: Reduction = "mean"):

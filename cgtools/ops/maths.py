@@ -37,6 +37,7 @@ class Tan(_Elementwise):
     """tangent"""
 
     symbol = "tan"
+    local_gradients = ("1 + {Y}²",)
     fn = staticmethod(np.tan)
     derivative = staticmethod(lambda x, y: 1 + y * y)
 
@@ -46,6 +47,7 @@ class Asin(_Elementwise):
     """arcsine, in [-π/2, π/2]"""
 
     symbol = "asin"
+    local_gradients = ("1/√(1 − {x}²)",)
     fn = staticmethod(np.arcsin)
     derivative = staticmethod(lambda x, y: 1 / np.sqrt(1 - x * x))
 
@@ -55,6 +57,7 @@ class Acos(_Elementwise):
     """arccosine, in [0, π]"""
 
     symbol = "acos"
+    local_gradients = ("−1/√(1 − {x}²)",)
     fn = staticmethod(np.arccos)
     derivative = staticmethod(lambda x, y: -1 / np.sqrt(1 - x * x))
 
@@ -64,6 +67,7 @@ class Atan(_Elementwise):
     """arctangent, in (-π/2, π/2)"""
 
     symbol = "atan"
+    local_gradients = ("1/(1 + {x}²)",)
     fn = staticmethod(np.arctan)
     derivative = staticmethod(lambda x, y: 1 / (1 + x * x))
 
@@ -73,6 +77,7 @@ class Sinh(_Elementwise):
     """hyperbolic sine"""
 
     symbol = "sinh"
+    local_gradients = ("cosh({x})",)
     fn = staticmethod(np.sinh)
     derivative = staticmethod(lambda x, y: np.cosh(x))
 
@@ -82,6 +87,7 @@ class Cosh(_Elementwise):
     """hyperbolic cosine"""
 
     symbol = "cosh"
+    local_gradients = ("sinh({x})",)
     fn = staticmethod(np.cosh)
     derivative = staticmethod(lambda x, y: np.sinh(x))
 
@@ -91,6 +97,7 @@ class Asinh(_Elementwise):
     """inverse hyperbolic sine"""
 
     symbol = "asinh"
+    local_gradients = ("1/√({x}² + 1)",)
     fn = staticmethod(np.arcsinh)
     derivative = staticmethod(lambda x, y: 1 / np.sqrt(x * x + 1))
 
@@ -100,6 +107,7 @@ class Acosh(_Elementwise):
     """inverse hyperbolic cosine (x ≥ 1)"""
 
     symbol = "acosh"
+    local_gradients = ("1/√({x}² − 1)",)
     fn = staticmethod(np.arccosh)
     derivative = staticmethod(lambda x, y: 1 / np.sqrt(x * x - 1))
 
@@ -109,6 +117,7 @@ class Atanh(_Elementwise):
     """inverse hyperbolic tangent (|x| < 1)"""
 
     symbol = "atanh"
+    local_gradients = ("1/(1 − {x}²)",)
     fn = staticmethod(np.arctanh)
     derivative = staticmethod(lambda x, y: 1 / (1 - x * x))
 
@@ -118,6 +127,7 @@ class Softsign(_Elementwise):
     """x / (1 + |x|)"""
 
     symbol = "softsign"
+    local_gradients = ("1/(1 + |{x}|)²",)
     fn = staticmethod(lambda x: x / (1 + np.abs(x)))
     derivative = staticmethod(lambda x, y: 1 / np.square(1 + np.abs(x)))
 
@@ -144,6 +154,7 @@ class HardSwish(_Elementwise):
     """x · max(0, min(1, x/6 + 1/2))"""
 
     symbol = "hard swish"
+    local_gradients = ("[{x} ≥ 3] + [|{x}| < 3](2{x} + 3)/6",)
     fn = staticmethod(lambda x: x * np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False))
     derivative = staticmethod(lambda x, y: np.where(x < -3, 0, np.where(x > 3, 1, x / 3 + 0.5)))
 
@@ -172,6 +183,7 @@ class Celu(Operation):
     """x where x > 0, else alpha·(e^(x/alpha) − 1)"""
 
     symbol = "CELU"
+    local_gradients = ("[{x} > 0] + [{x} ≤ 0]exp({x}/{alpha})",)
 
     @staticmethod
     def forward(ctx, x, *, alpha: float = 1.0):
@@ -189,6 +201,7 @@ class ThresholdedRelu(Operation):
     """x where x > alpha, else 0"""
 
     symbol = "thresholded ReLU"
+    local_gradients = ("[{x} > {alpha}]",)
 
     @staticmethod
     def forward(ctx, x, *, alpha: float = 1.0):
@@ -206,6 +219,7 @@ class Shrink(Operation):
     """x + bias where x < −lambd, x − bias where x > lambd, else 0"""
 
     symbol = "shrink"
+    local_gradients = ("[|{x}| > {lambd}]",)
 
     @staticmethod
     def forward(ctx, x, *, bias: float = 0.0, lambd: float = 0.5):
@@ -223,6 +237,7 @@ class PRelu(Operation):
     """x where x > 0, else slope·x (slope broadcast against x: one per channel, or one for all)"""
 
     symbol = "PReLU"
+    local_gradients = ("[{x} > 0] + {slope}[{x} ≤ 0]", "{x}[{x} ≤ 0]")
 
     @staticmethod
     def forward(ctx, x, slope):

@@ -130,6 +130,7 @@ class ReduceLogSum(_Reduce):
     """ln Σ x over axes"""
 
     symbol = "log Σ"
+    local_gradients = ("exp(−{Y})·expand({up})", None)
 
     @staticmethod
     def numpy_reduce(x, axis, keepdims):

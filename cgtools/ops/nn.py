@@ -21,6 +21,7 @@ class Relu(Operation):
     """ReLU(x) = max(0, x)"""
 
     symbol = "ReLU"
+    local_gradients = ("[{x} > 0]",)
 
     @staticmethod
     def forward(ctx, x):
@@ -38,6 +39,7 @@ class LeakyRelu(Operation):
     """x where x > 0, else alpha·x"""
 
     symbol = "LeakyReLU"
+    local_gradients = ("[{x} > 0] + {alpha}[{x} ≤ 0]",)
 
     @staticmethod
     def forward(ctx, x, *, alpha: float = 0.01):
@@ -77,6 +79,7 @@ class Sigmoid(Operation):
     """σ(x) = 1 / (1 + e^-x)"""
 
     symbol = "σ"
+    local_gradients = ("{Y}(1 − {Y})",)
 
     @staticmethod
     def forward(ctx, x):
@@ -95,6 +98,7 @@ class Softplus(Operation):
     """ln(1 + e^x)"""
 
     symbol = "softplus"
+    local_gradients = ("σ({x})",)
 
     @staticmethod
     def forward(ctx, x):
@@ -143,6 +147,7 @@ class Elu(Operation):
     """x where x > 0, else alpha·(e^x - 1)"""
 
     symbol = "ELU"
+    local_gradients = ("[{x} > 0] + ({Y} + {alpha})[{x} ≤ 0]",)
 
     @staticmethod
     def forward(ctx, x, *, alpha: float = 1.0):
@@ -165,6 +170,7 @@ class Selu(Operation):
     """gamma·x where x > 0, else gamma·alpha·(e^x - 1)"""
 
     symbol = "SELU"
+    local_gradients = ("{gamma}[{x} > 0] + ({Y} + {gamma}·{alpha})[{x} ≤ 0]",)
 
     @staticmethod
     def forward(ctx, x, *, alpha: float = 1.6732631921768188, gamma: float = 1.0507010221481323):
@@ -182,6 +188,7 @@ class HardSigmoid(Operation):
     """max(0, min(1, alpha·x + beta))"""
 
     symbol = "hard σ"
+    local_gradients = ("{alpha}[0 < {Y} < 1]",)
 
     @staticmethod
     def forward(ctx, x, *, alpha: float = 0.2, beta: float = 0.5):
@@ -200,6 +207,7 @@ class Softmax(Operation):
     """e^x / Σ e^x along axis"""
 
     symbol = "softmax"
+    local_gradients = ("{Y} ⊙ ({up} − Σ({up} ⊙ {Y}))",)
 
     @staticmethod
     def forward(ctx, x, *, axis: int = -1):
@@ -219,6 +227,7 @@ class LogSoftmax(Operation):
     """log softmax(x) along axis"""
 
     symbol = "log softmax"
+    local_gradients = ("{up} − exp({Y})·Σ{up}",)
 
     @staticmethod
     def forward(ctx, x, *, axis: int = -1):

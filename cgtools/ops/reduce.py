@@ -74,6 +74,7 @@ class ReduceSum(_Reduce):
     """Σ over axes"""
 
     symbol = "Σ"
+    local_gradients = ("expand({up})", None)
 
     numpy_reduce = staticmethod(np.sum)
 
@@ -83,6 +84,7 @@ class ReduceMean(_Reduce):
     """mean over axes"""
 
     symbol = "mean"
+    local_gradients = ("expand({up})/{n}", None)
 
     numpy_reduce = staticmethod(np.mean)
 
@@ -97,6 +99,7 @@ class ReduceMax(_Reduce):
     """max over axes (the gradient is split evenly among tied maxima)"""
 
     symbol = "max"
+    local_gradients = ("[{data} = {Y}]·expand({up})", None)
 
     numpy_reduce = staticmethod(lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims,
                                                                  initial=smallest(x.dtype)))
@@ -112,6 +115,7 @@ class ReduceSumSquare(_Reduce):
     """Σ x² over axes"""
 
     symbol = "Σx²"
+    local_gradients = ("2{data}·expand({up})", None)
 
     numpy_reduce = staticmethod(lambda x, axis, keepdims: np.sum(x * x, axis=axis, keepdims=keepdims))
 
@@ -125,6 +129,7 @@ class ReduceL1(_Reduce):
     """Σ |x| over axes"""
 
     symbol = "‖·‖₁"
+    local_gradients = ("sign({data})·expand({up})", None)
 
     numpy_reduce = staticmethod(lambda x, axis, keepdims: np.sum(np.abs(x), axis=axis, keepdims=keepdims))
 
@@ -138,6 +143,7 @@ class ReduceL2(_Reduce):
     """√(Σ x²) over axes"""
 
     symbol = "‖·‖₂"
+    local_gradients = ("{data}/{Y}·expand({up})", None)
 
     numpy_reduce = staticmethod(lambda x, axis, keepdims: np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims)))
 
@@ -160,6 +166,7 @@ class ReduceLogSumExp(_Reduce):
     """ln Σ e^x over axes"""
 
     symbol = "logsumexp"
+    local_gradients = ("exp({data} − {Y})·expand({up})", None)
 
     numpy_reduce = staticmethod(log_sum_exp)
 
@@ -173,6 +180,7 @@ class ReduceMin(_Reduce):
     """min over axes (the gradient is split evenly among tied minima)"""
 
     symbol = "min"
+    local_gradients = ("[{data} = {Y}]·expand({up})", None)
 
     numpy_reduce = staticmethod(lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims,
                                                                  initial=largest(x.dtype)))
@@ -197,6 +205,7 @@ class ReduceProd(_Reduce):
     """Π over axes"""
 
     symbol = "Π"
+    local_gradients = ("{Y}/{data}·expand({up})", None)
 
     numpy_reduce = staticmethod(np.prod)
 

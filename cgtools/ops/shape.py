@@ -21,6 +21,7 @@ class Reshape(_Rearrange):
     """data with a new shape (0 copies the input's dimension, -1 is inferred)"""
 
     symbol = "reshape"
+    local_gradients = ("reshape({up})", None)
 
     @staticmethod
     def forward(ctx, data, shape, *, allowzero: int = 0):
@@ -36,6 +37,7 @@ class Flatten(_Rearrange):
     """data as a matrix: the axes before `axis` make the rows, the rest the columns"""
 
     symbol = "flatten"
+    local_gradients = ("reshape({up})",)
 
     @staticmethod
     def forward(ctx, data, *, axis: int = 1):
@@ -51,6 +53,7 @@ class Squeeze(_Rearrange):
     """data without the given axes of length 1 (all of them when none are given)"""
 
     symbol = "squeeze"
+    local_gradients = ("reshape({up})", None)
 
     attribute_forms = {"axes": ("axes", "ints")}  # an input since opset 13
 
@@ -66,6 +69,7 @@ class Unsqueeze(_Rearrange):
     """data with new axes of length 1 inserted at the given positions"""
 
     symbol = "unsqueeze"
+    local_gradients = ("reshape({up})", None)
 
     attribute_forms = {"axes": ("axes", "ints")}  # an input since opset 13
 
@@ -83,6 +87,7 @@ class Transpose(Operation):
     """data with its axes permuted (reversed when no perm is given)"""
 
     symbol = "(·)ᵀ"
+    local_gradients = ("transpose({up})",)
 
     @staticmethod
     def forward(ctx, data, *, perm: list[int] = ()):
@@ -100,6 +105,7 @@ class Concat(Operation):
     """the inputs joined along an axis"""
 
     symbol = "concat"
+    local_gradients = ("slice({up})",)
 
     @staticmethod
     def forward(ctx, *inputs, axis: int):
@@ -121,6 +127,7 @@ class Gather(Operation):
     """slices of data picked by integer indices along an axis (an embedding lookup on axis 0)"""
 
     symbol = "gather"
+    local_gradients = ("scatter-add({up})", None)
 
     @staticmethod
     def forward(ctx, data, indices, *, axis: int = 0):

@@ -80,6 +80,7 @@ class Slice(Operation):
     """data[starts:ends:steps] along the given axes (by default the first ones); steps may be negative"""
 
     symbol = "slice"
+    local_gradients = ("pad({up})", None)
 
     attribute_forms = {"starts": ("starts", "ints"), "ends": ("ends", "ints"), "axes": ("axes", "ints")}  # opset < 10
 
@@ -112,6 +113,7 @@ class Expand(Operation):
     """input broadcast against `shape` (numpy's rules, so a 1 in shape keeps the input's dimension)"""
 
     symbol = "expand"
+    local_gradients = ("1", None)
 
     @staticmethod
     def forward(ctx, input, shape):

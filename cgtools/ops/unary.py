@@ -15,6 +15,7 @@ class Neg(Operation):
     """-x"""
 
     symbol = "−(·)"
+    local_gradients = ("−1",)
 
     @staticmethod
     def forward(ctx, x):
@@ -30,6 +31,7 @@ class Identity(Operation):
     """x, unchanged"""
 
     symbol = "id"
+    local_gradients = ("1",)
 
     @staticmethod
     def forward(ctx, x):
@@ -45,6 +47,7 @@ class Abs(Operation):
     """|x|"""
 
     symbol = "|·|"
+    local_gradients = ("sign({x})",)
 
     @staticmethod
     def forward(ctx, x):
@@ -61,6 +64,7 @@ class Reciprocal(Operation):
     """1 / x"""
 
     symbol = "1/(·)"
+    local_gradients = ("−{Y}²",)
 
     @staticmethod
     def forward(ctx, x):
@@ -79,6 +83,7 @@ class Sqrt(Operation):
     """√x"""
 
     symbol = "√"
+    local_gradients = ("1/(2{Y})",)
 
     @staticmethod
     def forward(ctx, x):
@@ -96,6 +101,7 @@ class Exp(Operation):
     """e^x"""
 
     symbol = "exp"
+    local_gradients = ("{Y}",)
 
     @staticmethod
     def forward(ctx, x):
@@ -113,6 +119,7 @@ class Log(Operation):
     """natural logarithm ln x"""
 
     symbol = "log"
+    local_gradients = ("1/{x}",)
 
     @staticmethod
     def forward(ctx, x):
@@ -178,6 +185,7 @@ class Erf(Operation):
     """the error function erf(x) = 2/√π ∫₀ˣ e^(-t²) dt"""
 
     symbol = "erf"
+    local_gradients = ("2exp(−{x}²)/√π",)
 
     @staticmethod
     def forward(ctx, x):
@@ -195,6 +203,7 @@ class Sin(Operation):
     """sine"""
 
     symbol = "sin"
+    local_gradients = ("cos({x})",)
 
     @staticmethod
     def forward(ctx, x):
@@ -211,6 +220,7 @@ class Cos(Operation):
     """cosine"""
 
     symbol = "cos"
+    local_gradients = ("−sin({x})",)
 
     @staticmethod
     def forward(ctx, x):
@@ -227,6 +237,7 @@ class Tanh(Operation):
     """hyperbolic tangent"""
 
     symbol = "tanh"
+    local_gradients = ("1 − {Y}²",)
 
     @staticmethod
     def forward(ctx, x):
@@ -261,6 +272,7 @@ class Floor(_PiecewiseConstant):
     """⌊x⌋, the largest integer ≤ x"""
 
     symbol = "⌊·⌋"
+    local_gradients = ("0",)
     numpy_fn = staticmethod(np.floor)
 
 
@@ -269,6 +281,7 @@ class Ceil(_PiecewiseConstant):
     """⌈x⌉, the smallest integer ≥ x"""
 
     symbol = "⌈·⌉"
+    local_gradients = ("0",)
     numpy_fn = staticmethod(np.ceil)
 
 
@@ -277,6 +290,7 @@ class Round(_PiecewiseConstant):
     """x rounded to the nearest integer, halves to even"""
 
     symbol = "round"
+    local_gradients = ("0",)
     numpy_fn = staticmethod(np.round)
 
 
@@ -285,4 +299,5 @@ class Sign(_PiecewiseConstant):
     """-1, 0 or 1 as x is negative, zero or positive"""
 
     symbol = "sign"
+    local_gradients = ("0",)
     numpy_fn = staticmethod(np.sign)
