@@ -78,9 +78,9 @@ def float_summary(a, precision: int) -> str:
     if bad and total is not None:
         total = kept.sum()
     mean = float(total / kept.size if total is not None else kept.mean())
-    flat = kept.ravel()  # squared in float64 a million at a time: a gigabyte's weight needs no copy of it
-    squares = (np.add.reduce(np.square(flat, dtype=np.float64)) if flat.size <= 2**20 else
-               sum(np.square(flat[i:i + 2**20], dtype=np.float64).sum() for i in range(0, flat.size, 2**20)))
+    flat = kept.ravel()  # squared and summed in float64 by einsum's buffered loop: one pass, no float64 copy
+    squares = np.einsum("i,i->", flat, flat, dtype=np.float64) if flat.dtype.kind == "f" else \
+        np.add.reduce(np.square(np.abs(flat), dtype=np.float64))
     return text + _mean_and_norm(mean, squares, kept.size, precision)
 
 
