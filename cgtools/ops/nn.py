@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.ops.base import Operation, register_op
+from cgtools.ops.elementwise import clipped, masked
 from cgtools.ops.unary import BLOCK, blockwise, erf
 
 
@@ -25,13 +26,13 @@ class Relu(Operation):
 
     @staticmethod
     def forward(ctx, x):
-        y = np.maximum(x, 0)
+        y = clipped(x, 0)  # -0 stays -0, as in torch and onnxruntime
         ctx.append(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        return (grad * (ctx[-1] > 0),)
+        return (masked(grad, ~(ctx[-1] <= 0)),)  # at NaN the gradient passes, as in torch
 
 
 @register_op("LeakyRelu")
@@ -45,11 +46,16 @@ class LeakyRelu(Operation):
     def forward(ctx, x, *, alpha: float = 0.01):
         positive = x > 0
         ctx.save(positive, alpha)
-        return np.where(positive, x, x * alpha)
+        # the larger of x and alpha·x for alpha ≤ 1, else the smaller: np.where is slow on a random mask
+        return (np.maximum if alpha <= 1 else np.minimum)(x, x * alpha)
 
     @staticmethod
     def backward(ctx, grad):
         positive, alpha = ctx
+        if 0 <= alpha <= 1:  # the slope, 1 or alpha, as the mask clipped to [alpha, 1]
+            slope = np.clip(positive.astype(grad.dtype), alpha, 1)
+            slope *= grad
+            return (slope,)
         return (np.where(positive, grad, grad * alpha),)
 
 
@@ -192,14 +198,19 @@ class HardSigmoid(Operation):
 
     @staticmethod
     def forward(ctx, x, *, alpha: float = 0.2, beta: float = 0.5):
-        z = alpha * x + beta
+        z = alpha * x
+        z += beta
         ctx.save(z, alpha)
         return np.clip(z, 0, 1).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         z, alpha = ctx
-        return (grad * alpha * ((z > 0) & (z < 1)),)
+        inside = z > 0
+        inside &= z < 1
+        g = masked(grad, inside)
+        g *= alpha
+        return (g,)
 
 
 @register_op("Softmax")

