@@ -17,7 +17,7 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.ops.base import Lazy, Operation, register_op
-from cgtools.ops.depthwise import depthwise_backward, depthwise_forward, forward_pays, is_depthwise
+from cgtools.ops.depthwise import depthwise_backward, depthwise_forward, is_depthwise
 
 # How the windows are padded: by the explicit pads (NOTSET), so that out = ⌈in/stride⌉ (SAME_*), or not at all
 AutoPad = Literal["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]
@@ -157,8 +157,8 @@ class Conv(Operation):
         win = window(X.shape[2:], W.shape[2:], strides, dilations, pads, auto_pad)
         dtype = work_dtype(X, W)
         ctx.save(X, W, win, group, dtype)
-        if is_depthwise(X, W, group) and forward_pays(win):
-            return depthwise_forward(pad(X.astype(dtype, copy=False), win, 0), W, B, win).astype(X.dtype, copy=False)
+        if is_depthwise(X, W, group):
+            return depthwise_forward(X.astype(dtype, copy=False), W, B, win).astype(X.dtype, copy=False)
         w = W.astype(dtype, copy=False).reshape(group, M // group, -1)
         b = None if B is None else B.astype(dtype, copy=False).reshape(group, -1, 1)
         parts = []
@@ -176,8 +176,8 @@ class Conv(Operation):
         X, W, win, group, dtype = ctx
         gb = grad.sum(axis=all_but_channels(grad)) if len(ctx.needs_grad) > 2 and ctx.needs_grad[2] else None
         if is_depthwise(X, W, group):
-            xp = pad(X.astype(dtype, copy=False), win, 0)
-            gx, gw = depthwise_backward(xp, W, grad.astype(dtype, copy=False), win, *ctx.needs_grad[:2])
+            gx, gw = depthwise_backward(X.astype(dtype, copy=False), W, grad.astype(dtype, copy=False), win,
+                                        *ctx.needs_grad[:2])
             return gx, gw, gb
         M = W.shape[0]
         w = W.astype(dtype, copy=False).reshape(group, M // group, -1)
