@@ -43,7 +43,6 @@ def test_depthwise_convolutions_agree_with_torch_one_row_per_block(monkeypatch, 
     from cgtools.ops import depthwise
 
     monkeypatch.setattr(depthwise, "GATHERED_ELEMENTS", 1)
-    monkeypatch.setattr(depthwise, "ROWS_ELEMENTS", 1)
     check_against_torch(CASE_BY_ID[case_id])
 
 

@@ -20,8 +20,7 @@ import numpy as np
 
 from cgtools.threads import parallel_map
 
-ROWS_ELEMENTS = 1 << 16  # elements of the rows one multiply-add covers: a block that stays in cache
-GATHERED_ELEMENTS = 1 << 18  # elements forward copies side by side per block of rows
+GATHERED_ELEMENTS = 1 << 18  # elements copied side by side per block of rows: a block that stays in cache
 
 
 def is_depthwise(X, W, group: int) -> bool:
@@ -86,6 +85,14 @@ def filters(W, rows: int, dtype):
     return np.tile(W.reshape(C, -1).astype(dtype, copy=False), (rows // C, 1))
 
 
+def gathered(x, reads, span: int):
+    """rows × offsets × span: what each read (a phase of x, a shift along it) sees, side by side."""
+    cols = np.empty((x.shape[0], len(reads), span), x.dtype)
+    for k, (phase, shift) in enumerate(reads):
+        cols[:, k] = x[:, phase, shift:shift + span]
+    return cols
+
+
 def depthwise_forward(X, W, B, win):
     """X: the input, in the dtype to compute in."""
     N, C = X.shape[:2]
@@ -94,12 +101,8 @@ def depthwise_forward(X, W, B, win):
     w = filters(W, N * C, X.dtype)[:, None, :]
     yf = np.empty((N * C, 1, math.prod(grid.shape)), X.dtype)
 
-    def gathered_product(rows):  # every offset's shifted rows side by side, times the filters
-        x = xq[rows]
-        cols = np.empty((x.shape[0], len(grid.reads), grid.span), X.dtype)
-        for k, (phase, shift) in enumerate(grid.reads):
-            cols[:, k] = x[:, phase, shift:shift + grid.span]
-        np.matmul(w[rows], cols, out=yf[rows, :, :grid.span])
+    def gathered_product(rows):
+        np.matmul(w[rows], gathered(xq[rows], grid.reads, grid.span), out=yf[rows, :, :grid.span])
 
     parallel_map(gathered_product, row_blocks(N * C, len(grid.reads) * grid.span, GATHERED_ELEMENTS))
     y = grid.outputs(yf[:, 0]).reshape(N, C, *win.out)
@@ -109,43 +112,44 @@ def depthwise_forward(X, W, B, win):
 
 
 def depthwise_backward(X, W, grad, win, needs_x: bool, needs_w: bool):
-    """The gradients of X (each offset's multiply-add run backwards) and of W (each offset's dot product of the
-    gradient with the input it read); X as depthwise_forward's."""
+    """The gradients of X and W, a block of rows at a time. X's, phase by phase: each position gets the
+    gradient of the outputs that read it, times the offset's weight, all its offsets' shifted gradient rows
+    side by side times the filters (as forward, the shifts turned around); W's: each offset's shifted input
+    rows side by side times the gradient. X as depthwise_forward's."""
     N, C = X.shape[:2]
-    grid = grid_of(win)
-    xp = padded_input(X, grid, win)
-    gf = np.zeros((N * C, math.prod(grid.shape)), xp.dtype)
-    grid.outputs(gf)[...] = grad.reshape(N * C, *win.out)
-    gx = gw = None
+    rows, grid = N * C, grid_of(win)
+    size, reach = math.prod(grid.shape), max(shift for _, shift in grid.reads)
+    gp = np.zeros((rows, 1, reach + size), X.dtype)  # the gradient on the grid, after `reach` zeros
+    grid.outputs(gp[:, 0, reach:])[...] = grad.reshape(rows, *win.out)
     if needs_x:
-        w = filters(W, N * C, xp.dtype)
-        gq = np.zeros((N * C, math.prod(grid.strides), gf.shape[1]), xp.dtype)
-
-        def multiply_add_back(rows):
-            g, ws, term = gf[rows, :grid.span], w[rows], np.empty((len(w[rows]), grid.span), xp.dtype)
-            for k, (phase, shift) in enumerate(grid.reads):
-                gq[rows, phase, shift:shift + grid.span] += np.multiply(g, ws[:, k:k + 1], out=term)
-
-        parallel_map(multiply_add_back, row_blocks(N * C, grid.span, ROWS_ELEMENTS))
-        gx = merge_phases(gq, grid, xp.shape)[win.inner]
+        w = filters(W, rows, X.dtype)
+        gq = np.zeros((rows, math.prod(grid.strides), size), X.dtype)
+        by_phase = [(p, [k for k, (phase, _) in enumerate(grid.reads) if phase == p]) for p in range(gq.shape[1])]
     if needs_w:
-        xq = split_phases(xp, grid)
-        g = gf[:, :grid.span]
+        xq = split_phases(padded_input(X, grid, win), grid)
+        gw = np.empty((rows, len(grid.reads), 1), X.dtype)
 
-        def dot_products(read):  # of the gradient with what one kernel offset read, row by row
-            phase, shift = read
-            return np.einsum("rl,rl->r", g, xq[:, phase, shift:shift + grid.span])
+    def block(rs):
+        if needs_x:
+            for phase, ks in filter(lambda pk: pk[1], by_phase):
+                back = [(0, reach - grid.reads[k][1]) for k in ks]
+                np.matmul(w[rs][:, None, ks], gathered(gp[rs], back, size), out=gq[rs, phase:phase + 1])
+        if needs_w:
+            np.matmul(gathered(xq[rs], grid.reads, grid.span), gp[rs, 0, reach:reach + grid.span, None], out=gw[rs])
 
-        per_row = np.stack(parallel_map(dot_products, grid.reads), axis=1)
-        gw = per_row.reshape(N, C, -1).sum(axis=0).reshape(W.shape)
-    return gx, gw
+    parallel_map(block, row_blocks(rows, len(grid.reads) * size, GATHERED_ELEMENTS))
+    padded = (N, C, *(n * s for n, s in zip(grid.shape, grid.strides)))
+    return (merge_phases(gq, grid, padded)[win.inner] if needs_x else None,
+            gw.reshape(N, C, -1).sum(axis=0).reshape(W.shape) if needs_w else None)
 
 
 def merge_phases(gq, grid: Grid, shape: tuple):
-    """split_phases' inverse: rows × phases × flat phase grid back to the padded N × C × …"""
+    """split_phases' inverse: rows × phases × flat phase grid back to the padded N × C × …, phase by phase (one
+    transposing copy would run its innermost loop over a phase axis of 2 or 3)."""
     if gq.shape[1] == 1:
         return gq.reshape(shape)
-    n = len(grid.shape)
-    split = gq.reshape(gq.shape[0], *grid.strides, *grid.shape)  # rows, s1, s2 …, n1, n2 …
-    interleaved = (a for pair in zip(range(1 + n, 1 + 2 * n), range(1, 1 + n)) for a in pair)  # n1, s1, n2, s2 …
-    return split.transpose(0, *interleaved).reshape(shape)
+    gp = np.empty((gq.shape[0], *shape[2:]), gq.dtype)
+    split = gq.reshape(gq.shape[0], -1, *grid.shape)
+    for k, phase in enumerate(np.ndindex(*grid.strides)):
+        gp[(slice(None), *(slice(p, None, s) for p, s in zip(phase, grid.strides)))] = split[:, k]
+    return gp.reshape(shape)
