@@ -161,7 +161,7 @@ class HardSwish(_Elementwise):
     def fn(x):
         y = x / 6
         y += 0.5
-        np.clip(y, 0, 1, out=y)
+        y.clip(0, 1, out=y)
         y *= x
         return y
 
@@ -169,7 +169,7 @@ class HardSwish(_Elementwise):
     def derivative(x, y):
         """(2x + 3)/6 for |x| < 3, 1 from 3 up, 0 below (as torch has the kinks), made without np.where, slow
         on random masks; x clipped first so that ±inf times the mask's 0 makes no NaN."""
-        d = np.clip(x, -3, 3)
+        d = x.clip(-3, 3)
         d /= 3
         d += 0.5
         d = masked(d, np.abs(x) < 3)

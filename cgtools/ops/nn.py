@@ -53,7 +53,7 @@ class LeakyRelu(Operation):
     def backward(ctx, grad):
         positive, alpha = ctx
         if 0 <= alpha <= 1:  # the slope, 1 or alpha, as the mask clipped to [alpha, 1]
-            slope = np.clip(positive.astype(grad.dtype), alpha, 1)
+            slope = positive.astype(grad.dtype).clip(alpha, 1)
             slope *= grad
             return (slope,)
         return (np.where(positive, grad, grad * alpha),)
@@ -201,7 +201,7 @@ class HardSigmoid(Operation):
         z = alpha * x
         z += beta
         ctx.save(z, alpha)
-        return np.clip(z, 0, 1).astype(x.dtype, copy=False)
+        return z.clip(0, 1).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -222,15 +222,20 @@ class Softmax(Operation):
 
     @staticmethod
     def forward(ctx, x, *, axis: int = -1):
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-        y = e / e.sum(axis=axis, keepdims=True)
+        # in place and without the methods' Python wrappers: on attention's small tensors the calls are the cost
+        y = x - np.maximum.reduce(x, axis=axis, keepdims=True)
+        np.exp(y, out=y)
+        y /= np.add.reduce(y, axis=axis, keepdims=True)
         ctx.save(y, axis)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         y, axis = ctx
-        return (y * (grad - (grad * y).sum(axis=axis, keepdims=True)),)
+        g = grad * y
+        g = grad - np.add.reduce(g, axis=axis, keepdims=True)
+        g *= y
+        return (g,)
 
 
 @register_op("LogSoftmax")
