@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import graph_of
 from opcheck import Const, case, run_case
 
 AWKWARD = np.array([np.nan, -np.inf, -7.0, -3.0, -1.5, -0.0, 0.0, 0.25, 1.0, 3.0, 6.0, 7.5, np.inf], np.float32)
@@ -44,3 +45,24 @@ def test_activation_matches_torch_at_nan_zeros_and_kinks(c):
         grad, expected = grad[1:], expected[1:]
     assert grad.dtype == np.float32
     np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=0, err_msg="gradient")
+
+
+@pytest.mark.parametrize("upstream", ["finite", "with inf and NaN"])
+def test_overlapping_max_pool_gradient_matches_torch(upstream):
+    """Overlapping windows (3×3, stride 2): ties go to the first maximum, a NaN to the first NaN, and a
+    non-finite upstream gradient reaches only each window's maximum, as in torch."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 3, (2, 3, 9, 9)).astype(np.float32)  # many ties
+    x[0, 0, 2, 2] = np.nan
+    seed = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    if upstream != "finite":
+        seed[0, 1, 1, 1], seed[1, 2, 3, 0] = np.inf, np.nan
+    g = graph_of([{"op": "MaxPool", "inputs": ["x"], "outputs": ["y"],
+                   "attrs": {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}}],
+                 inputs=[{"name": "x"}])
+    run = g.run({"x": x}, seed=seed)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = F.max_pool2d(tx, 3, stride=2, padding=1)
+    ty.backward(torch.from_numpy(seed))
+    np.testing.assert_array_equal(run.values["y"], ty.detach().numpy())
+    np.testing.assert_allclose(run.grads["x"], tx.grad.numpy(), rtol=1e-6, atol=0)  # sums of ties: order
