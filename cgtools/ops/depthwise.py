@@ -55,23 +55,31 @@ def grid_of(win) -> Grid:
     return Grid(strides, shape, tuple(win.out), reads, span)
 
 
-def padded_input(X, grid: Grid, win):
-    """X (N × C × …, in the dtype to compute in) inside zeros as wide as the windows read, and beyond, to fill
-    every stride phase's grid."""
-    xp = np.zeros((*X.shape[:2], *(n * s for n, s in zip(grid.shape, grid.strides))), X.dtype)
-    xp[win.inner] = X
-    return xp
-
-
-def split_phases(xp, grid: Grid):
-    """padded_input's array as rows × phases × flat phase grid (phase p of an axis: positions p, p + s, …)."""
-    rows = xp.shape[0] * xp.shape[1]
+def phases_of(x, grid: Grid, win):
+    """Rows of the input (rows × spatial…) padded with zeros as wide as the windows read (and beyond, to fill
+    every stride phase's grid), as rows × phases × flat phase grid (phase p of an axis: positions p, p + s, …)."""
+    whole = tuple(n * s for n, s in zip(grid.shape, grid.strides))
+    xp = np.zeros((x.shape[0], *whole), x.dtype)
+    xp[win.inner] = x
     if set(grid.strides) == {1}:
-        return xp.reshape(rows, 1, -1)
+        return xp.reshape(x.shape[0], 1, -1)
     n = len(grid.shape)
-    split = xp.reshape(rows, *(d for pair in zip(grid.shape, grid.strides) for d in pair))  # rows, n1, s1, n2, s2 …
+    split = xp.reshape(x.shape[0], *(d for pair in zip(grid.shape, grid.strides) for d in pair))  # n1, s1, n2, s2 …
     phases_first = split.transpose(0, *range(2, 2 + 2 * n, 2), *range(1, 1 + 2 * n, 2))
-    return np.ascontiguousarray(phases_first).reshape(rows, math.prod(grid.strides), -1)
+    return np.ascontiguousarray(phases_first).reshape(x.shape[0], math.prod(grid.strides), -1)
+
+
+def merged_phases(gq, grid: Grid, win):
+    """phases_of's inverse, for a gradient: rows × phases × flat phase grid back to rows × spatial…, phase by
+    phase (one transposing copy would run its innermost loop over a phase axis of 2 or 3)."""
+    whole = tuple(n * s for n, s in zip(grid.shape, grid.strides))
+    if gq.shape[1] == 1:
+        return gq.reshape(gq.shape[0], *whole)[win.inner]
+    gp = np.empty((gq.shape[0], *whole), gq.dtype)
+    split = gq.reshape(gq.shape[0], -1, *grid.shape)
+    for k, phase in enumerate(np.ndindex(*grid.strides)):
+        gp[(slice(None), *(slice(p, None, s) for p, s in zip(phase, grid.strides)))] = split[:, k]
+    return gp[win.inner]
 
 
 def row_blocks(rows: int, per_row: int, elements: int):
@@ -93,22 +101,28 @@ def gathered(x, reads, span: int):
     return cols
 
 
+# Every step works on one block of rows (sample × channel) from the input to the result: its padded copy, its
+# phases and its side-by-side reads stay in cache, and are small enough for the allocator to reuse from block
+# to block (input-sized temporaries cost page faults, as much as the arithmetic).
+
+
 def depthwise_forward(X, W, B, win):
     """X: the input, in the dtype to compute in."""
     N, C = X.shape[:2]
-    grid = grid_of(win)
-    xq = split_phases(padded_input(X, grid, win), grid)
-    w = filters(W, N * C, X.dtype)[:, None, :]
-    yf = np.empty((N * C, 1, math.prod(grid.shape)), X.dtype)
+    rows, grid = N * C, grid_of(win)
+    x, w = X.reshape(rows, *X.shape[2:]), filters(W, rows, X.dtype)[:, None, :]
+    y = np.empty((rows, *win.out), X.dtype)
 
-    def gathered_product(rows):
-        np.matmul(w[rows], gathered(xq[rows], grid.reads, grid.span), out=yf[rows, :, :grid.span])
+    def gathered_product(rs):
+        yf = np.empty((len(w[rs]), 1, math.prod(grid.shape)), X.dtype)
+        np.matmul(w[rs], gathered(phases_of(x[rs], grid, win), grid.reads, grid.span), out=yf[:, :, :grid.span])
+        y[rs] = grid.outputs(yf[:, 0])
 
-    parallel_map(gathered_product, row_blocks(N * C, len(grid.reads) * grid.span, GATHERED_ELEMENTS))
-    y = grid.outputs(yf[:, 0]).reshape(N, C, *win.out)
+    parallel_map(gathered_product, row_blocks(rows, len(grid.reads) * math.prod(grid.shape), GATHERED_ELEMENTS))
+    y = y.reshape(N, C, *win.out)
     if B is not None:
-        y = y + B.astype(X.dtype, copy=False).reshape(C, *(1,) * len(win.out))
-    return np.ascontiguousarray(y)
+        y += B.astype(X.dtype, copy=False).reshape(C, *(1,) * len(win.out))
+    return y
 
 
 def depthwise_backward(X, W, grad, win, needs_x: bool, needs_w: bool):
@@ -119,37 +133,26 @@ def depthwise_backward(X, W, grad, win, needs_x: bool, needs_w: bool):
     N, C = X.shape[:2]
     rows, grid = N * C, grid_of(win)
     size, reach = math.prod(grid.shape), max(shift for _, shift in grid.reads)
-    gp = np.zeros((rows, 1, reach + size), X.dtype)  # the gradient on the grid, after `reach` zeros
-    grid.outputs(gp[:, 0, reach:])[...] = grad.reshape(rows, *win.out)
-    if needs_x:
-        w = filters(W, rows, X.dtype)
-        gq = np.zeros((rows, math.prod(grid.strides), size), X.dtype)
-        by_phase = [(p, [k for k, (phase, _) in enumerate(grid.reads) if phase == p]) for p in range(gq.shape[1])]
-    if needs_w:
-        xq = split_phases(padded_input(X, grid, win), grid)
-        gw = np.empty((rows, len(grid.reads), 1), X.dtype)
+    x, g, w = X.reshape(rows, *X.shape[2:]), grad.reshape(rows, *win.out), filters(W, rows, X.dtype)
+    gx = np.empty(x.shape, X.dtype) if needs_x else None
+    gw = np.empty((rows, len(grid.reads), 1), X.dtype) if needs_w else None
+    by_phase = [(p, [k for k, (phase, _) in enumerate(grid.reads) if phase == p])
+                for p in range(math.prod(grid.strides))]
 
     def block(rs):
+        gp = np.zeros((len(w[rs]), 1, reach + size), X.dtype)  # the gradient on the grid, after `reach` zeros
+        grid.outputs(gp[:, 0, reach:])[...] = g[rs]
         if needs_x:
+            gq = np.zeros((len(w[rs]), len(by_phase), size), X.dtype)
             for phase, ks in filter(lambda pk: pk[1], by_phase):
                 back = [(0, reach - grid.reads[k][1]) for k in ks]
-                np.matmul(w[rs][:, None, ks], gathered(gp[rs], back, size), out=gq[rs, phase:phase + 1])
+                np.matmul(w[rs][:, None, ks], gathered(gp, back, size), out=gq[:, phase:phase + 1])
+            gx[rs] = merged_phases(gq, grid, win)
         if needs_w:
-            np.matmul(gathered(xq[rs], grid.reads, grid.span), gp[rs, 0, reach:reach + grid.span, None], out=gw[rs])
+            reads = gathered(phases_of(x[rs], grid, win), grid.reads, grid.span)
+            np.matmul(reads, gp[:, 0, reach:reach + grid.span, None], out=gw[rs])
 
-    parallel_map(block, row_blocks(rows, len(grid.reads) * size, GATHERED_ELEMENTS))
-    padded = (N, C, *(n * s for n, s in zip(grid.shape, grid.strides)))
-    return (merge_phases(gq, grid, padded)[win.inner] if needs_x else None,
-            gw.reshape(N, C, -1).sum(axis=0).reshape(W.shape) if needs_w else None)
-
-
-def merge_phases(gq, grid: Grid, shape: tuple):
-    """split_phases' inverse: rows × phases × flat phase grid back to the padded N × C × …, phase by phase (one
-    transposing copy would run its innermost loop over a phase axis of 2 or 3)."""
-    if gq.shape[1] == 1:
-        return gq.reshape(shape)
-    gp = np.empty((gq.shape[0], *shape[2:]), gq.dtype)
-    split = gq.reshape(gq.shape[0], -1, *grid.shape)
-    for k, phase in enumerate(np.ndindex(*grid.strides)):
-        gp[(slice(None), *(slice(p, None, s) for p, s in zip(phase, grid.strides)))] = split[:, k]
-    return gp.reshape(shape)
+    if needs_x or needs_w:
+        parallel_map(block, row_blocks(rows, len(grid.reads) * size, GATHERED_ELEMENTS))
+    return (None if gx is None else gx.reshape(X.shape),
+            None if gw is None else gw.reshape(N, C, -1).sum(axis=0).reshape(W.shape))
