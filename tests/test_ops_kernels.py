@@ -1,8 +1,11 @@
-"""The fast paths of the activations (np.clip in place of np.maximum, masks made floats in place of np.where)
-keep torch's values bit for bit at the awkward inputs: NaN, ±0, ±inf, the kinks; and torch's gradients there.
+"""The fast paths of the activations (np.clip in place of np.maximum, masks made floats in place of np.where,
+σ by exp) keep torch's values at the awkward inputs: NaN, ±0, ±inf, the kinks, tiny σ; and torch's gradients
+there; so does MaxPool's backward over overlapping windows.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -66,3 +69,15 @@ def test_overlapping_max_pool_gradient_matches_torch(upstream):
     ty.backward(torch.from_numpy(seed))
     np.testing.assert_array_equal(run.values["y"], ty.detach().numpy())
     np.testing.assert_allclose(run.grads["x"], tx.grad.numpy(), rtol=1e-6, atol=0)  # sums of ties: order
+
+
+def test_sigmoid_keeps_float32_precision_where_it_is_tiny():
+    """σ(x) for x down to -87 (σ ≈ 1e-38) to a few ulp of torch's, NaN and ±inf included, without warnings:
+    (tanh(x/2) + 1)/2 would lose every digit there."""
+    x = np.concatenate([np.linspace(-87, 20, 2001), [np.nan, np.inf, -np.inf, -200.0]]).astype(np.float32)
+    g = graph_of([{"op": "Sigmoid", "inputs": ["x"], "outputs": ["y"]}], inputs=[{"name": "x"}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = g.run({"x": x}, backward=False).values["y"]
+    expected = torch.sigmoid(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(y, expected, rtol=5e-7, atol=0)

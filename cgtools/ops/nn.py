@@ -64,13 +64,15 @@ class LeakyRelu(Operation):
 
 
 def sigmoid(x):
-    """(tanh(x/2) + 1)/2, which never overflows (1/(1 + e^-x) does, for x < -88 in float32); big tensors on
-    cache-sized blocks, float16 in float32."""
+    """1/(1 + e^-x), as torch computes it: to float32's precision also where σ is tiny ((tanh(x/2) + 1)/2, faster
+    to overflow-proof, loses every digit there to the sum); e^-x overflowing to inf (x < -88) rightly gives 0.
+    Big tensors on cache-sized blocks, float16 in float32."""
     def logistic(block):
-        block *= 0.5
-        np.tanh(block, out=block)
-        block *= 0.5
-        block += 0.5
+        np.negative(block, out=block)
+        with np.errstate(over="ignore"):  # per block: the blocks may run on other threads
+            np.exp(block, out=block)
+        block += 1
+        np.reciprocal(block, out=block)
 
     y = np.array(x, np.result_type(x, np.float32))  # a copy to work in (integers as floats)
     if y.size <= BLOCK:
