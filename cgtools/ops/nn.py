@@ -98,7 +98,12 @@ class Sigmoid(Operation):
     @staticmethod
     def backward(ctx, grad):
         y = ctx[0]
-        return (grad * (y - y * y),)
+        if grad.dtype != y.dtype:
+            return (grad * (y - y * y),)
+        slope = y * y  # y − y², then times grad, in one buffer
+        np.subtract(y, slope, out=slope)
+        slope *= grad
+        return (slope,)
 
 
 @register_op("Softplus")
