@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import graph_of
-from opcheck import Const, case, run_case
+from opcheck import Const, case, check_against_torch, run_case
 
 AWKWARD = np.array([np.nan, -np.inf, -7.0, -3.0, -1.5, -0.0, 0.0, 0.25, 1.0, 3.0, 6.0, 7.5, np.inf], np.float32)
 F32 = np.float32
@@ -81,3 +81,16 @@ def test_sigmoid_keeps_float32_precision_where_it_is_tiny():
         y = g.run({"x": x}, backward=False).values["y"]
     expected = torch.sigmoid(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(y, expected, rtol=5e-7, atol=0)
+
+
+@pytest.mark.parametrize("c", [
+    case("Relu-scalar", [np.array(0.7)], torch.relu),
+    case("Sigmoid-scalar", [np.array(-1.3)], torch.sigmoid),
+    case("LeakyRelu-scalar", [np.array(-0.7)], lambda x: F.leaky_relu(x, 0.1), alpha=0.1),
+    case("HardSigmoid-scalar", [np.array(0.4)], lambda x: torch.clamp(0.25 * x + 0.5, 0, 1), alpha=0.25, beta=0.5),
+    case("HardSwish-scalar", [np.array(1.2)], F.hardswish),
+    case("Clip-scalar", [np.array(7.5), Const(np.array(0.0)), Const(np.array(6.0))], torch.clamp),
+], ids=lambda c: c.id)
+def test_activation_of_a_scalar_matches_torch(c):
+    """0-d tensors, where numpy hands back scalars rather than arrays to work in."""
+    check_against_torch(c)

@@ -159,9 +159,7 @@ class HardSwish(_Elementwise):
 
     @staticmethod
     def fn(x):
-        y = x / 6
-        y += 0.5
-        y.clip(0, 1, out=y)
+        y = (x / 6 + 0.5).clip(0, 1)
         y *= x
         return y
 

@@ -98,7 +98,7 @@ class Sigmoid(Operation):
     @staticmethod
     def backward(ctx, grad):
         y = ctx[0]
-        if grad.dtype != y.dtype:
+        if grad.dtype != y.dtype or y.ndim == 0:  # (numpy gives scalars, not buffers, for 0-d arrays)
             return (grad * (y - y * y),)
         slope = y * y  # y − y², then times grad, in one buffer
         np.subtract(y, slope, out=slope)
