@@ -4,8 +4,9 @@ Spatial axes may be 1-D, 2-D, 3-D, …. Each kernel offset reads one strided sli
 padded input, so the work is done by a few large numpy operations, never by a Python loop over pixels.
 Conv copies every offset's slice into columns (im2col, one copy of a sliding-window view) and multiplies
 them by the weights in one matrix product; its backward adds the columns' gradient back where they were
-read, offset by offset (col2im). The pools and all backward passes loop over the kernel's offsets, a
-handful of iterations. float16 is computed in float32 (numpy has no float16 BLAS).
+read, offset by offset (col2im). A depthwise Conv (one filter per channel) runs in cgtools/ops/depthwise.py.
+The pools and all backward passes loop over the kernel's offsets, a handful of iterations. float16 is
+computed in float32 (numpy has no float16 BLAS).
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ few multiply-adds per element, and what costs is memory. Each channel's padded i
 offset is then a shift along that flat row (outputs land on a grid a little wider than the output and are cut
 out at the end). Forward copies each offset's shifted rows side by side, a block of rows at a time, and
 multiplies them by the filters in one batched product (a copy per offset instead of im2col's copy of every
-window, or a multiply and an add per offset); backward runs a multiply-add per offset. With strides, the
-input is first split into its stride phases (x[::2, ::2], x[::2, 1::2], …): each offset reads one phase,
-unstrided.
+window, or a multiply and an add per offset); backward does the same with the gradient's rows shifted the
+other way (X's gradient) and with the input's rows times the gradient (W's). With strides, the input is first
+split into its stride phases (x[::2, ::2], x[::2, 1::2], …): each offset reads one phase, unstrided.
 """
 
 from __future__ import annotations
