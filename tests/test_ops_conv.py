@@ -37,17 +37,13 @@ def test_big_batches_are_convolved_in_chunks(monkeypatch):
 
 
 @pytest.mark.parametrize("case_id", [c.id for c in CASES if "depthwise" in c.id and "multiplier" not in c.id])
-def test_depthwise_convolutions_agree_with_torch_whichever_forward_runs(monkeypatch, case_id):
-    """A depthwise Conv's forward runs as one multiply-add per kernel offset over the flat padded input when
-    that pays (long unstrided rows), else through im2col; its backward always runs as multiply-adds. Both
-    forwards agree with torch, strided or not."""
-    from cgtools.ops import conv
+def test_depthwise_convolutions_agree_with_torch_one_row_per_block(monkeypatch, case_id):
+    """A depthwise Conv runs on blocks of rows (sample × channel), each offset read as a shift of the flat
+    padded input; with one row per block, strided or not, it still agrees with torch."""
+    from cgtools.ops import depthwise
 
-    c = CASE_BY_ID[case_id]
-    monkeypatch.setattr(conv, "forward_pays", lambda win: True)
-    check_against_torch(c)
-    monkeypatch.setattr(conv, "forward_pays", lambda win: False)
-    check_against_torch(c)
+    monkeypatch.setattr(depthwise, "GATHERED_ELEMENTS", 1)
+    check_against_torch(CASE_BY_ID[case_id])
 
 
 @pytest.mark.parametrize("kernel", [(2, 2), (3, 1), (2, 2, 2)])

@@ -298,7 +298,7 @@ def _normalised(kind: str, value):
 
 def ints_of(tensor) -> list[int]:
     """The integers an integer tensor holds (axes, pads, sizes); none for an absent optional input."""
-    return [] if tensor is None else [int(v) for v in np.ravel(tensor)]
+    return [] if tensor is None else [int(v) for v in np.asarray(tensor).reshape(-1).tolist()]  # tolist: fast
 
 
 def one_float_type(**arrays) -> None:

@@ -4,8 +4,9 @@ Spatial axes may be 1-D, 2-D, 3-D, …. Each kernel offset reads one strided sli
 padded input, so the work is done by a few large numpy operations, never by a Python loop over pixels.
 Conv copies every offset's slice into columns (im2col, one copy of a sliding-window view) and multiplies
 them by the weights in one matrix product; its backward adds the columns' gradient back where they were
-read, offset by offset (col2im). The pools and all backward passes loop over the kernel's offsets, a
-handful of iterations. float16 is computed in float32 (numpy has no float16 BLAS).
+read, offset by offset (col2im). A depthwise Conv (one filter per channel) runs in cgtools/ops/depthwise.py.
+The pools and all backward passes loop over the kernel's offsets, a handful of iterations. float16 is
+computed in float32 (numpy has no float16 BLAS).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 
 from cgtools.errors import CgError
 from cgtools.ops.base import Lazy, Operation, register_op
-from cgtools.ops.depthwise import depthwise_backward, depthwise_forward, forward_pays, is_depthwise
+from cgtools.ops.depthwise import depthwise_backward, depthwise_forward, is_depthwise
+from cgtools.ops.elementwise import masked
 
 # How the windows are padded: by the explicit pads (NOTSET), so that out = ⌈in/stride⌉ (SAME_*), or not at all
 AutoPad = Literal["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]
@@ -126,6 +128,8 @@ def im2col(x, win: Window, dtype):
 def col2im(cols, win: Window):
     """The gradient of im2col: each offset's columns added back where they were read, as N × C × …"""
     C, _, N = cols.shape[:3]
+    if win.out == win.spatial == win.padded:  # a 1×1 kernel read every position once, in place: the columns are it
+        return cols[:, 0].swapaxes(0, 1)
     gxt = np.zeros((C, N, *win.padded), cols.dtype)
     for k, where in enumerate(win.offsets()):
         gxt[where] += cols[:, k]  # one offset reads each position at most once: no np.add.at needed
@@ -157,8 +161,8 @@ class Conv(Operation):
         win = window(X.shape[2:], W.shape[2:], strides, dilations, pads, auto_pad)
         dtype = work_dtype(X, W)
         ctx.save(X, W, win, group, dtype)
-        if is_depthwise(X, W, group) and forward_pays(win):
-            return depthwise_forward(pad(X.astype(dtype, copy=False), win, 0), W, B, win).astype(X.dtype, copy=False)
+        if is_depthwise(X, W, group):
+            return depthwise_forward(X.astype(dtype, copy=False), W, B, win).astype(X.dtype, copy=False)
         w = W.astype(dtype, copy=False).reshape(group, M // group, -1)
         b = None if B is None else B.astype(dtype, copy=False).reshape(group, -1, 1)
         parts = []
@@ -176,8 +180,8 @@ class Conv(Operation):
         X, W, win, group, dtype = ctx
         gb = grad.sum(axis=all_but_channels(grad)) if len(ctx.needs_grad) > 2 and ctx.needs_grad[2] else None
         if is_depthwise(X, W, group):
-            xp = pad(X.astype(dtype, copy=False), win, 0)
-            gx, gw = depthwise_backward(xp, W, grad.astype(dtype, copy=False), win, *ctx.needs_grad[:2])
+            gx, gw = depthwise_backward(X.astype(dtype, copy=False), W, grad.astype(dtype, copy=False), win,
+                                        *ctx.needs_grad[:2])
             return gx, gw, gb
         M = W.shape[0]
         w = W.astype(dtype, copy=False).reshape(group, M // group, -1)
@@ -248,8 +252,9 @@ class MaxPool(Operation):
             return (tiled_max_backward(xp, grad, win)[win.inner],)
         best = argmax_offsets(xp, y, win)
         gxp = np.zeros(grad.shape[:2] + win.padded, grad.dtype)
+        finite = np.isfinite(grad).all()  # then grad times a mask, several times faster than np.where
         for k, where in enumerate(win.offsets()):
-            gxp[where] += np.where(best == k, grad, 0)
+            gxp[where] += masked(grad, best == k) if finite else np.where(best == k, grad, 0)
         return (gxp[win.inner],)
 
 
@@ -274,16 +279,17 @@ def tiled_max_backward(xp, grad, win: Window):
 
 def argmax_offsets(xp, y, win: Window):
     """Which kernel offset holds each window's maximum y: the first of tied ones in row-major order (as in
-    torch), or the first NaN. Found after the fact, so that forward alone stays one np.maximum per offset."""
-    best = np.full(y.shape, -1, np.intp)
+    torch), or the first NaN. Found after the fact, so that forward alone stays one np.maximum per offset;
+    as the largest of (offsets − k)·[offset k holds it], numpy's boolean assignments being slow."""
+    count = math.prod(win.kernel)
+    rank = np.zeros(y.shape, np.uint8 if count < 256 else np.intp)
     for k, where in enumerate(win.offsets()):
         part = xp[where]
         hit = part == y
         if xp.dtype.kind == "f":
             hit |= np.isnan(part)
-        hit &= best < 0
-        best[hit] = k
-    return best
+        np.maximum(rank, hit * rank.dtype.type(count - k), out=rank)
+    return count - rank.astype(np.intp)
 
 
 def max_indices(best, win: Window, shape, storage_order):

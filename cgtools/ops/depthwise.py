@@ -2,14 +2,17 @@
 
 A depthwise filter reads one channel only, so there is no matrix product to give to the BLAS: the work is a
 few multiply-adds per element, and what costs is memory. Each channel's padded input is seen flat; a kernel
-offset is then a shift along that flat row, and each offset is one multiply-add over long contiguous rows
-(outputs land on a grid a little wider than the output and are cut out at the end), instead of im2col's copy
-of every window. With strides, the input is first split into its stride phases (x[::2, ::2], x[::2, 1::2],
-…): each offset reads one phase, unstrided.
+offset is then a shift along that flat row (outputs land on a grid a little wider than the output and are cut
+out at the end). Forward copies each offset's shifted rows side by side, a block of rows at a time, and
+multiplies them by the filters in one batched product (a copy per offset instead of im2col's copy of every
+window, or a multiply and an add per offset); backward does the same with the gradient's rows shifted the
+other way (X's gradient) and with the input's rows times the gradient (W's). With strides, the input is first
+split into its stride phases (x[::2, ::2], x[::2, 1::2], …): each offset reads one phase, unstrided.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -17,20 +20,11 @@ import numpy as np
 
 from cgtools.threads import parallel_map
 
-ROWS_ELEMENTS = 1 << 16  # elements of the rows one multiply-add covers: a block that stays in cache
+GATHERED_ELEMENTS = 1 << 18  # elements copied side by side per block of rows: a block that stays in cache
 
 
 def is_depthwise(X, W, group: int) -> bool:
     return group > 1 and group == X.shape[1] == W.shape[0] and W.shape[1] == 1
-
-
-def forward_pays(win) -> bool:
-    """Whether a forward pass is faster here than through im2col: unstrided, with long rows (strides add a copy
-    of the input; short rows cost a numpy call each for little work, and im2col's copies are then cheap)."""
-    return set(win.strides) == {1} and math.prod(win.out) >= FORWARD_ROW
-
-
-FORWARD_ROW = 1024  # outputs per channel from which depthwise_forward beats im2col
 
 
 class Grid(NamedTuple):
@@ -46,13 +40,8 @@ class Grid(NamedTuple):
         """The outputs among a (rows × phase grid) array's positions."""
         return flat.reshape(flat.shape[0], *self.shape)[(slice(None), *(slice(0, o) for o in self.out))]
 
-    def phases(self, padded: tuple):
-        """Each phase's index, where it sits in its grid, and the positions of the padded input it holds."""
-        for k, phase in enumerate(np.ndindex(*self.strides)):
-            taken = tuple(len(range(p, n, s)) for p, n, s in zip(phase, padded, self.strides))
-            yield k, (slice(None), *map(slice, taken)), (..., *(slice(p, None, s) for p, s in zip(phase, self.strides)))
 
-
+@functools.lru_cache(maxsize=256)  # a model's layers come back at every run; working one out takes 0.1 ms
 def grid_of(win) -> Grid:
     strides = tuple(win.strides)
     shape = tuple(-(-p // s) for p, s in zip(win.padded, strides))
@@ -66,19 +55,35 @@ def grid_of(win) -> Grid:
     return Grid(strides, shape, tuple(win.out), reads, span)
 
 
-def split_phases(xp, grid: Grid, padded: tuple):
-    """The padded input (N × C × …) as rows × phases × flat phase grid."""
-    rows = xp.shape[0] * xp.shape[1]
-    if len(set(grid.strides)) == 1 and grid.strides[0] == 1:
-        return xp.reshape(rows, 1, -1)
-    xq = np.zeros((rows, math.prod(grid.strides), *grid.shape), xp.dtype)
-    for k, inside, held in grid.phases(padded):
-        xq[(slice(None), k, *inside[1:])] = xp[held].reshape(rows, *xp[held].shape[2:])
-    return xq.reshape(rows, xq.shape[1], -1)
+def phases_of(x, grid: Grid, win):
+    """Rows of the input (rows × spatial…) padded with zeros as wide as the windows read (and beyond, to fill
+    every stride phase's grid), as rows × phases × flat phase grid (phase p of an axis: positions p, p + s, …)."""
+    whole = tuple(n * s for n, s in zip(grid.shape, grid.strides))
+    xp = np.zeros((x.shape[0], *whole), x.dtype)
+    xp[win.inner] = x
+    if set(grid.strides) == {1}:
+        return xp.reshape(x.shape[0], 1, -1)
+    n = len(grid.shape)
+    split = xp.reshape(x.shape[0], *(d for pair in zip(grid.shape, grid.strides) for d in pair))  # n1, s1, n2, s2 …
+    phases_first = split.transpose(0, *range(2, 2 + 2 * n, 2), *range(1, 1 + 2 * n, 2))
+    return np.ascontiguousarray(phases_first).reshape(x.shape[0], math.prod(grid.strides), -1)
 
 
-def row_blocks(rows: int, span: int):
-    step = max(1, ROWS_ELEMENTS // span)
+def merged_phases(gq, grid: Grid, win):
+    """phases_of's inverse, for a gradient: rows × phases × flat phase grid back to rows × spatial…, phase by
+    phase (one transposing copy would run its innermost loop over a phase axis of 2 or 3)."""
+    whole = tuple(n * s for n, s in zip(grid.shape, grid.strides))
+    if gq.shape[1] == 1:
+        return gq.reshape(gq.shape[0], *whole)[win.inner]
+    gp = np.empty((gq.shape[0], *whole), gq.dtype)
+    split = gq.reshape(gq.shape[0], -1, *grid.shape)
+    for k, phase in enumerate(np.ndindex(*grid.strides)):
+        gp[(slice(None), *(slice(p, None, s) for p, s in zip(phase, grid.strides)))] = split[:, k]
+    return gp[win.inner]
+
+
+def row_blocks(rows: int, per_row: int, elements: int):
+    step = max(1, elements // per_row)
     return [slice(r, r + step) for r in range(0, rows, step)]
 
 
@@ -88,67 +93,66 @@ def filters(W, rows: int, dtype):
     return np.tile(W.reshape(C, -1).astype(dtype, copy=False), (rows // C, 1))
 
 
-def depthwise_forward(xp, W, B, win):
-    """xp: the padded input, in the dtype to compute in."""
-    N, C = xp.shape[:2]
-    grid = grid_of(win)
-    xq = split_phases(xp, grid, win.padded)
-    w = filters(W, N * C, xp.dtype)
-    yf = np.empty((N * C, math.prod(grid.shape)), xp.dtype)
+def gathered(x, reads, span: int):
+    """rows × offsets × span: what each read (a phase of x, a shift along it) sees, side by side."""
+    cols = np.empty((x.shape[0], len(reads), span), x.dtype)
+    for k, (phase, shift) in enumerate(reads):
+        cols[:, k] = x[:, phase, shift:shift + span]
+    return cols
 
-    def multiply_add(rows):
-        y, x, ws = yf[rows, :grid.span], xq[rows], w[rows]
-        term = np.empty_like(y)
-        for k, (phase, shift) in enumerate(grid.reads):
-            part = np.multiply(x[:, phase, shift:shift + grid.span], ws[:, k:k + 1], out=term if k else y)
-            if k:
-                y += part
 
-    parallel_map(multiply_add, row_blocks(N * C, grid.span))
-    y = grid.outputs(yf).reshape(N, C, *win.out)
+# Every step works on one block of rows (sample × channel) from the input to the result: its padded copy, its
+# phases and its side-by-side reads stay in cache, and are small enough for the allocator to reuse from block
+# to block (input-sized temporaries cost page faults, as much as the arithmetic).
+
+
+def depthwise_forward(X, W, B, win):
+    """X: the input, in the dtype to compute in."""
+    N, C = X.shape[:2]
+    rows, grid = N * C, grid_of(win)
+    x, w = X.reshape(rows, *X.shape[2:]), filters(W, rows, X.dtype)[:, None, :]
+    y = np.empty((rows, *win.out), X.dtype)
+
+    def gathered_product(rs):
+        yf = np.empty((len(w[rs]), 1, math.prod(grid.shape)), X.dtype)
+        np.matmul(w[rs], gathered(phases_of(x[rs], grid, win), grid.reads, grid.span), out=yf[:, :, :grid.span])
+        y[rs] = grid.outputs(yf[:, 0])
+
+    parallel_map(gathered_product, row_blocks(rows, len(grid.reads) * math.prod(grid.shape), GATHERED_ELEMENTS))
+    y = y.reshape(N, C, *win.out)
     if B is not None:
-        y = y + B.astype(xp.dtype, copy=False).reshape(C, *(1,) * len(win.out))
-    return np.ascontiguousarray(y)
+        y += B.astype(X.dtype, copy=False).reshape(C, *(1,) * len(win.out))
+    return y
 
 
-def depthwise_backward(xp, W, grad, win, needs_x: bool, needs_w: bool):
-    """The gradients of X (each offset's multiply-add run backwards) and of W (each offset's dot product of the
-    gradient with the input it read); xp as depthwise_forward's."""
-    N, C = xp.shape[:2]
-    grid = grid_of(win)
-    gf = np.zeros((N * C, math.prod(grid.shape)), xp.dtype)
-    grid.outputs(gf)[...] = grad.reshape(N * C, *win.out)
-    gx = gw = None
-    if needs_x:
-        w = filters(W, N * C, xp.dtype)
-        gq = np.zeros((N * C, math.prod(grid.strides), gf.shape[1]), xp.dtype)
+def depthwise_backward(X, W, grad, win, needs_x: bool, needs_w: bool):
+    """The gradients of X and W, a block of rows at a time. X's, phase by phase: each position gets the
+    gradient of the outputs that read it, times the offset's weight, all its offsets' shifted gradient rows
+    side by side times the filters (as forward, the shifts turned around); W's: each offset's shifted input
+    rows side by side times the gradient. X as depthwise_forward's."""
+    N, C = X.shape[:2]
+    rows, grid = N * C, grid_of(win)
+    size, reach = math.prod(grid.shape), max(shift for _, shift in grid.reads)
+    x, g, w = X.reshape(rows, *X.shape[2:]), grad.reshape(rows, *win.out), filters(W, rows, X.dtype)
+    gx = np.empty(x.shape, X.dtype) if needs_x else None
+    gw = np.empty((rows, len(grid.reads), 1), X.dtype) if needs_w else None
+    by_phase = [(p, [k for k, (phase, _) in enumerate(grid.reads) if phase == p])
+                for p in range(math.prod(grid.strides))]
 
-        def multiply_add_back(rows):
-            g, ws, term = gf[rows, :grid.span], w[rows], np.empty((len(w[rows]), grid.span), xp.dtype)
-            for k, (phase, shift) in enumerate(grid.reads):
-                gq[rows, phase, shift:shift + grid.span] += np.multiply(g, ws[:, k:k + 1], out=term)
+    def block(rs):
+        gp = np.zeros((len(w[rs]), 1, reach + size), X.dtype)  # the gradient on the grid, after `reach` zeros
+        grid.outputs(gp[:, 0, reach:])[...] = g[rs]
+        if needs_x:
+            gq = np.zeros((len(w[rs]), len(by_phase), size), X.dtype)
+            for phase, ks in filter(lambda pk: pk[1], by_phase):
+                back = [(0, reach - grid.reads[k][1]) for k in ks]
+                np.matmul(w[rs][:, None, ks], gathered(gp, back, size), out=gq[:, phase:phase + 1])
+            gx[rs] = merged_phases(gq, grid, win)
+        if needs_w:
+            reads = gathered(phases_of(x[rs], grid, win), grid.reads, grid.span)
+            np.matmul(reads, gp[:, 0, reach:reach + grid.span, None], out=gw[rs])
 
-        parallel_map(multiply_add_back, row_blocks(N * C, grid.span))
-        gx = merge_phases(gq, grid, xp.shape)[win.inner]
-    if needs_w:
-        xq = split_phases(xp, grid, win.padded)
-        g = gf[:, :grid.span]
-
-        def dot_products(read):  # of the gradient with what one kernel offset read, row by row
-            phase, shift = read
-            return np.einsum("rl,rl->r", g, xq[:, phase, shift:shift + grid.span])
-
-        per_row = np.stack(parallel_map(dot_products, grid.reads), axis=1)
-        gw = per_row.reshape(N, C, -1).sum(axis=0).reshape(W.shape)
-    return gx, gw
-
-
-def merge_phases(gq, grid: Grid, shape: tuple):
-    """split_phases' inverse: rows × phases × flat phase grid back to the padded N × C × …"""
-    if gq.shape[1] == 1:
-        return gq.reshape(shape)
-    gp = np.empty(shape, gq.dtype)
-    gq = gq.reshape(gq.shape[0], gq.shape[1], *grid.shape)
-    for k, inside, held in grid.phases(shape[2:]):
-        gp[held] = gq[(slice(None), k, *inside[1:])].reshape(gp[held].shape)
-    return gp
+    if needs_x or needs_w:
+        parallel_map(block, row_blocks(rows, len(grid.reads) * size, GATHERED_ELEMENTS))
+    return (None if gx is None else gx.reshape(X.shape),
+            None if gw is None else gw.reshape(N, C, -1).sum(axis=0).reshape(W.shape))

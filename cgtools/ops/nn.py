@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 from cgtools.ops.base import Operation, register_op
+from cgtools.ops.elementwise import clipped, masked
 from cgtools.ops.unary import BLOCK, blockwise, erf
 
 
@@ -25,13 +26,13 @@ class Relu(Operation):
 
     @staticmethod
     def forward(ctx, x):
-        y = np.maximum(x, 0)
+        y = clipped(x, 0)  # -0 stays -0, as in torch and onnxruntime
         ctx.append(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        return (grad * (ctx[-1] > 0),)
+        return (masked(grad, ~(ctx[-1] <= 0)),)  # at NaN the gradient passes, as in torch
 
 
 @register_op("LeakyRelu")
@@ -45,11 +46,16 @@ class LeakyRelu(Operation):
     def forward(ctx, x, *, alpha: float = 0.01):
         positive = x > 0
         ctx.save(positive, alpha)
-        return np.where(positive, x, x * alpha)
+        # the larger of x and alpha·x for alpha ≤ 1, else the smaller: np.where is slow on a random mask
+        return (np.maximum if alpha <= 1 else np.minimum)(x, x * alpha)
 
     @staticmethod
     def backward(ctx, grad):
         positive, alpha = ctx
+        if 0 <= alpha <= 1:  # the slope, 1 or alpha, as the mask clipped to [alpha, 1]
+            slope = positive.astype(grad.dtype).clip(alpha, 1)
+            slope *= grad
+            return (slope,)
         return (np.where(positive, grad, grad * alpha),)
 
 
@@ -58,13 +64,15 @@ class LeakyRelu(Operation):
 
 
 def sigmoid(x):
-    """(tanh(x/2) + 1)/2, which never overflows (1/(1 + e^-x) does, for x < -88 in float32); big tensors on
-    cache-sized blocks, float16 in float32."""
+    """1/(1 + e^-x), as torch computes it: to float32's precision also where σ is tiny ((tanh(x/2) + 1)/2, faster
+    to overflow-proof, loses every digit there to the sum); e^-x overflowing to inf (x < -88) rightly gives 0.
+    Big tensors on cache-sized blocks, float16 in float32."""
     def logistic(block):
-        block *= 0.5
-        np.tanh(block, out=block)
-        block *= 0.5
-        block += 0.5
+        np.negative(block, out=block)
+        with np.errstate(over="ignore"):  # per block: the blocks may run on other threads
+            np.exp(block, out=block)
+        block += 1
+        np.reciprocal(block, out=block)
 
     y = np.array(x, np.result_type(x, np.float32))  # a copy to work in (integers as floats)
     if y.size <= BLOCK:
@@ -90,7 +98,12 @@ class Sigmoid(Operation):
     @staticmethod
     def backward(ctx, grad):
         y = ctx[0]
-        return (grad * (y - y * y),)
+        if grad.dtype != y.dtype or y.ndim == 0:  # (numpy gives scalars, not buffers, for 0-d arrays)
+            return (grad * (y - y * y),)
+        slope = y * y  # y − y², then times grad, in one buffer
+        np.subtract(y, slope, out=slope)
+        slope *= grad
+        return (slope,)
 
 
 @register_op("Softplus")
@@ -192,14 +205,19 @@ class HardSigmoid(Operation):
 
     @staticmethod
     def forward(ctx, x, *, alpha: float = 0.2, beta: float = 0.5):
-        z = alpha * x + beta
+        z = alpha * x
+        z += beta
         ctx.save(z, alpha)
-        return np.clip(z, 0, 1).astype(x.dtype, copy=False)
+        return z.clip(0, 1).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         z, alpha = ctx
-        return (grad * alpha * ((z > 0) & (z < 1)),)
+        inside = z > 0
+        inside &= z < 1
+        g = masked(grad, inside)
+        g *= alpha
+        return (g,)
 
 
 @register_op("Softmax")
@@ -211,15 +229,20 @@ class Softmax(Operation):
 
     @staticmethod
     def forward(ctx, x, *, axis: int = -1):
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-        y = e / e.sum(axis=axis, keepdims=True)
+        # in place and without the methods' Python wrappers: on attention's small tensors the calls are the cost
+        y = x - np.maximum.reduce(x, axis=axis, keepdims=True)
+        np.exp(y, out=y)
+        y /= np.add.reduce(y, axis=axis, keepdims=True)
         ctx.save(y, axis)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         y, axis = ctx
-        return (y * (grad - (grad * y).sum(axis=axis, keepdims=True)),)
+        g = grad * y
+        g = grad - np.add.reduce(g, axis=axis, keepdims=True)
+        g *= y
+        return (g,)
 
 
 @register_op("LogSoftmax")

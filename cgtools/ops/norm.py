@@ -93,17 +93,27 @@ def standardize(x, axes, epsilon):
     """(x − mean)/√(var + ε) over axes, with the mean and 1/√(var + ε) (axes kept, as length 1). The means
     are np.mean's own sum and division, without its Python wrapper (a layer norm runs on small tensors too)."""
     count = math.prod(x.shape[a] for a in axes)
-    mean = np.add.reduce(x, axis=axes, keepdims=True) / count
+    mean = np.add.reduce(x, axis=axes, keepdims=True)
+    mean /= count  # in place, as every step here: on small tensors numpy's calls cost more than the arithmetic
     centred = x - mean
-    variance = np.add.reduce(np.square(centred), axis=axes, keepdims=True) / count
+    variance = np.add.reduce(np.square(centred), axis=axes, keepdims=True)
+    variance /= count
     variance += epsilon
     inv_std = np.reciprocal(np.sqrt(variance, out=variance), out=variance)
-    return centred * inv_std, mean, inv_std
+    centred *= inv_std
+    return centred, mean, inv_std
 
 
 def standardize_backward(g, x_hat, inv_std, axes):
     """The gradient through standardize, given g = ∂L/∂x̂: the mean and the deviation depend on every x."""
-    return inv_std * (g - g.mean(axis=axes, keepdims=True) - x_hat * (g * x_hat).mean(axis=axes, keepdims=True))
+    return inv_std * (g - mean_over(g, axes) - x_hat * mean_over(g * x_hat, axes))
+
+
+def mean_over(x, axes):
+    """x.mean(axes, keepdims=True) without np.mean's Python wrapper, which costs more than the sum on small x."""
+    mean = np.add.reduce(x, axis=axes, keepdims=True)
+    mean /= math.prod(x.shape[a] for a in axes)
+    return mean
 
 
 @register_op("LayerNormalization")
@@ -122,7 +132,8 @@ class LayerNormalization(Operation):
             raise CgError(f"expected stash_type to be one of {described(FLOAT_TYPES)}, found {stash_type}")
         axes = tuple(range(axis % X.ndim, X.ndim))
         # Mean and InvStdDev are computed in stash_type, but never in less precision than X has.
-        x_hat, mean, inv_std = standardize(X.astype(np.result_type(X, FLOAT_TYPES[stash_type])), axes, epsilon)
+        x_hat, mean, inv_std = standardize(X.astype(np.result_type(X, FLOAT_TYPES[stash_type]), copy=False), axes,
+                                           epsilon)
         y = x_hat * Scale
         if B is not None:
             y += B
@@ -132,10 +143,12 @@ class LayerNormalization(Operation):
     @staticmethod
     def backward(ctx, grad, grad_mean=None, grad_inv_std=None):
         x_hat, inv_std, scale, axes = ctx
-        gx, g_scale, gb = np.zeros_like(x_hat), None, None
+        gx, g_scale, gb = None, None, None
         if grad is not None:  # the engine sums g_scale and gb down to Scale's and B's shapes
             gx = standardize_backward(grad * scale, x_hat, inv_std, axes)
             g_scale, gb = grad * x_hat, grad
+        else:
+            gx = np.zeros_like(x_hat)
         count = math.prod(x_hat.shape[a] for a in axes)
         if grad_mean is not None:  # ∂mean/∂x = 1/count
             gx += grad_mean / count

@@ -25,7 +25,7 @@ class Reshape(_Rearrange):
 
     @staticmethod
     def forward(ctx, data, shape, *, allowzero: int = 0):
-        dims = [int(d) for d in np.ravel(shape)]
+        dims = ints_of(shape)
         if not allowzero:
             dims = [data.shape[i] if d == 0 else d for i, d in enumerate(dims)]
         ctx.append(data.shape)
@@ -93,11 +93,12 @@ class Transpose(Operation):
     def forward(ctx, data, *, perm: list[int] = ()):
         order = tuple(perm) if perm else tuple(reversed(range(data.ndim)))
         ctx.append(order)
-        return np.transpose(data, order)
+        return data.transpose(order)  # the method: np.transpose's wrapper costs more than the view
 
     @staticmethod
     def backward(ctx, grad):
-        return (np.transpose(grad, np.argsort(ctx[0])),)
+        order = ctx[0]
+        return (grad.transpose(sorted(range(len(order)), key=order.__getitem__)),)  # the inverse permutation
 
 
 @register_op("Concat")

@@ -157,27 +157,27 @@ def erf(x):
 
     def rational(block):
         z = block * block
-        block *= horner(ERF_P, z, np.empty_like(z))
-        block /= horner(ERF_Q, z, np.empty_like(z))
-        clamp(block, 1.0)  # rounding must not pass ±1
+        block *= horner(ERF_P, z)
+        block /= horner(ERF_Q, z)
+        block.clip(-1.0, 1.0, out=block)  # rounding must not pass ±1
 
-    flat = blockwise(clamp(x.astype(np.float32).reshape(-1), 4.0), rational)
+    flat = x.astype(np.float32).reshape(-1)  # a copy, worked on in place
+    flat.clip(-4.0, 4.0, out=flat)
+    if flat.size <= BLOCK:
+        rational(flat)  # one block: no need for the blocks' bookkeeping
+    else:
+        blockwise(flat, rational)
     return flat.reshape(x.shape).astype(x.dtype, copy=False)
 
 
-def horner(coefficients, z, total):
-    """The polynomial Σ cᵢ zⁱ at z, into `total` (the coefficients Python floats: numpy adds those fastest)."""
-    total.fill(coefficients[-1])
-    for c in coefficients[-2::-1]:
+def horner(coefficients, z):
+    """The polynomial Σ cᵢ zⁱ at z (the coefficients Python floats: numpy adds those fastest)."""
+    total = z * coefficients[-1]
+    total += coefficients[-2]
+    for c in coefficients[-3::-1]:
         total *= z
         total += c
     return total
-
-
-def clamp(x, bound: float):
-    """x limited to [-bound, bound], in place (np.clip takes several times as long)."""
-    np.maximum(x, -bound, out=x)
-    return np.minimum(x, bound, out=x)
 
 
 @register_op("Erf")
