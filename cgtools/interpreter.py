@@ -21,7 +21,7 @@ from cgtools import compiled, numerics
 from cgtools.backward import BackwardStep, accumulate, backpropagate, described, failure_words, seed_gradient
 from cgtools.compiled import COMPILE_WHEN_WORTH_IT, CompilePolicy
 from cgtools.errors import CgError, did_you_mean, node_place
-from cgtools.memory import collector_paused
+from cgtools.memory import collector_paused, keep_freed_memory
 from cgtools.ops import Context, get_op
 from cgtools.ops.base import bound_forward
 from cgtools.runs import Run, SlotView
@@ -116,6 +116,7 @@ def run(graph, inputs=None, *, backward=True, seed=None, per_use=False, compilin
     """With `check_numerics`, a NaN or an infinity no mask made on purpose raises numerics.NumericsError naming
     the node that made it, forward or backward. With `seeds` ({tensor name: upstream gradient}, None for none),
     backward starts from all those tensors at once instead of from the loss (a subgraph's outputs)."""
+    keep_freed_memory()
     with collector_paused(), blas_threads():
         return _run(graph, inputs, backward, seed, per_use, plan_of(graph, compiling), loss, check_numerics, seeds)
 
