@@ -102,7 +102,9 @@ def stacked_sums(arrays) -> list[tuple[list, np.ndarray, np.ndarray]]:
     found = []
     for group in groups.values():
         rows = np.stack(group).reshape(len(group), -1)
-        found.append((group, np.add.reduce(rows, axis=1), np.add.reduce(np.square(rows, dtype=np.float64), axis=1)))
+        with np.errstate(over="ignore", invalid="ignore"):  # past float64's range: infinity, as rms says
+            found.append((group, np.add.reduce(rows, axis=1),
+                          np.add.reduce(np.square(rows, dtype=np.float64), axis=1)))
     return found
 
 
