@@ -16,7 +16,15 @@ import pytest
 
 import cgtools
 from cgtools.export import draw
-from cgtools.export.labels import float_summaries, format_number, format_tensor, format_type
+from cgtools.export.colours import blend, blends, rms
+from cgtools.export.labels import (
+    float_summaries,
+    format_number,
+    format_tensor,
+    format_type,
+    root_mean_squares,
+    stacked_sums,
+)
 from cgtools.export.table import TABLE_ROWS
 from cgtools.interpreter import compile_plan
 from cgtools.runs import BATCH, SMALL, arrays_of, surely_finite
@@ -214,26 +222,57 @@ def test_small_tensors_are_written_as_format_number_writes_each_element():
         assert format_type(a) == f"{a.dtype} [2×3]"
 
 
+def small_arrays(rng, shapes) -> list[np.ndarray]:
+    """Twenty float32 and twenty float64 arrays of each shape, of every scale, one with a NaN, one with an
+    infinity and one of zeros among them."""
+    arrays = []
+    for dtype in (np.float32, np.float64):
+        for shape in shapes:
+            for k in range(20):
+                a = np.asarray(rng.normal(size=shape) * 10.0 ** rng.integers(-8, 8), dtype)
+                a.flat[0] = np.nan if k == 3 else np.inf if k == 4 else a.flat[0]
+                arrays.append(np.zeros(shape, dtype) if k == 5 else a)
+    return arrays
+
+
 def test_summaries_made_a_shape_at_a_time_are_format_tensors_own():
     """float_summaries stacks the small tensors of one shape and sums the rows: each summary must be the one
     format_tensor writes of the tensor alone; those with a NaN or an infinity, or not C-ordered, are left out."""
     rng = np.random.default_rng(6)
-    arrays = []
-    for dtype in (np.float32, np.float64):
-        for shape in ((7,), (8,), (2, 4), (3, 3, 3), (129,), (4096,), (1, 9)):
-            for k in range(20):
-                a = (rng.normal(size=shape) * 10.0 ** rng.integers(-8, 8)).astype(dtype)
-                a.flat[0] = np.nan if k == 3 else np.inf if k == 4 else a.flat[0]
-                arrays.append(np.zeros(shape, dtype) if k == 5 else a)
+    arrays = small_arrays(rng, ((7,), (8,), (2, 4), (3, 3, 3), (129,), (4096,), (1, 9)))
     others = [np.ones((8, 4))[:, 0], np.arange(10.0).astype(np.float16), rng.normal(size=4097)]
     for precision in (2, 4, 6):
-        found = float_summaries(arrays + others, precision)
+        found = float_summaries(stacked_sums(arrays + others), precision)
         assert all(id(a) not in found for a in others)
         for a in arrays:
             if np.isfinite(a).all() and a.size > 6:
                 assert found[id(a)][0] is a and found[id(a)][1] == format_tensor(a, precision)
             else:
                 assert id(a) not in found
+
+
+def test_root_mean_squares_made_a_shape_at_a_time_are_rms_own():
+    """The colouring's rms of many small tensors from their stacked rows: each the very float rms gives the
+    tensor alone (infinity for a NaN or an infinity); what cannot be stacked is left to rms."""
+    rng = np.random.default_rng(9)
+    arrays = small_arrays(rng, ((), (1,), (3,), (8,), (2, 4), (5, 7), (4096,))) + [np.full(8, 1e200)]
+    others = [np.ones((8, 4))[:, 0], np.arange(10.0).astype(np.float16), np.arange(8), rng.normal(size=4097)]
+    found = root_mean_squares(stacked_sums(arrays + others))
+    assert all(id(a) not in found for a in others)
+    for a in arrays:
+        assert found[id(a)][0] is a and found[id(a)][1] == rms(a)
+
+
+@pytest.mark.parametrize("theme_name", ["slide", "paper", "dark"])
+def test_edge_colours_blended_at_once_are_blends_own(theme_name):
+    """The colours of many edges mixed on numpy arrays are blend's, one by one: at the ends, between anchors,
+    and on positions where a channel's mix falls half-way between two integers."""
+    from cgtools.export.themes import theme
+
+    anchors = theme(theme_name)["scale"]
+    ps = [0.0, 1.0, 0.5, *np.random.default_rng(3).random(5_000).tolist(), *np.linspace(0, 1, 4097).tolist()]
+    assert blends(anchors, ps) == [blend(anchors, p) for p in ps]
+    assert blends(anchors, []) == []
 
 
 def test_the_page_data_written_field_by_field_is_the_whole_documents_json():

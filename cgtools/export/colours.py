@@ -46,11 +46,18 @@ def rms(array) -> float | None:
     return value if math.isfinite(value) else math.inf
 
 
-def magnitudes(tensor: str, values: Mapping, grads: Mapping, diffs: Mapping | None) -> dict[str, float]:
-    """The tensor's magnitudes by measure, for those it has."""
-    found = {"value": rms(values.get(tensor)), "grad": rms(grads.get(tensor)),
+def magnitudes(tensor: str, values: Mapping, grads: Mapping, diffs: Mapping | None,
+               known: Mapping | None = None) -> dict[str, float]:
+    """The tensor's magnitudes by measure, for those it has; rms looked up in `known` (by id: (array, rms), as
+    labels.root_mean_squares makes them for many arrays at once) where it is there."""
+    found = {"value": known_rms(values.get(tensor), known), "grad": known_rms(grads.get(tensor), known),
              "diff": diffs.get(tensor) if diffs else None}
     return {measure: m for measure, m in found.items() if m is not None}
+
+
+def known_rms(array, known: Mapping | None) -> float | None:
+    found = known.get(id(array)) if known else None
+    return found[1] if found is not None and found[0] is array else rms(array)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,17 @@ def blend(anchors, p: float) -> str:
     return "#" + "".join(f"{round(x + (y - x) * f):02x}" for x, y in zip(a, b))
 
 
+def blends(anchors, ps: list[float]) -> list[str]:
+    """blend(anchors, p) of each p, the same arithmetic on numpy arrays (rint rounds half to even, as round does):
+    a 100,000-node page colours 170,000 edges by each measure."""
+    at = np.asarray(ps, dtype=np.float64) * (len(anchors) - 1)
+    i = np.minimum(at.astype(np.int64), len(anchors) - 2)  # int(at): at is 0 or more
+    ends = np.array([rgb(anchor) for anchor in anchors], dtype=np.float64)
+    a, b = ends[i], ends[i + 1]
+    mixed = np.rint(a + (b - a) * (at - i)[:, None]).astype(np.int64)
+    return [f"#{n:06x}" for n in (mixed[:, 0] << 16 | mixed[:, 1] << 8 | mixed[:, 2]).tolist()]
+
+
 def rgb(colour: str) -> tuple[int, int, int]:
     n = int(colour.lstrip("#"), 16)
     return n >> 16 & 255, n >> 8 & 255, n & 255
@@ -124,8 +142,10 @@ def edge_colours(found: list[dict], measure: str, t: dict, against: str = "") ->
     scale = scale_for(ms, t["scale"])
     if not any(m is not None for m in ms):
         return None
-    colours = [t["unmeasured"] if m is None else t["alert"] if not math.isfinite(m) else scale.colour(m)
-               for m in ms]
+    colours = [t["unmeasured"] if m is None else t["alert"] for m in ms]
+    measured = [k for k, m in enumerate(ms) if m is not None and math.isfinite(m)]
+    for k, colour in zip(measured, blends(scale.anchors, [scale.position(ms[k]) for k in measured])):
+        colours[k] = colour
     title = TITLES[measure] + (f" against {against}" if measure == "diff" and against else "") + ", log scale"
     zero = [("0", scale.colour(0))] if 0 in ms else []  # drawn as the low end
     ticks = zero + (scale.ticks() if any(m and math.isfinite(m) for m in ms) else [])

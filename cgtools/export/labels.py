@@ -91,24 +91,51 @@ def _mean_and_norm(mean: float, squares, size: int, precision: int) -> str:
     return f" μ={format_number(mean, precision)} ‖·‖={format_number(norm, precision)}"
 
 
-def float_summaries(arrays, precision: int = 4) -> dict[int, tuple[np.ndarray, str]]:
-    """format_tensor(a, precision) of each small, C-ordered float32 or float64 array past INLINE_ELEMENTS, made
-    a shape at a time: numpy sums each row of the stacked arrays as it sums the array alone, and a large graph's
-    200,000 small tensors take a few numpy calls instead of a million. By id(a), with `a` to check it is the same
-    array; arrays with a NaN or an infinity are left to format_tensor."""
+def stacked_sums(arrays) -> list[tuple[list, np.ndarray, np.ndarray]]:
+    """The small, C-ordered float32 and float64 arrays among `arrays` in groups of one dtype and shape, each group
+    with its arrays' sums and sums of squares (in float64): numpy sums each row of the stacked arrays as it sums
+    the array alone, and a large graph's 200,000 small tensors take a few numpy calls instead of a million."""
     groups: dict = {}
     for a in arrays:
-        if type(a) is np.ndarray and a.dtype in SUMMED and INLINE_ELEMENTS < a.size <= 4096 and a.flags.c_contiguous:
+        if type(a) is np.ndarray and a.dtype in SUMMED and 0 < a.size <= 4096 and a.flags.c_contiguous:
             groups.setdefault((a.dtype, a.shape), []).append(a)
-    found = {}
-    for (_, shape), group in groups.items():
+    found = []
+    for group in groups.values():
         rows = np.stack(group).reshape(len(group), -1)
-        totals = np.add.reduce(rows, axis=1)
-        squares = np.add.reduce(np.square(rows, dtype=np.float64), axis=1)
-        head = format_shape(shape)
-        for a, total, square in zip(group, totals, squares):
-            if math.isfinite(total):
-                found[id(a)] = (a, head + _mean_and_norm(float(total / a.size), square, a.size, precision))
+        with np.errstate(over="ignore", invalid="ignore"):  # past float64's range: infinity, as rms says
+            found.append((group, np.add.reduce(rows, axis=1),
+                          np.add.reduce(np.square(rows, dtype=np.float64), axis=1)))
+    return found
+
+
+def float_summaries(sums: list, precision: int = 4) -> dict[int, tuple[np.ndarray, str]]:
+    """format_tensor(a, precision) of each array past INLINE_ELEMENTS in `sums` (stacked_sums), a group at a time.
+    By id(a), with `a` to check it is the same array; arrays with a NaN or an infinity are left to format_tensor."""
+    found = {}
+    for group, totals, squares in sums:
+        size = group[0].size
+        if size <= INLINE_ELEMENTS:
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            means = (totals / size).astype(np.float64)  # in the arrays' dtype, as float(total / a.size)
+            norms = np.sqrt(squares)
+            means[np.abs(means) * math.sqrt(size) < 1e-9 * norms] = 0.0  # as _mean_and_norm rounds to 0
+        head = format_shape(group[0].shape)
+        for a, finite, mean, norm in zip(group, np.isfinite(totals).tolist(), _numbers(means.tolist(), precision),
+                                          _numbers(norms.tolist(), precision)):
+            if finite:
+                found[id(a)] = (a, f"{head} μ={mean} ‖·‖={norm}")
+    return found
+
+
+def root_mean_squares(sums: list) -> dict[int, tuple[np.ndarray, float]]:
+    """colours.rms of each array in `sums` (stacked_sums), by id(a), with `a` to check it is the same array."""
+    found = {}
+    for group, _, squares in sums:
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = np.sqrt(squares / group[0].size)
+        values[~np.isfinite(values)] = np.inf
+        found.update(zip(map(id, group), zip(group, values.tolist())))
     return found
 
 

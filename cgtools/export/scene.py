@@ -26,7 +26,9 @@ from cgtools.export.labels import (
     format_type,
     has_non_finite,
     op_symbol,
+    root_mean_squares,
     shorten,
+    stacked_sums,
 )
 from cgtools.export.themes import theme
 from cgtools.numerics import deliberate_infinities
@@ -182,7 +184,7 @@ def measure_and_mark(S: nx.MultiDiGraph, ids: dict[str, str], facts: Facts) -> N
     for _, _, data in S.edges(data=True):
         tensor = data["tensor"]
         if tensor not in found:
-            found[tensor] = magnitudes(tensor, facts.values, facts.grads, colouring.diffs)
+            found[tensor] = magnitudes(tensor, facts.values, facts.grads, colouring.diffs, facts.rms)
         data["measures"] = found[tensor]
     if colouring.mark and colouring.mark[0] in ids:
         node = S.nodes[ids[colouring.mark[0]]]
@@ -238,8 +240,9 @@ class Facts:
         self.finite_values = run is None or surely_finite(arrays_of(self.values))
         self.finite_grads = run is None or surely_finite(arrays_of(self.grads)) and surely_finite(self.shares.values())
         self.masked = frozenset() if self.finite_values else deliberate_infinities(graph, self.values)  # no alert
-        self.summaries = {} if run is None else float_summaries(
-            [*arrays_of(self.values), *arrays_of(self.grads), *self.shares.values()], view.precision)
+        sums = [] if run is None else stacked_sums([*arrays_of(self.values), *arrays_of(self.grads),
+                                                    *self.shares.values()])
+        self.summaries, self.rms = float_summaries(sums, view.precision), root_mean_squares(sums)
         self.folded = {} if "constants" in view.show else {
             name: format_tensor(leaf.value, view.precision) if leaf.value is not None and leaf.value.size <= 6
             else name for name, leaf in graph.leaves.items()
