@@ -128,8 +128,11 @@ def thread_count() -> int:
 
 
 def use_threads(n: int | None) -> None:
-    """From now on runs use `n` BLAS threads (None: decide again from the cores and the load)."""
+    """From now on runs use `n` BLAS threads (None: decide again from the cores and the load). The count already
+    chosen keeps its decision: finding the BLAS libraries again costs a millisecond, a small model's whole run."""
     global _chosen
+    if n is not None and n == _chosen:
+        return
     _chosen = n
     forget_decision()
 

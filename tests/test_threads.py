@@ -142,6 +142,19 @@ def test_a_decision_is_reused_for_a_few_seconds(monkeypatch):
     assert len(calls) == 2
 
 
+def test_choosing_the_same_count_again_keeps_the_decision_and_the_libraries_found(monkeypatch):
+    threads.use_threads(1)
+    threads.decided_count(), threads.blas_libraries()
+    monkeypatch.setattr(threads, "thread_count", lambda: pytest.fail("decided again"))
+    monkeypatch.setattr("threadpoolctl.ThreadpoolController", lambda: pytest.fail("libraries looked for again"))
+    try:
+        for _ in range(3):
+            threads.use_threads(1)
+            assert threads.decided_count() == 1 and threads.blas_libraries()
+    finally:
+        threads.use_threads(None)
+
+
 def test_a_run_applies_the_limit_to_openblas_and_restores_it_after(seen_in_runs):
     seen, document = seen_in_runs
     before = openblas_threads()
