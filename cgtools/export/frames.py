@@ -79,7 +79,12 @@ def pinned(D, layout: dict) -> str:
 def json_layout(scene) -> dict:
     """Graphviz's layout of the complete diagram (`dot -Tjson`): positions, sizes and drawing operations of
     every node and edge, with every label at full length. Frames and the TeX picture are drawn on it."""
-    return json.loads(render(dot_text(display_graph(scene)), "json"))
+    return layout_of(display_graph(scene))
+
+
+def layout_of(D) -> dict:
+    """Graphviz's layout (`dot -Tjson`) of the display graph `D`."""
+    return json.loads(render(dot_text(D), "json"))
 
 
 def placed_edges(layout: dict) -> list[dict]:

@@ -109,9 +109,10 @@ def page_doc(graph, run, view: View) -> dict:
         info[key]["rows"] += [["weight", text] for text in hover[len(hover) - len(weights):]]
     numbers = Numbers() if big and run is not None else None  # tooltips as numbers the page writes out
     edge_elements, tensors, label_nodes, edges = page_edges(scene, plan, run, label_at, big, t, numbers)
-    if numbers is not None and not numbers.finite():  # a NaN or an infinity: the tooltips as text
-        numbers = None
-        edge_elements, tensors, label_nodes, edges = page_edges(scene, plan, run, label_at, big, t, numbers)
+    packed = numbers.text() if numbers is not None else ""
+    if packed is None:  # a NaN or an infinity: the tooltips as text
+        packed = ""
+        edge_elements, tensors, label_nodes, edges = page_edges(scene, plan, run, label_at, big, t, None)
     elements += edge_elements
     nodes += label_nodes
     return {
@@ -119,7 +120,7 @@ def page_doc(graph, run, view: View) -> dict:
         "nodes": nodes, "styles": styles, "edges": edges, "info": info, "elements": elements, "tensors": tensors,
         "colouring": page_colouring(scene, t), "loss": run.loss if run is not None else None, "limit": DRAW_LIMIT,
         "window": WINDOW, "along": "x" if scene.view.rankdir in ("LR", "RL") else "y",
-        "numbers": numbers.text() if numbers is not None else "",
+        "numbers": packed,
         **page_groups(graph, scene, where, nodes, getattr(view, "collapse", None)),
         "steps": page_steps(plan, ids, len(graph.nodes)) if run is not None else {"active": [], "names": []},
     }

@@ -67,9 +67,10 @@ def draw_loss(ax, history, t: dict) -> None:
             gid="step-loss")
     ax.plot(history.epoch_ends(), history.epoch_means(), color=t["value"], linewidth=2.2, marker="o",
             markersize=4, label="mean loss per epoch", gid="epoch-loss")
-    if log_scale(history.losses):
+    logarithmic = log_scale(history.losses)
+    if logarithmic:
         ax.set_yscale("log")
-    ax.set_ylabel("loss" + (" (log scale)" if log_scale(history.losses) else ""))
+    ax.set_ylabel("loss" + (" (log scale)" if logarithmic else ""))
     tidy(ax, t)
     ax.legend(frameon=False, loc="upper right")
 

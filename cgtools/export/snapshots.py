@@ -8,12 +8,11 @@ once and a slider puts each snapshot's labels, tooltips and loss on it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
-from cgtools.export.dot import display_graph, dot_text, render
-from cgtools.export.frames import FrameFiles, frames_folder, pinned, write_drawings
+from cgtools.export.dot import display_graph, render
+from cgtools.export.frames import FrameFiles, frames_folder, layout_of, pinned, write_drawings
 from cgtools.export.grouping import diagram_scene
 from cgtools.export.html import fill_template, flat, node_info, page_doc, page_json, stage_labels, tensor_text
 from cgtools.export.labels import format_number
@@ -40,7 +39,7 @@ class Snapshots:
         refuse_oversized(len(graph.nodes), graph, FRAMES_LIMIT, "frames")
         self.fmt = fmt
         self.drawn = [display_graph(snapshot_scene(graph, snapshot, view)) for snapshot in snapshots]
-        self.layout = json.loads(render(dot_text(widest(self.drawn)), "json"))
+        self.layout = layout_of(widest(self.drawn))
 
     def __len__(self):
         return len(self.drawn)

@@ -27,15 +27,13 @@ class Numbers:
         self.size += array.size
         return at
 
-    def joined(self) -> np.ndarray:
-        return np.concatenate([a.ravel() for a in self.arrays]) if self.arrays else np.zeros(0, FLOAT32)
-
-    def finite(self) -> bool:
-        """Whether every number is finite (the script writes no NaN nor infinity; a page with one writes text)."""
-        return bool(np.isfinite(self.joined()).all())
-
-    def text(self) -> str:
-        return base64.b64encode(self.joined().astype(FLOAT32).tobytes()).decode()
+    def text(self) -> str | None:
+        """The bytes of every number, base64; None when one is not finite (the script writes no NaN nor infinity:
+        a page with one writes its tooltips as text)."""
+        joined = np.concatenate([a.ravel() for a in self.arrays]) if self.arrays else np.zeros(0, FLOAT32)
+        if not np.isfinite(joined).all():
+            return None
+        return base64.b64encode(joined.astype(FLOAT32).tobytes()).decode()
 
 
 def packable(value, grad, share) -> bool:
