@@ -12,10 +12,10 @@ from cgtools.export.frames import Frames
 from cgtools.export.html import to_html
 from cgtools.export.labels import format_number, format_shape
 from cgtools.export.scene import View, make_scene
-from cgtools.ops import REGISTRY, Operation, register_op
+from cgtools.ops import REGISTRY
 from cgtools.ops.base import WITHOUT_FORMULA, has_gradient
 from cgtools.parts import Node
-from helpers import EXAMPLES, ROOT
+from helpers import EXAMPLES, ROOT, register_cube
 
 GOLDEN = ROOT / "tests" / "golden"
 CHAIN = View(show=frozenset({"values", "grads", "chain"}))
@@ -88,25 +88,8 @@ def cube_graph():
                          "outputs": ["L"]})
 
 
-def register_cube(formulas):
-    @register_op("Cube")
-    class Cube(Operation):
-        """x³"""
-
-        local_gradients = formulas
-
-        @staticmethod
-        def forward(ctx, value):
-            ctx.append(value)
-            return value**3
-
-        @staticmethod
-        def backward(ctx, grad):
-            return [3 * ctx[-1] ** 2 * grad]
-
-
 def test_an_op_without_a_formula_says_local_gradient():
-    register_cube(None)
+    register_cube()
     graph = cube_graph()
     run = graph.run(per_use=True)
     edges = edge_texts(graph, run)
@@ -115,7 +98,7 @@ def test_an_op_without_a_formula_says_local_gradient():
 
 
 def test_an_op_registered_from_python_states_its_formula():
-    register_cube(("3{value}²",))
+    register_cube(local_gradients=("3{value}²",))
     graph = cube_graph()
     run = graph.run(per_use=True)
     assert edge_texts(graph, run)["x", "y"] == ["2", "∂L/∂x = ∂L/∂y · ∂y/∂x = 5 · 3x² = 60"]

@@ -7,7 +7,7 @@ import pytest
 
 import cgtools
 from cgtools.gradcheck import gradcheck
-from helpers import EXAMPLES, error_of, graph_of, run_in_process
+from helpers import EXAMPLES, error_of, graph_of, register_cube, run_in_process
 
 CUBE_INPUT = {"name": "x", "value": [1.0, -2.0, 0.5]}
 
@@ -15,27 +15,6 @@ CUBE_INPUT = {"name": "x", "value": [1.0, -2.0, 0.5]}
 def summed(tensor: str) -> dict:
     """The node L = Σ tensor, a scalar loss."""
     return {"op": "ReduceSum", "inputs": [tensor], "outputs": ["L"], "attrs": {"keepdims": 0}}
-
-
-def register_cube(op_type: str, right: bool):
-    """x³ registered the lecture's way; its backward is 3x² (right) or 2x² (wrong)."""
-    factor = 3.0 if right else 2.0
-
-    @cgtools.register_op(op_type)
-    class Cube(cgtools.Operation):
-        """x³"""
-
-        @staticmethod
-        def forward(ctx, value):
-            ctx.append(value)
-            return value**3
-
-        @staticmethod
-        def backward(ctx, grad_output):
-            value = ctx[-1]
-            return [factor * value**2 * grad_output]
-
-    return Cube
 
 
 def cube_graph(op_type: str) -> dict:
@@ -71,7 +50,7 @@ def test_the_traced_lecture_example_passes():
 
 
 def test_a_custom_op_with_a_wrong_backward_fails_and_is_named():
-    register_cube("GcCubeWrong", right=False)
+    register_cube("GcCubeWrong", factor=2.0)  # 2x², not 3x²
     report = gradcheck(cgtools.load(cube_graph("GcCubeWrong")))
     assert not report.ok
     worst = report.tensors[0]
@@ -83,7 +62,7 @@ def test_a_custom_op_with_a_wrong_backward_fails_and_is_named():
 
 
 def test_the_same_custom_op_with_the_right_backward_passes():
-    register_cube("GcCubeRight", right=True)
+    register_cube("GcCubeRight")
     report = gradcheck(cgtools.load(cube_graph("GcCubeRight")))
     assert report.ok and report.tensors[0].max_rel_error < 1e-8
     assert "FAIL" not in report.table()
@@ -142,7 +121,7 @@ def test_the_command_passes_a_good_graph(capsys):
 
 
 def test_the_command_fails_a_wrong_backward_and_names_the_tensor(capsys, tmp_path):
-    register_cube("GcCubeCli", right=False)
+    register_cube("GcCubeCli", factor=2.0)
     path = tmp_path / "cube.json"
     path.write_text(json.dumps(cube_graph("GcCubeCli")))
     result = run_in_process(capsys, "gradcheck", path)
